@@ -1,0 +1,9 @@
+import type { Command } from './command.js';
+import { versionCommand } from './version.js';
+
+/**
+ * Every program of the `pushgate` binary. Each subsystem exports its command from its own
+ * folder (gateway/, operator/, workloads/...) and is listed here once.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export const commands: Command<any>[] = [versionCommand];
