@@ -16,7 +16,8 @@ export interface StartedCluster {
   start(component: ClusterComponent): Promise<void>;
   down(): Promise<void>;
 }
-export type ClusterComponent = 'etcd' | 'kube-apiserver' | 'kube-controller-manager' | 'kube-scheduler' | 'kwok';
+export type ClusterComponent =
+  'etcd' | 'kube-apiserver' | 'kube-controller-manager' | 'kube-scheduler' | 'kwok';
 
 export interface StartedRedis {
   url: string;
