@@ -1,9 +1,10 @@
 import type { Command } from './command.js';
 import { versionCommand } from './version.js';
+import { nodeTunerCommand } from '../workloads/node-tuner/command.js';
 
 /**
  * Every program of the `pushgate` binary. Each subsystem exports its command from its own
  * folder (gateway/, operator/, workloads/...) and is listed here once.
  */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: Command<any>[] = [versionCommand];
+export const commands: Command<any>[] = [versionCommand, nodeTunerCommand];
