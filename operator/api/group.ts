@@ -1,0 +1,51 @@
+/**
+ * The one API group and version of pushgate's custom resources, and the names each kind is
+ * known by (kind, plural, singular, short names). Controllers, the CRD generator and tests
+ * all read them from here so a rename happens in one place.
+ */
+export const GROUP = 'pushgate.dev';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}` as const;
+
+/** `kubectl get pushgate` lists every pushgate resource (all three kinds). */
+export const CATEGORY = 'pushgate';
+
+/** The node label a region's pods select by default (the well-known Kubernetes topology label). */
+export const REGION_LABEL = 'topology.kubernetes.io/region';
+/** The node label pods are spread across inside a region. */
+export const ZONE_LABEL = 'topology.kubernetes.io/zone';
+
+export interface KindNames {
+  kind: string;
+  listKind: string;
+  plural: string;
+  singular: string;
+  shortNames: string[];
+}
+
+export const PUSH_GATEWAY = {
+  kind: 'PushGateway',
+  listKind: 'PushGatewayList',
+  plural: 'pushgateways',
+  singular: 'pushgateway',
+  shortNames: ['pgw'],
+} as const satisfies KindNames;
+
+export const TAG_CAMPAIGN = {
+  kind: 'TagCampaign',
+  listKind: 'TagCampaignList',
+  plural: 'tagcampaigns',
+  singular: 'tagcampaign',
+  shortNames: ['tc'],
+} as const satisfies KindNames;
+
+export const RATE_LIMIT_POLICY = {
+  kind: 'RateLimitPolicy',
+  listKind: 'RateLimitPolicyList',
+  plural: 'ratelimitpolicies',
+  singular: 'ratelimitpolicy',
+  shortNames: ['rlp'],
+} as const satisfies KindNames;
+
+/** The CRD object name of a kind: `<plural>.<group>`. */
+export const crdName = (names: KindNames) => `${names.plural}.${GROUP}`;

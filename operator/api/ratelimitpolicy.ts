@@ -1,0 +1,211 @@
+import { z } from 'zod';
+import { RATE_LIMIT_POLICY } from './group.js';
+import {
+  conditionsSchema,
+  kindSchema,
+  localObjectReferenceSchema,
+  parseOrThrow,
+  withRules,
+} from './shared.js';
+import { appIdSchema } from './tagcampaign.js';
+
+/**
+ * RateLimitPolicy: the platform team's limits for apps on one PushGateway. A per-app leaky
+ * bucket (GCRA, in Redis, keyed by app), per-device daily caps, the rate campaigns get by
+ * default and at most, and adaptive throttling that backs off when downstream errors or
+ * timeouts rise. Messages over a limit are deferred, never dropped.
+ */
+
+export const perAppLimitSchema = z
+  .object({
+    messagesPerSecond: z
+      .int()
+      .min(1)
+      .max(10_000_000)
+      .default(10_000)
+      .describe('Sustained messages per second for each app (GCRA emission rate). Defaults to 10000.'),
+    burst: z
+      .int()
+      .min(1)
+      .max(10_000_000)
+      .default(10_000)
+      .describe(
+        'Messages an idle app may send at once above the sustained rate (GCRA burst). Defaults to 10000.',
+      ),
+  })
+  .describe('Leaky bucket (GCRA) per app: the sustained rate and the burst above it.');
+
+export const perDeviceLimitSchema = withRules(
+  z.object({
+    messagesPerDay: z
+      .int()
+      .min(1)
+      .max(100_000)
+      .describe(
+        'Most messages one device receives from one app per day (UTC); the rest wait for the next day or expire.',
+      ),
+    highPriorityMessagesPerDay: z
+      .int()
+      .min(0)
+      .max(100_000)
+      .optional()
+      .describe('Of those, most high-priority messages per device per day. Defaults to messagesPerDay.'),
+  }),
+  'Daily caps per device, so no app floods a phone.',
+  [
+    {
+      rule: '!has(self.highPriorityMessagesPerDay) || self.highPriorityMessagesPerDay <= self.messagesPerDay',
+      message: 'highPriorityMessagesPerDay must not exceed messagesPerDay',
+      fieldPath: '.highPriorityMessagesPerDay',
+      check: (d) =>
+        d.highPriorityMessagesPerDay === undefined || d.highPriorityMessagesPerDay <= d.messagesPerDay,
+    },
+  ],
+);
+
+export const campaignRateLimitSchema = withRules(
+  z.object({
+    defaultMessagesPerSecond: z
+      .int()
+      .min(1)
+      .max(10_000_000)
+      .default(1_000)
+      .describe('Rate of a TagCampaign that sets no rate. Defaults to 1000.'),
+    maxMessagesPerSecond: z
+      .int()
+      .min(1)
+      .max(10_000_000)
+      .default(5_000)
+      .describe('Highest rate any one TagCampaign may run at; faster requests are capped. Defaults to 5000.'),
+  }),
+  'Rates TagCampaigns of these apps get.',
+  [
+    {
+      rule: 'self.defaultMessagesPerSecond <= self.maxMessagesPerSecond',
+      message: 'defaultMessagesPerSecond must not exceed maxMessagesPerSecond',
+      fieldPath: '.defaultMessagesPerSecond',
+      check: (c) => c.defaultMessagesPerSecond <= c.maxMessagesPerSecond,
+    },
+  ],
+);
+
+const percent = (description: string, dflt: number, min = 1) =>
+  z.int().min(min).max(100).default(dflt).describe(`${description} Defaults to ${dflt}.`);
+
+export const adaptiveThrottlingSchema = withRules(
+  z.object({
+    enabled: z
+      .boolean()
+      .default(true)
+      .describe('Slow down when downstream delivery degrades. Defaults to true.'),
+    errorRatioPercent: percent('Slow down when more than this percent of sends fail in the window.', 5),
+    timeoutRatioPercent: percent(
+      'Slow down when more than this percent of sends time out (no ack) in the window.',
+      10,
+    ),
+    windowSeconds: z
+      .int()
+      .min(5)
+      .max(3600)
+      .default(30)
+      .describe('Sliding window the ratios are measured over, in seconds. Defaults to 30.'),
+    decreasePercent: percent(
+      'On a breach, cut the current rate by this percent (multiplicative decrease).',
+      50,
+    ),
+    recoveryPercent: percent(
+      'While healthy, raise the rate by this percent of the configured rate per recovery step (additive increase).',
+      10,
+    ),
+    recoveryIntervalSeconds: z
+      .int()
+      .min(1)
+      .max(3600)
+      .default(10)
+      .describe('Seconds between recovery steps. Defaults to 10.'),
+    minRatePercent: percent('Never throttle below this percent of the configured rate.', 10),
+  }),
+  'Adaptive throttling (AIMD): back off when the error or timeout ratio passes its threshold, recover gradually.',
+  [
+    {
+      rule: 'self.decreasePercent < 100 || self.minRatePercent > 0',
+      message: 'decreasePercent 100 with minRatePercent 0 would stop sending for good',
+      fieldPath: '.decreasePercent',
+      check: (a) => a.decreasePercent < 100 || a.minRatePercent > 0,
+    },
+  ],
+);
+
+export const rateLimitPolicySpecSchema = withRules(
+  z.object({
+    gatewayRef: localObjectReferenceSchema('PushGateway whose traffic this policy limits'),
+    appIds: z
+      .array(appIdSchema('An app id.'))
+      .max(256)
+      .default([])
+      .refine((ids) => new Set(ids).size === ids.length, { message: 'app ids must be unique' })
+      .meta({
+        description:
+          'Apps the policy applies to. Empty (the default) means every app on the gateway without a policy of its own.',
+        'x-kubernetes-list-type': 'set',
+      }),
+    perApp: perAppLimitSchema.prefault({}),
+    perDevice: perDeviceLimitSchema.optional(),
+    campaigns: campaignRateLimitSchema.prefault({}),
+    adaptive: adaptiveThrottlingSchema.prefault({}),
+  }),
+  'Desired limits.',
+  [
+    {
+      rule: 'self.campaigns.maxMessagesPerSecond <= self.perApp.messagesPerSecond',
+      message: 'campaigns.maxMessagesPerSecond must not exceed perApp.messagesPerSecond',
+      fieldPath: '.campaigns.maxMessagesPerSecond',
+      check: (s) => s.campaigns.maxMessagesPerSecond <= s.perApp.messagesPerSecond,
+    },
+  ],
+);
+export type RateLimitPolicySpec = z.output<typeof rateLimitPolicySpecSchema>;
+export type RateLimitPolicySpecInput = z.input<typeof rateLimitPolicySpecSchema>;
+
+export const rateLimitPolicyStatusSchema = z
+  .object({
+    observedGeneration: z
+      .int()
+      .nonnegative()
+      .optional()
+      .describe('The .metadata.generation this status was computed from.'),
+    conditions: conditionsSchema.optional(),
+    appliedTo: z
+      .object({
+        gateway: z.string().max(253).optional().describe('The PushGateway the limits are in force on.'),
+        appIds: z
+          .array(z.string().max(63).describe('An app id.'))
+          .max(256)
+          .optional()
+          .describe(
+            'The apps the limits are in force for; empty means every app without a policy of its own.',
+          ),
+        targets: z
+          .string()
+          .max(256)
+          .optional()
+          .describe(
+            'One-line summary of what the policy applies to, such as "main: app-a, app-b" (for kubectl get).',
+          ),
+      })
+      .optional()
+      .describe('What the policy is in force on, as last written to the gateways.'),
+  })
+  .describe('Observed state of the policy, written by the operator.');
+export type RateLimitPolicyStatus = z.output<typeof rateLimitPolicyStatusSchema>;
+
+export const rateLimitPolicySchema = kindSchema(
+  RATE_LIMIT_POLICY,
+  rateLimitPolicySpecSchema,
+  rateLimitPolicyStatusSchema,
+);
+export type RateLimitPolicy = z.output<typeof rateLimitPolicySchema>;
+
+/** Validates a RateLimitPolicy and applies the documented defaults. */
+export const parseRateLimitPolicy = (obj: unknown): RateLimitPolicy =>
+  parseOrThrow(RATE_LIMIT_POLICY.kind, rateLimitPolicySchema, obj);

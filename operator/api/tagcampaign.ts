@@ -1,0 +1,273 @@
+import { z } from 'zod';
+import { TAG_CAMPAIGN } from './group.js';
+import {
+  conditionsSchema,
+  kindSchema,
+  localObjectReferenceSchema,
+  parseOrThrow,
+  stringMapSchema,
+  withRules,
+} from './shared.js';
+
+/**
+ * TagCampaign: push one message to every device of an app that carries a tag expression (or to
+ * every device of the app), at a controlled rate, inside a schedule. Throttled messages are
+ * deferred, never dropped; the status counts every outcome.
+ */
+
+/** An app id as devices and the push API know it. */
+export const APP_ID = /^[A-Za-z0-9]([A-Za-z0-9_.-]{0,62})$/;
+export const appIdSchema = (description: string) =>
+  z
+    .string()
+    .min(1)
+    .max(63)
+    .regex(APP_ID, 'must be letters, digits, _, . and - (1 to 63, starting with a letter or digit)')
+    .describe(description);
+
+/** A device tag: what an app attaches to devices (`vip`, `city:beijing`, `lang:zh-CN`). */
+export const TAG = /^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}$/;
+const tagList = (description: string) =>
+  z
+    .array(
+      z
+        .string()
+        .min(1)
+        .max(64)
+        .regex(TAG, 'must be a tag: letters, digits, _ . : @ - (1 to 64)')
+        .describe('A device tag.'),
+    )
+    .max(32)
+    .optional()
+    .describe(description);
+
+export const targetSchema = withRules(
+  z.object({
+    allDevices: z
+      .boolean()
+      .default(false)
+      .describe('Send to every device of the app (then allOf and anyOf must be empty). Defaults to false.'),
+    allOf: tagList('A device must carry every one of these tags.'),
+    anyOf: tagList('A device must carry at least one of these tags.'),
+    noneOf: tagList('A device must carry none of these tags (also applies with allDevices).'),
+  }),
+  'Which devices receive the message: a tag expression (allOf AND anyOf AND NOT noneOf), or allDevices.',
+  [
+    {
+      rule: 'self.allDevices != ((has(self.allOf) && size(self.allOf) > 0) || (has(self.anyOf) && size(self.anyOf) > 0))',
+      message: 'set exactly one of allDevices: true or a non-empty allOf/anyOf tag list',
+      check: (t) => t.allDevices !== ((t.allOf?.length ?? 0) > 0 || (t.anyOf?.length ?? 0) > 0),
+    },
+  ],
+);
+export type CampaignTarget = z.output<typeof targetSchema>;
+
+export const PRIORITIES = ['normal', 'high'] as const;
+/** 28 days, the longest TTL FCM allows. */
+export const MAX_TTL_SECONDS = 2_419_200;
+
+export const messageSchema = withRules(
+  z.object({
+    title: z.string().min(1).max(256).optional().describe('Notification title shown on the device.'),
+    body: z.string().min(1).max(4096).optional().describe('Notification body shown on the device.'),
+    data: stringMapSchema('Key/value data handed to the app with the message.', 64).optional(),
+    ttlSeconds: z
+      .int()
+      .min(0)
+      .max(MAX_TTL_SECONDS)
+      .default(86_400)
+      .describe(
+        'How long an undelivered message stays deliverable, in seconds (0 to 2419200). 0 means now ' +
+          'or never: delivered only to devices online at send time. Defaults to 86400 (one day).',
+      ),
+    priority: z
+      .enum(PRIORITIES)
+      .default('normal')
+      .describe('Delivery priority: normal or high (wakes the device). Defaults to normal.'),
+    collapseKey: z
+      .string()
+      .min(1)
+      .max(64)
+      .regex(/^[A-Za-z0-9_.:-]+$/, 'must be letters, digits, _ . : -')
+      .optional()
+      .describe(
+        'Messages with the same collapse key replace each other while undelivered; only the newest is kept.',
+      ),
+  }),
+  'The message to push.',
+  [
+    {
+      rule: 'has(self.title) || has(self.body) || (has(self.data) && size(self.data) > 0)',
+      message: 'a message needs a title, a body or data',
+      check: (m) => m.title !== undefined || m.body !== undefined || Object.keys(m.data ?? {}).length > 0,
+    },
+  ],
+);
+export type CampaignMessage = z.output<typeof messageSchema>;
+
+export const campaignRateSchema = z
+  .object({
+    messagesPerSecond: z
+      .int()
+      .min(1)
+      .max(1_000_000)
+      .describe(
+        'Messages sent per second (token bucket refill rate); capped by the RateLimitPolicy maximum.',
+      ),
+    burst: z
+      .int()
+      .min(1)
+      .max(1_000_000)
+      .optional()
+      .describe('Most messages sent at once when tokens have accumulated. Defaults to messagesPerSecond.'),
+  })
+  .describe("Send rate of this campaign. Omit to use the RateLimitPolicy's default campaign rate.");
+
+const HH_MM = /^([01][0-9]|2[0-3]):[0-5][0-9]$/;
+const clock = (description: string) =>
+  z.string().regex(HH_MM, 'must be a 24-hour time HH:MM, such as 22:00').describe(description);
+
+/**
+ * IANA zone names look like Area/Location (Asia/Shanghai, America/Argentina/Buenos_Aires,
+ * Etc/GMT+8) or a single word (UTC). The pattern catches typos of shape; whether the zone
+ * exists is checked against the tz database itself (Intl here; the API server's CEL loads it).
+ */
+export const TIME_ZONE = /^[A-Z][A-Za-z0-9_+-]*(\/[A-Z][A-Za-z0-9_+-]*)*$/;
+export function isKnownTimeZone(name: string): boolean {
+  if (!TIME_ZONE.test(name)) return false;
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: name });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export const quietHoursSchema = withRules(
+  z.object({
+    timeZone: z
+      .string()
+      .min(1)
+      .max(64)
+      .regex(TIME_ZONE, 'must be an IANA time zone name such as Asia/Shanghai')
+      .describe('IANA time zone the quiet hours are in, such as Asia/Shanghai.'),
+    start: clock('Local time quiet hours begin (HH:MM, 24-hour), such as 22:00.'),
+    end: clock(
+      'Local time quiet hours end (HH:MM, 24-hour), such as 08:00; may be before start (overnight).',
+    ),
+  }),
+  'Local hours in which nothing is sent; messages due then are deferred until the end, not dropped.',
+  [
+    {
+      // CEL has no "is this a zone" function, but getHours(zone) loads the zone from the tz
+      // database and fails on an unknown one, which rejects the object with this field's path.
+      // 'Local' is excluded because Go would resolve it to the API server's own zone.
+      rule: "self.timeZone != 'Local' && timestamp('2000-01-01T00:00:00Z').getHours(self.timeZone) >= 0",
+      message: 'timeZone must be a known IANA time zone such as Asia/Shanghai',
+      fieldPath: '.timeZone',
+      check: (q) => isKnownTimeZone(q.timeZone),
+    },
+    {
+      rule: 'self.start != self.end',
+      message: 'quiet hours start and end must differ',
+      fieldPath: '.end',
+      check: (q) => q.start !== q.end,
+    },
+  ],
+);
+export type QuietHours = z.output<typeof quietHoursSchema>;
+
+const dateTime = (description: string) => z.iso.datetime({ offset: true }).describe(description);
+
+export const scheduleSchema = withRules(
+  z.object({
+    startTime: dateTime(
+      'When sending may begin (RFC 3339). Defaults to as soon as the campaign is created.',
+    ).optional(),
+    deadline: dateTime(
+      'When sending stops (RFC 3339); devices not reached by then are counted as expired. Must be after startTime.',
+    ).optional(),
+    quietHours: quietHoursSchema.optional(),
+  }),
+  'When the campaign sends.',
+  [
+    {
+      rule: '!has(self.startTime) || !has(self.deadline) || timestamp(self.deadline) > timestamp(self.startTime)',
+      message: 'deadline must be after startTime',
+      fieldPath: '.deadline',
+      check: (s) => !s.startTime || !s.deadline || Date.parse(s.deadline) > Date.parse(s.startTime),
+    },
+  ],
+);
+export type CampaignSchedule = z.output<typeof scheduleSchema>;
+
+export const tagCampaignSpecSchema = z
+  .object({
+    gatewayRef: localObjectReferenceSchema('PushGateway that delivers the messages'),
+    appId: appIdSchema('The app whose devices are targeted.'),
+    target: targetSchema,
+    message: messageSchema,
+    rate: campaignRateSchema.optional(),
+    schedule: scheduleSchema.prefault({}),
+    suspend: z
+      .boolean()
+      .default(false)
+      .describe('Pause sending; set back to false to resume where it stopped. Defaults to false.'),
+    dryRun: z
+      .boolean()
+      .default(false)
+      .describe('Resolve and count the targets without sending anything. Defaults to false.'),
+  })
+  .describe('Desired state of the campaign.');
+export type TagCampaignSpec = z.output<typeof tagCampaignSpecSchema>;
+export type TagCampaignSpecInput = z.input<typeof tagCampaignSpecSchema>;
+
+export const CAMPAIGN_PHASES = ['Pending', 'Running', 'Suspended', 'Completed', 'Failed'] as const;
+export type CampaignPhase = (typeof CAMPAIGN_PHASES)[number];
+
+const counter = (description: string) => z.int().nonnegative().default(0).describe(description);
+export const campaignCountersSchema = z
+  .object({
+    targeted: counter('Devices matched by the target.'),
+    sent: counter('Messages handed to a gateway.'),
+    delivered: counter('Messages written to a device connection.'),
+    acked: counter('Messages the device acknowledged.'),
+    deferred: counter('Messages held back by a rate limit or quiet hours (kept, sent later).'),
+    expired: counter('Messages whose TTL or the deadline passed before delivery.'),
+    failed: counter('Messages that could not be sent.'),
+  })
+  .describe('Running totals of the campaign.');
+export type CampaignCounters = z.output<typeof campaignCountersSchema>;
+
+export const tagCampaignStatusSchema = z
+  .object({
+    observedGeneration: z
+      .int()
+      .nonnegative()
+      .optional()
+      .describe('The .metadata.generation this status was computed from.'),
+    phase: z
+      .enum(CAMPAIGN_PHASES)
+      .optional()
+      .describe('Pending (waiting for startTime), Running, Suspended, Completed or Failed.'),
+    conditions: conditionsSchema.optional(),
+    counters: campaignCountersSchema.optional(),
+    progress: z
+      .string()
+      .max(32)
+      .optional()
+      .describe(
+        'Share of targeted devices reached (delivered + expired + failed), such as 42% (for kubectl get).',
+      ),
+    startTime: dateTime('When sending began.').optional(),
+    completionTime: dateTime('When the campaign completed or failed.').optional(),
+  })
+  .describe('Observed state of the campaign, written by the operator and the dispatcher.');
+export type TagCampaignStatus = z.output<typeof tagCampaignStatusSchema>;
+
+export const tagCampaignSchema = kindSchema(TAG_CAMPAIGN, tagCampaignSpecSchema, tagCampaignStatusSchema);
+export type TagCampaign = z.output<typeof tagCampaignSchema>;
+
+/** Validates a TagCampaign and applies the documented defaults. */
+export const parseTagCampaign = (obj: unknown): TagCampaign =>
+  parseOrThrow(TAG_CAMPAIGN.kind, tagCampaignSchema, obj);
