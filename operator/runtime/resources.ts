@@ -1,0 +1,45 @@
+import type { ResourceType } from './kube.js';
+
+/**
+ * The built-in kinds the operator reads or writes, with their REST coordinates. A static
+ * table instead of discovery: these are GA APIs whose paths do not move, and a table makes
+ * every path the operator can touch visible (and matches the RBAC it is granted).
+ */
+const r = (
+  group: string,
+  version: string,
+  kind: string,
+  plural: string,
+  namespaced = true,
+): ResourceType => ({
+  group,
+  version,
+  kind,
+  plural,
+  namespaced,
+});
+
+export const Resources = {
+  Namespace: r('', 'v1', 'Namespace', 'namespaces', false),
+  Node: r('', 'v1', 'Node', 'nodes', false),
+  ConfigMap: r('', 'v1', 'ConfigMap', 'configmaps'),
+  Service: r('', 'v1', 'Service', 'services'),
+  ServiceAccount: r('', 'v1', 'ServiceAccount', 'serviceaccounts'),
+  Pod: r('', 'v1', 'Pod', 'pods'),
+  CoreEvent: r('', 'v1', 'Event', 'events'),
+  Deployment: r('apps', 'v1', 'Deployment', 'deployments'),
+  DaemonSet: r('apps', 'v1', 'DaemonSet', 'daemonsets'),
+  HorizontalPodAutoscaler: r('autoscaling', 'v2', 'HorizontalPodAutoscaler', 'horizontalpodautoscalers'),
+  PodDisruptionBudget: r('policy', 'v1', 'PodDisruptionBudget', 'poddisruptionbudgets'),
+  Role: r('rbac.authorization.k8s.io', 'v1', 'Role', 'roles'),
+  RoleBinding: r('rbac.authorization.k8s.io', 'v1', 'RoleBinding', 'rolebindings'),
+  Lease: r('coordination.k8s.io', 'v1', 'Lease', 'leases'),
+  Event: r('events.k8s.io', 'v1', 'Event', 'events'),
+  CustomResourceDefinition: r(
+    'apiextensions.k8s.io',
+    'v1',
+    'CustomResourceDefinition',
+    'customresourcedefinitions',
+    false,
+  ),
+} satisfies Record<string, ResourceType>;
