@@ -1,0 +1,50 @@
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { commands } from './commands.js';
+
+const run = promisify(execFile);
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const tsx = path.join(root, 'node_modules/.bin/tsx');
+
+/** Runs the real CLI entry point as a child process; resolves with exit code and output. */
+async function pushgate(args: string[], env: NodeJS.ProcessEnv = {}) {
+  try {
+    const { stdout, stderr } = await run(tsx, [path.join(root, 'cli/pushgate.ts'), ...args], {
+      env: { ...process.env, ...env },
+    });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe('pushgate CLI', () => {
+  it('lists every command in its usage', async () => {
+    const { code, stdout } = await pushgate(['--help']);
+    expect(code).toBe(0);
+    for (const c of commands) expect(stdout).toContain(c.name);
+  });
+
+  it('has --help for every command', async () => {
+    for (const c of commands) {
+      const { code, stdout } = await pushgate([c.name, '--help']);
+      expect(code, c.name).toBe(0);
+      expect(stdout).toContain(`Usage: pushgate ${c.name}`);
+    }
+  });
+
+  it('stops on an unknown command or a bad flag with one line naming it', async () => {
+    const unknown = await pushgate(['frobnicate']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr.trim().split('\n')).toHaveLength(1);
+    expect(unknown.stderr).toContain("unknown command 'frobnicate'");
+
+    const badFlag = await pushgate(['version', '--bogus']);
+    expect(badFlag.code).toBe(2);
+    expect(badFlag.stderr.trim()).toBe('pushgate version: unknown flag --bogus (see --help)');
+  });
+});
