@@ -11,6 +11,7 @@ import {
   stringMapSchema,
   withRules,
   objectName,
+  defaultsToFull,
 } from './shared.js';
 
 /**
@@ -357,21 +358,21 @@ export const pushGatewaySpecSchema = z
       { min: 1, max: 8 },
       'The regions gateways run in (1 to 8), keyed by name.',
     ),
-    ports: portsSchema.prefault({}),
+    ports: defaultsToFull(portsSchema),
     tls: tlsSchema.optional(),
-    heartbeat: heartbeatSchema.prefault({}),
-    drain: drainSchema.prefault({}),
+    heartbeat: defaultsToFull(heartbeatSchema),
+    drain: defaultsToFull(drainSchema),
     redis: redisSchema,
     sidecars: namedList(
       sidecarSchema,
       { max: 8 },
       'Extra containers in every gateway pod, keyed by name.',
     ).default([]),
-    nodeTuning: nodeTuningSchema.prefault({}),
-    service: serviceSchema.prefault({}),
-    placement: placementSchema.prefault({}),
-    scaling: scalingSchema.prefault({}),
-    metricsAdapter: metricsAdapterSchema.prefault({}),
+    nodeTuning: defaultsToFull(nodeTuningSchema),
+    service: defaultsToFull(serviceSchema),
+    placement: defaultsToFull(placementSchema),
+    scaling: defaultsToFull(scalingSchema),
+    metricsAdapter: defaultsToFull(metricsAdapterSchema),
   })
   .describe('Desired state of the gateways.');
 export type PushGatewaySpec = z.output<typeof pushGatewaySpecSchema>;

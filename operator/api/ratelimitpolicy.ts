@@ -6,6 +6,7 @@ import {
   localObjectReferenceSchema,
   parseOrThrow,
   withRules,
+  defaultsToFull,
 } from './shared.js';
 import { appIdSchema } from './tagcampaign.js';
 
@@ -89,11 +90,11 @@ export const campaignRateLimitSchema = withRules(
   ],
 );
 
-const percent = (description: string, dflt: number, min = 1) =>
-  z.int().min(min).max(100).default(dflt).describe(`${description} Defaults to ${dflt}.`);
+const percent = (description: string, dflt: number, max = 100) =>
+  z.int().min(1).max(max).default(dflt).describe(`${description} Defaults to ${dflt}.`);
 
-export const adaptiveThrottlingSchema = withRules(
-  z.object({
+export const adaptiveThrottlingSchema = z
+  .object({
     enabled: z
       .boolean()
       .default(true)
@@ -110,8 +111,9 @@ export const adaptiveThrottlingSchema = withRules(
       .default(30)
       .describe('Sliding window the ratios are measured over, in seconds. Defaults to 30.'),
     decreasePercent: percent(
-      'On a breach, cut the current rate by this percent (multiplicative decrease).',
+      'On a breach, cut the current rate by this percent, 1 to 99 (multiplicative decrease; 100 would stop sending).',
       50,
+      99,
     ),
     recoveryPercent: percent(
       'While healthy, raise the rate by this percent of the configured rate per recovery step (additive increase).',
@@ -124,17 +126,10 @@ export const adaptiveThrottlingSchema = withRules(
       .default(10)
       .describe('Seconds between recovery steps. Defaults to 10.'),
     minRatePercent: percent('Never throttle below this percent of the configured rate.', 10),
-  }),
-  'Adaptive throttling (AIMD): back off when the error or timeout ratio passes its threshold, recover gradually.',
-  [
-    {
-      rule: 'self.decreasePercent < 100 || self.minRatePercent > 0',
-      message: 'decreasePercent 100 with minRatePercent 0 would stop sending for good',
-      fieldPath: '.decreasePercent',
-      check: (a) => a.decreasePercent < 100 || a.minRatePercent > 0,
-    },
-  ],
-);
+  })
+  .describe(
+    'Adaptive throttling (AIMD): back off when the error or timeout ratio passes its threshold, recover gradually.',
+  );
 
 export const rateLimitPolicySpecSchema = withRules(
   z.object({
@@ -149,10 +144,10 @@ export const rateLimitPolicySpecSchema = withRules(
           'Apps the policy applies to. Empty (the default) means every app on the gateway without a policy of its own.',
         'x-kubernetes-list-type': 'set',
       }),
-    perApp: perAppLimitSchema.prefault({}),
+    perApp: defaultsToFull(perAppLimitSchema),
     perDevice: perDeviceLimitSchema.optional(),
-    campaigns: campaignRateLimitSchema.prefault({}),
-    adaptive: adaptiveThrottlingSchema.prefault({}),
+    campaigns: defaultsToFull(campaignRateLimitSchema),
+    adaptive: defaultsToFull(adaptiveThrottlingSchema),
   }),
   'Desired limits.',
   [

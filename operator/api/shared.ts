@@ -47,6 +47,15 @@ export function withRules<S extends z.ZodType>(
   return refined.meta({ description, 'x-kubernetes-validations': celOf(rules) }) as S;
 }
 
+/**
+ * `schema`, defaulting (when absent) to its own value parsed from `{}`, written out in full.
+ * The API server validates a schema default as written, without applying the nested defaults
+ * first, so a bare `{}` default would fail every CEL rule that reads a nested field.
+ */
+export function defaultsToFull<S extends z.ZodType>(schema: S) {
+  return schema.prefault(schema.parse({}) as never);
+}
+
 /** An RFC 1123 DNS label: what Kubernetes accepts as a Service/Secret/region name. */
 export const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 export const dnsLabel = (description: string) =>
@@ -70,8 +79,8 @@ export const objectName = (description: string) =>
 /** A reference to another object in the same namespace, by name. */
 export const localObjectReferenceSchema = (what: string) =>
   z
-    .object({ name: objectName(`Name of the ${what} in the same namespace.`) })
-    .describe(`The ${what} this refers to.`);
+    .object({ name: objectName(`Name of the ${what} (same namespace).`) })
+    .describe(`Reference to the ${what}.`);
 
 /** A key inside a Secret in the same namespace. */
 export const secretKeyReferenceSchema = (what: string, defaultKey: string) =>
@@ -207,10 +216,8 @@ export function namedList<S extends z.ZodType<{ name: string }>>(
   { min = 0, max }: { min?: number; max: number },
   description: string,
 ) {
-  return z
-    .array(item)
-    .min(min)
-    .max(max)
+  const list = z.array(item).max(max);
+  return (min > 0 ? list.min(min) : list)
     .superRefine((items, ctx) => {
       items.forEach((it, i) => {
         if (items.findIndex((other) => other.name === it.name) !== i) {

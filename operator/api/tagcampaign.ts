@@ -7,6 +7,7 @@ import {
   parseOrThrow,
   stringMapSchema,
   withRules,
+  defaultsToFull,
 } from './shared.js';
 
 /**
@@ -143,14 +144,28 @@ export function isKnownTimeZone(name: string): boolean {
   }
 }
 
+/**
+ * An IANA time zone name. CEL has no "is this a zone" function, but getHours(zone) loads the
+ * zone from the API server's tz database and fails on an unknown one; the failure rejects the
+ * object with this field's path and the loader's message ("unknown time zone X"). The rule sits
+ * on the string itself so the error names spec.schedule.quietHours.timeZone. 'Local' is excluded
+ * because Go would resolve it to the API server's own zone.
+ */
+export const timeZoneSchema = withRules(
+  z.string().min(1).max(64).regex(TIME_ZONE, 'must be an IANA time zone name such as Asia/Shanghai'),
+  'IANA time zone the quiet hours are in, such as Asia/Shanghai.',
+  [
+    {
+      rule: "self != 'Local' && timestamp('2000-01-01T00:00:00Z').getHours(self) >= 0",
+      message: 'must be a known IANA time zone such as Asia/Shanghai',
+      check: isKnownTimeZone,
+    },
+  ],
+);
+
 export const quietHoursSchema = withRules(
   z.object({
-    timeZone: z
-      .string()
-      .min(1)
-      .max(64)
-      .regex(TIME_ZONE, 'must be an IANA time zone name such as Asia/Shanghai')
-      .describe('IANA time zone the quiet hours are in, such as Asia/Shanghai.'),
+    timeZone: timeZoneSchema,
     start: clock('Local time quiet hours begin (HH:MM, 24-hour), such as 22:00.'),
     end: clock(
       'Local time quiet hours end (HH:MM, 24-hour), such as 08:00; may be before start (overnight).',
@@ -158,15 +173,6 @@ export const quietHoursSchema = withRules(
   }),
   'Local hours in which nothing is sent; messages due then are deferred until the end, not dropped.',
   [
-    {
-      // CEL has no "is this a zone" function, but getHours(zone) loads the zone from the tz
-      // database and fails on an unknown one, which rejects the object with this field's path.
-      // 'Local' is excluded because Go would resolve it to the API server's own zone.
-      rule: "self.timeZone != 'Local' && timestamp('2000-01-01T00:00:00Z').getHours(self.timeZone) >= 0",
-      message: 'timeZone must be a known IANA time zone such as Asia/Shanghai',
-      fieldPath: '.timeZone',
-      check: (q) => isKnownTimeZone(q.timeZone),
-    },
     {
       rule: 'self.start != self.end',
       message: 'quiet hours start and end must differ',
@@ -208,7 +214,7 @@ export const tagCampaignSpecSchema = z
     target: targetSchema,
     message: messageSchema,
     rate: campaignRateSchema.optional(),
-    schedule: scheduleSchema.prefault({}),
+    schedule: defaultsToFull(scheduleSchema),
     suspend: z
       .boolean()
       .default(false)
