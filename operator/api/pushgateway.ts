@@ -294,7 +294,9 @@ export const placementSchema = z
         whenUnsatisfiable: z
           .enum(['ScheduleAnyway', 'DoNotSchedule'])
           .default('ScheduleAnyway')
-          .describe('What to do when the spread cannot be kept: ScheduleAnyway (default) or DoNotSchedule.'),
+          .describe(
+            'What to do when the spread cannot be kept: ScheduleAnyway or DoNotSchedule. Defaults to ScheduleAnyway.',
+          ),
       })
       .prefault({})
       .describe('Topology spread of gateway pods across zones inside a region.'),

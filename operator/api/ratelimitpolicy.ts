@@ -138,7 +138,12 @@ export const rateLimitPolicySpecSchema = withRules(
       .array(appIdSchema('An app id.'))
       .max(256)
       .default([])
-      .refine((ids) => new Set(ids).size === ids.length, { message: 'app ids must be unique' })
+      .superRefine((ids, ctx) => {
+        ids.forEach((id, i) => {
+          if (ids.indexOf(id) !== i)
+            ctx.addIssue({ code: 'custom', message: `duplicate app id "${id}"`, path: [i] });
+        });
+      })
       .meta({
         description:
           'Apps the policy applies to. Empty (the default) means every app on the gateway without a policy of its own.',

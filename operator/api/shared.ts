@@ -162,8 +162,7 @@ export const conditionSchema = z
     message: z
       .string()
       .max(32768)
-      .default('')
-      .describe('A sentence saying why the condition has its status, for humans.'),
+      .describe('A sentence saying why the condition has its status, for humans (may be empty).'),
   })
   .describe('One observation of the state of the object.');
 export type Condition = z.output<typeof conditionSchema>;
