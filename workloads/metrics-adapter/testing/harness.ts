@@ -1,0 +1,160 @@
+import * as k8s from '@kubernetes/client-node';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { generateServingCert } from '../tls.js';
+import { buildMetricsAPIServices } from '../wiring.js';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+
+export interface RunningAdapter {
+  port: number;
+  /** PEM of the adapter's serving certificate (the APIService caBundle). */
+  servingCert: string;
+  logs(): string;
+  /** Whether the process is still running (bad input must not crash it). */
+  alive(): boolean;
+  stop(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/**
+ * Runs the real `pushgate metrics-adapter` on the host and wires it into a local cluster the
+ * way a cluster without in-cluster networking can reach it: a Service of type ExternalName
+ * pointing at localhost (the aggregator dials localhost:<port>), and the two APIServices
+ * with the adapter's certificate as caBundle. For the integration tests; resolves once the
+ * aggregator reports the APIService Available.
+ */
+export async function startAdapterBehindAggregator(opts: {
+  kubeconfig: string;
+  redisUrl: string;
+  keyPrefix: string;
+  namespace: string;
+  serviceName?: string;
+}): Promise<RunningAdapter> {
+  const serviceName = opts.serviceName ?? 'pushgate-metrics-adapter';
+  const kc = new k8s.KubeConfig();
+  kc.loadFromFile(opts.kubeconfig);
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const registration = kc.makeApiClient(k8s.ApiregistrationV1Api);
+
+  const port = await freePort();
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'pg-adapter-'));
+  // The aggregator verifies the name it dials through the Service: <service>.<namespace>.svc.
+  const serving = await generateServingCert([
+    `${serviceName}.${opts.namespace}.svc`,
+    'localhost',
+    '127.0.0.1',
+  ]);
+  await writeFile(path.join(dir, 'tls.crt'), serving.cert);
+  await writeFile(path.join(dir, 'tls.key'), serving.key);
+
+  let logs = '';
+  let exited = false;
+  const child: ChildProcess = spawn(
+    path.join(repoRoot, 'node_modules/.bin/tsx'),
+    [
+      path.join(repoRoot, 'cli/pushgate.ts'),
+      'metrics-adapter',
+      '--port',
+      String(port),
+      '--host',
+      '127.0.0.1',
+      '--redis-url',
+      opts.redisUrl,
+      '--redis-key-prefix',
+      opts.keyPrefix,
+      '--kubeconfig',
+      opts.kubeconfig,
+      '--tls-cert-file',
+      path.join(dir, 'tls.crt'),
+      '--tls-key-file',
+      path.join(dir, 'tls.key'),
+    ],
+    { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PUSHGATE_LOG_LEVEL: 'info' } },
+  );
+  child.stdout!.on('data', (d: Buffer) => (logs += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (logs += d.toString()));
+  const exitedPromise = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      exited = true;
+      resolve();
+    }),
+  );
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`metrics-adapter did not start in 30 s:\n${logs}`)),
+      30_000,
+    );
+    const check = () => {
+      if (logs.includes('metrics adapter serving')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout!.on('data', check);
+    void exitedPromise.then(() => {
+      clearTimeout(timer);
+      reject(new Error(`metrics-adapter exited:\n${logs}`));
+    });
+  });
+
+  await core.createNamespacedService({
+    namespace: opts.namespace,
+    body: {
+      metadata: { name: serviceName },
+      spec: { type: 'ExternalName', externalName: 'localhost', ports: [{ name: 'https', port }] },
+    },
+  });
+  for (const apiService of buildMetricsAPIServices({
+    namespace: opts.namespace,
+    name: serviceName,
+    port,
+    caBundle: serving.cert,
+  })) {
+    // A run that crashed may have left its APIService behind; the group has one owner.
+    await registration.deleteAPIService({ name: apiService.metadata!.name! }).catch(() => undefined);
+    await registration.createAPIService({ body: apiService });
+  }
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const states = await Promise.all(
+      ['v1beta2', 'v1beta1'].map(async (v) => {
+        const s = await registration.readAPIService({ name: `${v}.custom.metrics.k8s.io` });
+        return s.status?.conditions?.find((c) => c.type === 'Available');
+      }),
+    );
+    if (states.every((c) => c?.status === 'True')) break;
+    if (Date.now() > deadline) {
+      throw new Error(`APIService not Available: ${JSON.stringify(states)}\nadapter logs:\n${logs}`);
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+
+  return {
+    port,
+    servingCert: serving.cert,
+    logs: () => logs,
+    alive: () => !exited,
+    async stop() {
+      for (const v of ['v1beta2', 'v1beta1']) {
+        await registration.deleteAPIService({ name: `${v}.custom.metrics.k8s.io` }).catch(() => undefined);
+      }
+      if (!exited) {
+        child.kill('SIGTERM');
+        await exitedPromise;
+      }
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
