@@ -247,13 +247,13 @@ export class Informer<T extends KubeObject = KubeObject> {
       let settled = false;
       let watchdog: NodeJS.Timeout | undefined;
       let gotEvent = false;
-      let handle: WatchHandle | undefined;
+      const stream: { handle?: WatchHandle } = {};
       const finish = (o: WatchOutcome) => {
         if (settled) return;
         settled = true;
         if (watchdog) clearTimeout(watchdog);
         this.wakeStop = undefined;
-        handle?.abort();
+        stream.handle?.abort();
         resolve(o);
       };
       const feedWatchdog = () => {
@@ -300,7 +300,8 @@ export class Informer<T extends KubeObject = KubeObject> {
         );
       };
       feedWatchdog();
-      handle = this.source.watch(box.rv, onEvent, onEnd);
+      const handle = this.source.watch(box.rv, onEvent, onEnd);
+      stream.handle = handle;
       if (settled) handle.abort();
       this.current = handle;
       if (!settled) this.wakeStop = () => finish({ reason: 'stopped' });

@@ -33,6 +33,14 @@ export const Resources = {
   PodDisruptionBudget: r('policy', 'v1', 'PodDisruptionBudget', 'poddisruptionbudgets'),
   Role: r('rbac.authorization.k8s.io', 'v1', 'Role', 'roles'),
   RoleBinding: r('rbac.authorization.k8s.io', 'v1', 'RoleBinding', 'rolebindings'),
+  ClusterRole: r('rbac.authorization.k8s.io', 'v1', 'ClusterRole', 'clusterroles', false),
+  ClusterRoleBinding: r(
+    'rbac.authorization.k8s.io',
+    'v1',
+    'ClusterRoleBinding',
+    'clusterrolebindings',
+    false,
+  ),
   Lease: r('coordination.k8s.io', 'v1', 'Lease', 'leases'),
   Event: r('events.k8s.io', 'v1', 'Event', 'events'),
   CustomResourceDefinition: r(
@@ -43,3 +51,12 @@ export const Resources = {
     false,
   ),
 } satisfies Record<string, ResourceType>;
+
+/** The ResourceType of a manifest, by its apiVersion and kind (only kinds in the table above). */
+export function resourceOf(obj: { apiVersion?: string; kind?: string }): ResourceType {
+  const found = Object.values(Resources).find(
+    (t) => t.kind === obj.kind && (t.group ? `${t.group}/${t.version}` : t.version) === obj.apiVersion,
+  );
+  if (!found) throw new Error(`no resource type for ${obj.apiVersion} ${obj.kind}`);
+  return found;
+}

@@ -1,0 +1,142 @@
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import * as k8s from '@kubernetes/client-node';
+import { z } from 'zod';
+import { defineCommand, untilSignal } from '../cli/command.js';
+import { ConfigError, opt } from '../common/config.js';
+import { PushGatewayController } from './controllers/pushgateway/controller.js';
+import { EventRecorder } from './runtime/events.js';
+import { KubeClient } from './runtime/kube.js';
+import { Manager } from './runtime/manager.js';
+import { OperatorMetrics } from './runtime/metrics.js';
+
+const require = createRequire(import.meta.url);
+function packageVersion(): string {
+  // package.json sits two levels up from both operator/ (tsx) and dist/operator/ (compiled).
+  for (const p of ['../package.json', '../../package.json']) {
+    try {
+      return (require(p) as { version: string }).version;
+    } catch {
+      /* try the next */
+    }
+  }
+  return 'latest';
+}
+
+export const DEFAULT_IMAGE = `ghcr.io/pushgate/pushgate:${packageVersion()}`;
+
+export const operatorCommand = defineCommand({
+  name: 'operator',
+  summary:
+    'Run the pushgate operator: reconcile PushGateways into per-region gateways, with leader election.',
+  options: {
+    kubeconfig: {
+      schema: z.string().default(''),
+      env: 'KUBECONFIG',
+      description: 'Kubeconfig file; empty = in-cluster service account.',
+    },
+    namespace: {
+      schema: z.string().default(''),
+      description: 'Watch only this namespace; empty = all namespaces.',
+    },
+    image: {
+      schema: z.string().min(1).default(DEFAULT_IMAGE),
+      description:
+        'Image of the pods the operator creates when a PushGateway names none (one image runs every pushgate program).',
+    },
+    workers: { schema: opt.positiveInt(4), description: 'PushGateways reconciled in parallel.' },
+    resyncSeconds: {
+      schema: opt.duration(600),
+      description: 'Re-deliver every cached object this often, to catch up on anything missed (0 = never).',
+    },
+    leaderElect: {
+      schema: z.boolean().default(true),
+      description: 'Elect a leader through a Lease, so only one replica acts.',
+    },
+    leaseName: {
+      schema: z.string().min(1).default('pushgate-operator'),
+      description: 'Name of the leader-election Lease.',
+    },
+    leaseNamespace: {
+      schema: z.string().default(''),
+      description:
+        'Namespace of the Lease; empty = POD_NAMESPACE, else the service-account namespace, else default.',
+    },
+    leaseDurationSeconds: {
+      schema: z.number().positive().default(15),
+      description: 'How long a standby waits after the leader last renewed before taking over.',
+    },
+    renewDeadlineSeconds: {
+      schema: z.number().positive().default(10),
+      description:
+        'The leader stops acting if it could not renew for this long (shorter than the lease duration).',
+    },
+    retryPeriodSeconds: {
+      schema: z.number().positive().default(2),
+      description: 'Time between tries to acquire or renew the Lease.',
+    },
+    identity: {
+      schema: z.string().default(''),
+      description: 'This replica in the Lease; empty = POD_NAME or hostname, plus the process id.',
+    },
+    probeHost: { schema: opt.host(), description: 'Address of the /healthz, /readyz and /metrics server.' },
+    probePort: {
+      schema: opt.port(8081),
+      description: 'Port of the /healthz, /readyz and /metrics server (0 = any free port).',
+    },
+  },
+  async run(config, log) {
+    if (config.leaderElect && !(config.renewDeadlineSeconds < config.leaseDurationSeconds)) {
+      throw new ConfigError('--renew-deadline-seconds must be shorter than --lease-duration-seconds');
+    }
+    if (config.leaderElect && !(config.retryPeriodSeconds < config.renewDeadlineSeconds)) {
+      throw new ConfigError('--retry-period-seconds must be shorter than --renew-deadline-seconds');
+    }
+    const kc = new k8s.KubeConfig();
+    if (config.kubeconfig) kc.loadFromFile(config.kubeconfig);
+    else kc.loadFromCluster();
+    const client = new KubeClient(kc);
+    const metrics = new OperatorMetrics();
+    const identity = config.identity || `${process.env.POD_NAME ?? os.hostname()}_${process.pid}`;
+    const leaseNamespace =
+      config.leaseNamespace ||
+      process.env.POD_NAMESPACE ||
+      kc.getContextObject(kc.currentContext)?.namespace ||
+      'default';
+    const manager = new Manager({
+      client,
+      metrics,
+      log,
+      probes: { host: config.probeHost, port: config.probePort },
+      ...(config.leaderElect
+        ? {
+            leaderElection: {
+              namespace: leaseNamespace,
+              name: config.leaseName,
+              identity,
+              leaseDurationMs: config.leaseDurationSeconds * 1000,
+              renewDeadlineMs: config.renewDeadlineSeconds * 1000,
+              retryPeriodMs: config.retryPeriodSeconds * 1000,
+            },
+          }
+        : {}),
+      onStartedLeading: () => gateways.enqueueAll(),
+    });
+    const gateways = new PushGatewayController({
+      client,
+      manager,
+      metrics,
+      log,
+      recorder: new EventRecorder(client, 'pushgate.dev/operator', identity, log),
+      build: { defaultImage: config.image },
+      ...(config.namespace ? { namespace: config.namespace } : {}),
+      workers: config.workers,
+      resyncMs: config.resyncSeconds * 1000,
+    });
+    log.info({ identity, namespace: config.namespace || '<all>', leaseNamespace }, 'operator starting');
+    const signal = untilSignal();
+    await Promise.race([manager.start(), signal]);
+    await signal;
+    await manager.stop();
+  },
+});

@@ -1,0 +1,436 @@
+import { createHash } from 'node:crypto';
+import { ZONE_LABEL, regionNodeSelector, type PushGateway, type PushGatewayRegion } from '../../api/index.js';
+import type { KubeObject } from '../../runtime/kube.js';
+import {
+  ANNOTATION_CONFIG_HASH,
+  CONNECTIONS_METRIC,
+  LABEL_GATEWAY_NAMESPACE,
+  LABEL_REGION,
+  childMeta,
+  commonLabels,
+  gatewayName,
+  names,
+  namespaceOf,
+  regionSelector,
+} from './names.js';
+
+/**
+ * Pure builders: a PushGateway (parsed, defaults applied) in, the manifests of its children
+ * out. No I/O and no clock, so golden files pin them (see builders.test.ts) and the
+ * controller only applies what these return.
+ *
+ * How the gateway is configured (an assumption shared with the gateway program, see
+ * gateway/): every setting is an environment variable PUSHGATE_<FLAG>. Settings common to all
+ * regions live in one ConfigMap, loaded with envFrom; per-region and per-pod values (region,
+ * connection cap, pod identity) are plain env; the Redis URL comes from the user's Secret.
+ */
+
+export interface BuildOptions {
+  /** Image when spec.image is empty: the operator's own (one image runs every pushgate program). */
+  defaultImage: string;
+}
+
+const WS_PORT_NAME = 'ws';
+const TLS_MOUNT = '/etc/pushgate/tls';
+/** Seconds on top of the drain grace for the process to exit after draining. */
+const EXIT_MARGIN_SECONDS = 15;
+const PRESTOP_PAUSE_SECONDS = 5;
+
+const imageOf = (gw: PushGateway, o: BuildOptions) => gw.spec.image ?? o.defaultImage;
+
+/** A stable hash of string data (sorted keys), short enough for an annotation. */
+export function hashOf(data: Record<string, string>): string {
+  const h = createHash('sha256');
+  for (const k of Object.keys(data).sort()) h.update(`${k}\0${data[k]}\0`);
+  return h.digest('hex').slice(0, 16);
+}
+
+/**
+ * Gateway settings shared by every region, as the gateway reads them (gateway/options.ts:
+ * flag --x-y = env PUSHGATE_X_Y). The gateway serves devices, the push API, /metrics and the
+ * probes on one port, and drains on SIGTERM.
+ */
+export function gatewayConfigData(gw: PushGateway): Record<string, string> {
+  const s = gw.spec;
+  return {
+    PUSHGATE_PORT: String(s.ports.websocket),
+    PUSHGATE_HEARTBEAT_MIN_MS: String(s.heartbeat.minSeconds * 1000),
+    PUSHGATE_HEARTBEAT_MAX_MS: String(s.heartbeat.maxSeconds * 1000),
+    PUSHGATE_HEARTBEAT_INITIAL_MS: String(s.heartbeat.initialSeconds * 1000),
+    PUSHGATE_DRAIN_RATE: String(s.drain.closesPerSecond),
+    PUSHGATE_DRAIN_GRACE_MS: String(s.drain.gracePeriodSeconds * 1000),
+    ...(s.tls
+      ? { PUSHGATE_TLS_CERT_FILE: `${TLS_MOUNT}/tls.crt`, PUSHGATE_TLS_KEY_FILE: `${TLS_MOUNT}/tls.key` }
+      : {}),
+  };
+}
+
+export function buildGatewayConfigMap(gw: PushGateway): KubeObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: childMeta(gw, names.config(gw), 'config'),
+    data: gatewayConfigData(gw),
+  };
+}
+
+const fieldEnv = (name: string, fieldPath: string) => ({ name, valueFrom: { fieldRef: { fieldPath } } });
+
+/** Env every pushgate container of a gateway pod shares: pod identity, region, Redis. */
+function podEnv(gw: PushGateway, region: PushGatewayRegion) {
+  return [
+    { name: 'PUSHGATE_REGION', value: region.name },
+    fieldEnv('POD_NAME', 'metadata.name'),
+    fieldEnv('POD_NAMESPACE', 'metadata.namespace'),
+    fieldEnv('POD_IP', 'status.podIP'),
+    fieldEnv('NODE_NAME', 'spec.nodeName'),
+    {
+      name: 'PUSHGATE_REDIS_URL',
+      valueFrom: { secretKeyRef: { name: gw.spec.redis.secretName, key: gw.spec.redis.key } },
+    },
+  ];
+}
+
+const restrictedSecurityContext = {
+  allowPrivilegeEscalation: false,
+  readOnlyRootFilesystem: true,
+  runAsNonRoot: true,
+  capabilities: { drop: ['ALL'] },
+};
+
+export function buildGatewayDeployment(
+  gw: PushGateway,
+  region: PushGatewayRegion,
+  o: BuildOptions,
+): KubeObject {
+  const s = gw.spec;
+  const selector = regionSelector(gw, region.name);
+  const configHash = hashOf(gatewayConfigData(gw));
+  const gateway = {
+    name: 'gateway',
+    image: imageOf(gw, o),
+    imagePullPolicy: s.imagePullPolicy,
+    command: ['pushgate', 'gateway'],
+    ports: [{ name: WS_PORT_NAME, containerPort: s.ports.websocket, protocol: 'TCP' }],
+    envFrom: [{ configMapRef: { name: names.config(gw) } }],
+    env: [
+      ...podEnv(gw, region),
+      { name: 'PUSHGATE_MAX_CONNECTIONS', value: String(region.maxConnectionsPerPod) },
+    ],
+    resources: s.resources,
+    // Ready = accepting devices (false while draining, so the Service stops sending new ones).
+    readinessProbe: {
+      httpGet: { path: '/readyz', port: WS_PORT_NAME },
+      periodSeconds: 5,
+      failureThreshold: 2,
+    },
+    // Liveness is lenient: a restart drops every connection of the pod.
+    livenessProbe: {
+      httpGet: { path: '/healthz', port: WS_PORT_NAME },
+      initialDelaySeconds: 10,
+      periodSeconds: 10,
+      timeoutSeconds: 5,
+      failureThreshold: 6,
+    },
+    // The gateway drains on SIGTERM (readiness off, then closes at drain.closesPerSecond with
+    // code 1012). The short preStop pause lets the Service drop the pod first, so no new
+    // device lands on a pod that is about to close it; the grace period covers the drain.
+    lifecycle: { preStop: { sleep: { seconds: PRESTOP_PAUSE_SECONDS } } },
+    securityContext: restrictedSecurityContext,
+    ...(s.tls ? { volumeMounts: [{ name: 'tls', mountPath: TLS_MOUNT, readOnly: true }] } : {}),
+  };
+  const sidecar = {
+    name: 'sidecar',
+    image: imageOf(gw, o),
+    imagePullPolicy: s.imagePullPolicy,
+    command: ['pushgate', 'sidecar'],
+    envFrom: [{ configMapRef: { name: names.config(gw) } }],
+    env: podEnv(gw, region),
+    resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '256Mi' } },
+    securityContext: restrictedSecurityContext,
+  };
+  const topologySpreadConstraints = s.placement.zoneSpread.enabled
+    ? [
+        {
+          maxSkew: s.placement.zoneSpread.maxSkew,
+          topologyKey: ZONE_LABEL,
+          whenUnsatisfiable: s.placement.zoneSpread.whenUnsatisfiable,
+          labelSelector: { matchLabels: selector },
+          // Spread each rollout revision on its own, so old and new pods do not skew each other.
+          matchLabelKeys: ['pod-template-hash'],
+        },
+      ]
+    : undefined;
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: childMeta(gw, names.region(gw, region.name), 'gateway', { [LABEL_REGION]: region.name }),
+    spec: {
+      // No `replicas`: the HPA owns it. Server-side apply would reset a field we stop sending,
+      // and fight the HPA over one we keep sending.
+      selector: { matchLabels: selector },
+      // Replace pods one at a time and never below the wanted count: each pod drains its
+      // connections at a set rate, so a rollout is a slow, steady handover.
+      strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
+      revisionHistoryLimit: 5,
+      template: {
+        metadata: {
+          labels: { ...commonLabels(gw, 'gateway'), ...selector },
+          annotations: { [ANNOTATION_CONFIG_HASH]: configHash },
+        },
+        spec: {
+          serviceAccountName: names.gatewayServiceAccount(gw),
+          terminationGracePeriodSeconds:
+            PRESTOP_PAUSE_SECONDS + s.drain.gracePeriodSeconds + EXIT_MARGIN_SECONDS,
+          nodeSelector: regionNodeSelector(region),
+          ...(s.placement.tolerations.length ? { tolerations: s.placement.tolerations } : {}),
+          ...(topologySpreadConstraints ? { topologySpreadConstraints } : {}),
+          securityContext: {
+            runAsUser: 10001,
+            runAsGroup: 10001,
+            fsGroup: 10001,
+            seccompProfile: { type: 'RuntimeDefault' },
+          },
+          containers: [gateway, sidecar, ...s.sidecars],
+          ...(s.tls ? { volumes: [{ name: 'tls', secret: { secretName: s.tls.secretName } }] } : {}),
+        },
+      },
+    },
+  };
+}
+
+export function buildGatewayService(gw: PushGateway, region: PushGatewayRegion): KubeObject {
+  const s = gw.spec;
+  const annotations = s.service.annotations;
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: {
+      ...childMeta(gw, names.region(gw, region.name), 'gateway', { [LABEL_REGION]: region.name }),
+      ...(Object.keys(annotations).length ? { annotations } : {}),
+    },
+    spec: {
+      type: s.service.type,
+      selector: regionSelector(gw, region.name),
+      ports: [{ name: WS_PORT_NAME, port: s.ports.websocket, targetPort: WS_PORT_NAME, protocol: 'TCP' }],
+      // Devices connect from outside: keep their source address and avoid a second hop.
+      ...(s.service.type === 'ClusterIP' ? {} : { externalTrafficPolicy: 'Local' }),
+    },
+  };
+}
+
+export function buildGatewayHPA(gw: PushGateway, region: PushGatewayRegion): KubeObject {
+  const sc = gw.spec.scaling;
+  return {
+    apiVersion: 'autoscaling/v2',
+    kind: 'HorizontalPodAutoscaler',
+    metadata: childMeta(gw, names.region(gw, region.name), 'gateway', { [LABEL_REGION]: region.name }),
+    spec: {
+      scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: names.region(gw, region.name) },
+      minReplicas: region.minReplicas,
+      maxReplicas: region.maxReplicas,
+      metrics: [
+        {
+          type: 'Pods',
+          pods: {
+            metric: { name: CONNECTIONS_METRIC },
+            target: { type: 'AverageValue', averageValue: String(region.targetConnectionsPerPod) },
+          },
+        },
+      ],
+      behavior: {
+        // Up fast (devices are waiting), down slowly: each removed pod hands its devices
+        // to the others, and many at once would be a reconnect storm.
+        scaleUp: {
+          stabilizationWindowSeconds: 0,
+          selectPolicy: 'Max',
+          policies: [
+            { type: 'Percent', value: 100, periodSeconds: 60 },
+            { type: 'Pods', value: 4, periodSeconds: 60 },
+          ],
+        },
+        scaleDown: {
+          stabilizationWindowSeconds: sc.scaleDownStabilizationSeconds,
+          selectPolicy: 'Min',
+          policies: [{ type: 'Pods', value: sc.scaleDownPodsPerMinute, periodSeconds: 60 }],
+        },
+      },
+    },
+  };
+}
+
+export function buildGatewayPDB(gw: PushGateway, region: PushGatewayRegion): KubeObject {
+  return {
+    apiVersion: 'policy/v1',
+    kind: 'PodDisruptionBudget',
+    metadata: childMeta(gw, names.region(gw, region.name), 'gateway', { [LABEL_REGION]: region.name }),
+    spec: {
+      // One pod of a region draining at a time, whether for a node drain or a rollout.
+      maxUnavailable: 1,
+      selector: { matchLabels: regionSelector(gw, region.name) },
+      // A pod that is not ready holds no devices; never let it block a node drain.
+      unhealthyPodEvictionPolicy: 'AlwaysAllow',
+    },
+  };
+}
+
+/** Node affinity for "any node of any of the regions": one term per region (terms are ORed). */
+export function regionsNodeAffinity(regions: readonly PushGatewayRegion[]) {
+  return {
+    nodeAffinity: {
+      requiredDuringSchedulingIgnoredDuringExecution: {
+        nodeSelectorTerms: regions.map((r) => ({
+          matchExpressions: Object.entries(regionNodeSelector(r)).map(([key, value]) => ({
+            key,
+            operator: 'In',
+            values: [value],
+          })),
+        })),
+      },
+    },
+  };
+}
+
+/** `k=v` pairs for `pushgate node-tuner --sysctls` (sorted, so the pod template is stable). */
+export const sysctlFlag = (sysctls: Record<string, string>) =>
+  Object.keys(sysctls)
+    .sort()
+    .map((k) => `${k}=${sysctls[k]}`)
+    .join(',');
+
+export function buildNodeTunerDaemonSet(gw: PushGateway, o: BuildOptions): KubeObject {
+  const t = gw.spec.nodeTuning;
+  const labels = { ...commonLabels(gw, 'node-tuner') };
+  const selector = {
+    'app.kubernetes.io/instance': gatewayName(gw),
+    'app.kubernetes.io/component': 'node-tuner',
+  };
+  const env = [
+    fieldEnv('NODE_NAME', 'spec.nodeName'),
+    { name: 'PUSHGATE_SCOPE', value: 'host' },
+    { name: 'PUSHGATE_NOFILE', value: String(t.nofile) },
+    // The gateway's limit is inherited from the container runtime; raise both.
+    { name: 'PUSHGATE_NOFILE_TARGETS', value: 'containerd,node' },
+    ...(Object.keys(t.sysctls).length ? [{ name: 'PUSHGATE_SYSCTLS', value: sysctlFlag(t.sysctls) }] : []),
+  ];
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'DaemonSet',
+    metadata: childMeta(gw, names.nodeTuner(gw), 'node-tuner'),
+    spec: {
+      selector: { matchLabels: selector },
+      updateStrategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: '10%' } },
+      template: {
+        metadata: { labels: { ...labels, ...selector } },
+        spec: {
+          serviceAccountName: names.nodeTunerServiceAccount(gw),
+          // Host sysctls (net.*) live in the host network namespace; process limits need host PIDs.
+          hostNetwork: true,
+          hostPID: true,
+          dnsPolicy: 'ClusterFirstWithHostNet',
+          affinity: regionsNodeAffinity(gw.spec.regions),
+          tolerations: [...gw.spec.placement.tolerations, { operator: 'Exists', effect: 'NoSchedule' }],
+          terminationGracePeriodSeconds: 5,
+          containers: [
+            {
+              name: 'node-tuner',
+              image: imageOf(gw, o),
+              imagePullPolicy: gw.spec.imagePullPolicy,
+              command: ['pushgate', 'node-tuner'],
+              env,
+              resources: { requests: { cpu: '10m', memory: '48Mi' }, limits: { memory: '128Mi' } },
+              securityContext: { privileged: true, readOnlyRootFilesystem: true },
+            },
+          ],
+        },
+      },
+    },
+  };
+}
+
+/**
+ * The identities the pods run as. Gateway pods get a namespaced Role (read pods, record
+ * events for drains); node tuners need to patch their Node (label + annotation with the
+ * tuning report), which only a ClusterRole can grant: the ClusterRole is shared and the
+ * ClusterRoleBinding is per PushGateway. Cluster-scoped objects cannot be owned by a
+ * namespaced PushGateway, so they carry owner labels and the controller deletes them.
+ */
+export function buildGatewayRBAC(gw: PushGateway): KubeObject[] {
+  const ns = namespaceOf(gw);
+  const gatewaySA = names.gatewayServiceAccount(gw);
+  const objs: KubeObject[] = [
+    {
+      apiVersion: 'v1',
+      kind: 'ServiceAccount',
+      metadata: childMeta(gw, gatewaySA, 'gateway'),
+      automountServiceAccountToken: true,
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'Role',
+      metadata: childMeta(gw, gatewaySA, 'gateway'),
+      rules: [
+        { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
+        { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
+      ],
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: childMeta(gw, gatewaySA, 'gateway'),
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: gatewaySA },
+      subjects: [{ kind: 'ServiceAccount', name: gatewaySA, namespace: ns }],
+    },
+  ];
+  if (gw.spec.nodeTuning.enabled) objs.push(...buildNodeTunerRBAC(gw));
+  return objs;
+}
+
+export function buildNodeTunerRBAC(gw: PushGateway): KubeObject[] {
+  const ns = namespaceOf(gw);
+  const sa = names.nodeTunerServiceAccount(gw);
+  return [
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: childMeta(gw, sa, 'node-tuner') },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRole',
+      metadata: {
+        name: names.nodeTunerClusterRole,
+        labels: {
+          'app.kubernetes.io/managed-by': 'pushgate-operator',
+          'app.kubernetes.io/part-of': 'pushgate',
+        },
+      },
+      rules: [{ apiGroups: [''], resources: ['nodes'], verbs: ['get', 'patch'] }],
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: {
+        name: names.nodeTunerClusterRoleBinding(gw),
+        labels: { ...commonLabels(gw, 'node-tuner'), [LABEL_GATEWAY_NAMESPACE]: ns },
+      },
+      roleRef: {
+        apiGroup: 'rbac.authorization.k8s.io',
+        kind: 'ClusterRole',
+        name: names.nodeTunerClusterRole,
+      },
+      subjects: [{ kind: 'ServiceAccount', name: sa, namespace: ns }],
+    },
+  ];
+}
+
+/** Every child of a PushGateway, in the order they are applied (config and identities before pods). */
+export function buildAll(gw: PushGateway, o: BuildOptions): KubeObject[] {
+  const objs: KubeObject[] = [...buildGatewayRBAC(gw), buildGatewayConfigMap(gw)];
+  for (const region of gw.spec.regions) {
+    objs.push(
+      buildGatewayDeployment(gw, region, o),
+      buildGatewayService(gw, region),
+      buildGatewayHPA(gw, region),
+      buildGatewayPDB(gw, region),
+    );
+  }
+  if (gw.spec.nodeTuning.enabled) objs.push(buildNodeTunerDaemonSet(gw, o));
+  return objs;
+}
