@@ -1,0 +1,330 @@
+import { EventEmitter } from 'node:events';
+import WebSocket from 'ws';
+import { CloseCode } from '../common/protocol/close-codes.js';
+import {
+  PROTOCOL_VERSION,
+  SUBPROTOCOL,
+  MAX_ACK_IDS,
+  type DrainFrame,
+  type ErrorFrame,
+  type PushFrame,
+  type WelcomeFrame,
+} from '../common/protocol/frames.js';
+
+/**
+ * A device client for the pushgate protocol v1 (gateway/PROTOCOL.md): asks the locator for
+ * gateways, connects and says hello, keeps the advised heartbeat, acknowledges pushes,
+ * drops duplicates by message id, and reconnects (drain hint first, then backoff with full
+ * jitter) until stopped. Used by the simulator, the benchmark and the integration tests.
+ */
+export interface DeviceClientOptions {
+  app: string;
+  device: string;
+  /** A device token, or a function returning a fresh one (called again after 4002). */
+  token: string | (() => Promise<string>);
+  /** Gateway WebSocket URLs to try in order (used when there is no locator, or it fails). */
+  endpoints?: string[];
+  /** Base URL of a locator (a gateway or `pushgate locator`), e.g. http://10.0.0.1:8080. */
+  locatorUrl?: string;
+  region?: string;
+  tags?: string[];
+  alias?: string | null;
+  /** Acknowledge each push after emitting it (default true). */
+  autoAck?: boolean;
+  backoffMinMs?: number;
+  backoffMaxMs?: number;
+  /** Message ids remembered for dedupe (default 2048). */
+  dedupeSize?: number;
+  /** Local source address for the TCP connection (spread load tests over 127.x addresses). */
+  localAddress?: string;
+  /** Send pings at the advised interval (default true). */
+  heartbeat?: boolean;
+  /** Reconnect after a close (default true). */
+  reconnect?: boolean;
+}
+
+export interface DeviceClientEvents {
+  welcome: [WelcomeFrame];
+  push: [PushFrame];
+  duplicate: [PushFrame];
+  drain: [DrainFrame];
+  serverError: [ErrorFrame];
+  updated: [{ tags: string[]; alias: string | null }];
+  close: [number, string];
+  /** The client gave up (auth failure, session replaced, or stop()). */
+  stopped: [number, string];
+}
+
+const NO_RECONNECT: ReadonlySet<number> = new Set([
+  CloseCode.authFailed,
+  CloseCode.sessionReplaced,
+  CloseCode.normal,
+]);
+
+export class DeviceClient extends EventEmitter<DeviceClientEvents> {
+  private ws: WebSocket | undefined;
+  private stopped = false;
+  private attempt = 0;
+  private endpointIndex = 0;
+  private drainHint: string[] = [];
+  private drainWithinMs = 0;
+  private hbTimer: NodeJS.Timeout | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private hbMs = 0;
+  private seen = new Set<string>();
+  private seenOrder: string[] = [];
+  private ackQueue: string[] = [];
+  private ackScheduled = false;
+  private token: string | undefined;
+  tags: string[];
+  alias: string | null;
+  /** Gateway id of the current connection ('' while disconnected). */
+  gateway = '';
+  connected = false;
+  /** Count of welcomes (first connect + reconnects). */
+  connects = 0;
+
+  constructor(private readonly opts: DeviceClientOptions) {
+    super();
+    this.tags = opts.tags ?? [];
+    this.alias = opts.alias ?? null;
+  }
+
+  /** Connect (and keep reconnecting until stop()). Resolves on the first welcome. */
+  start(): Promise<WelcomeFrame> {
+    this.stopped = false;
+    const first = new Promise<WelcomeFrame>((resolve, reject) => {
+      const onWelcome = (w: WelcomeFrame) => {
+        this.off('stopped', onStop);
+        resolve(w);
+      };
+      const onStop = (code: number, reason: string) => {
+        this.off('welcome', onWelcome);
+        reject(new Error(`device ${this.opts.device} stopped: ${code} ${reason}`));
+      };
+      this.once('welcome', onWelcome);
+      this.once('stopped', onStop);
+    });
+    void this.connect();
+    return first;
+  }
+
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    clearTimeout(this.hbTimer);
+    this.ws?.close(CloseCode.normal, 'client stop');
+    this.emit('stopped', CloseCode.normal, 'client stop');
+  }
+
+  /** Change tags and/or alias; resolves when the gateway confirms. */
+  update(change: {
+    set?: string[];
+    add?: string[];
+    remove?: string[];
+    alias?: string | null;
+  }): Promise<{ tags: string[]; alias: string | null }> {
+    return new Promise((resolve, reject) => {
+      if (!this.ws || !this.connected) return reject(new Error('not connected'));
+      this.once('updated', resolve);
+      this.ws.send(JSON.stringify({ t: 'update', ...change }));
+    });
+  }
+
+  /** Unregister this device (leaves tag and alias indexes) and stop. */
+  bye(): void {
+    this.stopped = true;
+    clearTimeout(this.hbTimer);
+    this.ws?.send('{"t":"bye"}');
+  }
+
+  ack(ids: string[]): void {
+    this.ackQueue.push(...ids);
+    if (this.ackScheduled) return;
+    this.ackScheduled = true;
+    setImmediate(() => {
+      this.ackScheduled = false;
+      const ws = this.ws;
+      while (this.ackQueue.length && ws && ws.readyState === WebSocket.OPEN) {
+        ws.send(JSON.stringify({ t: 'ack', ids: this.ackQueue.splice(0, MAX_ACK_IDS) }));
+      }
+      this.ackQueue.length = 0;
+    });
+  }
+
+  private async endpoints(): Promise<string[]> {
+    if (this.drainHint.length) {
+      const hint = this.drainHint;
+      this.drainHint = [];
+      return hint;
+    }
+    if (this.opts.locatorUrl) {
+      try {
+        const u = new URL('/v1/locate', this.opts.locatorUrl);
+        u.searchParams.set('app', this.opts.app);
+        u.searchParams.set('device', this.opts.device);
+        if (this.opts.region) u.searchParams.set('region', this.opts.region);
+        const res = await fetch(u, { signal: AbortSignal.timeout(3000) });
+        if (res.ok) {
+          const body = (await res.json()) as { endpoints: { url: string }[] };
+          if (body.endpoints.length) return body.endpoints.map((e) => e.url);
+        }
+      } catch {
+        // fall back to the static list
+      }
+    }
+    return this.opts.endpoints ?? [];
+  }
+
+  private async connect(): Promise<void> {
+    if (this.stopped) return;
+    let url: string | undefined;
+    try {
+      const list = await this.endpoints();
+      url = list[this.endpointIndex++ % Math.max(1, list.length)];
+      if (!this.token || typeof this.opts.token === 'string') this.token = await this.resolveToken();
+    } catch {
+      url = undefined;
+    }
+    if (this.stopped) return;
+    if (!url) return this.retry();
+    const ws = new WebSocket(url, SUBPROTOCOL, {
+      perMessageDeflate: false,
+      localAddress: this.opts.localAddress,
+      handshakeTimeout: 10_000,
+    });
+    this.ws = ws;
+    ws.on('open', () => {
+      ws.send(
+        JSON.stringify({
+          t: 'hello',
+          v: PROTOCOL_VERSION,
+          token: this.token,
+          tags: this.tags,
+          alias: this.alias,
+        }),
+      );
+    });
+    ws.on('message', (data) => this.onFrame(ws, data.toString()));
+    ws.on('error', () => {});
+    ws.on('close', (code, reasonBuf) => this.onClose(ws, code, reasonBuf.toString()));
+  }
+
+  private async resolveToken(): Promise<string> {
+    return typeof this.opts.token === 'string' ? this.opts.token : this.opts.token();
+  }
+
+  private onFrame(ws: WebSocket, text: string) {
+    let f: { t?: string };
+    try {
+      f = JSON.parse(text) as { t?: string };
+    } catch {
+      return;
+    }
+    switch (f.t) {
+      case 'welcome': {
+        const w = f as WelcomeFrame;
+        this.connected = true;
+        this.connects++;
+        this.attempt = 0;
+        this.gateway = w.gateway;
+        this.tags = w.tags;
+        this.alias = w.alias;
+        this.hbMs = w.hb;
+        this.scheduleHeartbeat(ws);
+        this.emit('welcome', w);
+        return;
+      }
+      case 'push': {
+        const p = f as PushFrame;
+        if (this.seen.has(p.id)) {
+          // Delivered before; our ack may have been lost. Ack again, do not surface it.
+          if (this.opts.autoAck !== false) this.ack([p.id]);
+          this.emit('duplicate', p);
+          return;
+        }
+        this.remember(p.id);
+        this.emit('push', p);
+        if (this.opts.autoAck !== false) this.ack([p.id]);
+        return;
+      }
+      case 'pong':
+        this.hbMs = (f as { hb: number }).hb;
+        return;
+      case 'updated': {
+        const u = f as { tags: string[]; alias: string | null };
+        this.tags = u.tags;
+        this.alias = u.alias;
+        this.emit('updated', u);
+        return;
+      }
+      case 'drain': {
+        const d = f as DrainFrame;
+        this.drainHint = d.reconnect;
+        this.drainWithinMs = d.within;
+        this.emit('drain', d);
+        return;
+      }
+      case 'error':
+        this.emit('serverError', f as ErrorFrame);
+        return;
+    }
+  }
+
+  private remember(id: string) {
+    this.seen.add(id);
+    this.seenOrder.push(id);
+    const max = this.opts.dedupeSize ?? 2048;
+    if (this.seenOrder.length > max) this.seen.delete(this.seenOrder.shift()!);
+  }
+
+  private scheduleHeartbeat(ws: WebSocket) {
+    clearTimeout(this.hbTimer);
+    if (this.opts.heartbeat === false) return;
+    this.hbTimer = setTimeout(() => {
+      if (ws.readyState !== WebSocket.OPEN) return;
+      ws.send('{"t":"ping"}');
+      this.scheduleHeartbeat(ws);
+    }, this.hbMs);
+    this.hbTimer.unref();
+  }
+
+  private onClose(ws: WebSocket, code: number, reason: string) {
+    if (ws !== this.ws) return;
+    clearTimeout(this.hbTimer);
+    this.connected = false;
+    this.gateway = '';
+    this.emit('close', code, reason);
+    if (this.stopped) return;
+    if (NO_RECONNECT.has(code) || this.opts.reconnect === false) {
+      this.stopped = true;
+      this.emit('stopped', code, reason);
+      return;
+    }
+    if (code === CloseCode.tokenExpired) {
+      if (typeof this.opts.token === 'string') {
+        this.stopped = true;
+        this.emit('stopped', code, reason);
+        return;
+      }
+      this.token = undefined;
+    }
+    if (code === CloseCode.serviceRestart) {
+      this.endpointIndex = 0;
+      const delay = Math.random() * this.drainWithinMs;
+      this.retryTimer = setTimeout(() => void this.connect(), delay);
+      return;
+    }
+    this.retry();
+  }
+
+  /** Full-jitter exponential backoff (AWS architecture blog): random in [0, min(max, base * 2^n)]. */
+  private retry() {
+    if (this.stopped) return;
+    const min = this.opts.backoffMinMs ?? 500;
+    const max = this.opts.backoffMaxMs ?? 30_000;
+    const delay = Math.random() * Math.min(max, min * 2 ** this.attempt++);
+    this.retryTimer = setTimeout(() => void this.connect(), delay);
+  }
+}

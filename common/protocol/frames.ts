@@ -1,0 +1,184 @@
+import { z } from 'zod';
+
+/**
+ * The device wire protocol, version 1 (see gateway/PROTOCOL.md for the prose). Every frame is
+ * one WebSocket text message holding one JSON object whose `t` field names the frame. These
+ * schemas are the single definition: the gateway validates with them, the client library
+ * builds frames that satisfy them, and the document quotes them.
+ */
+export const PROTOCOL_VERSION = 1;
+/** Offered in `Sec-WebSocket-Protocol`; a gateway that speaks v1 echoes it back. */
+export const SUBPROTOCOL = 'pushgate.v1';
+/** The WebSocket path on a gateway. */
+export const DEVICE_PATH = '/v1/connect';
+
+/** Largest frame a device may send (bytes). Larger frames are closed with 1009. */
+export const MAX_CLIENT_FRAME_BYTES = 16 * 1024;
+/** Largest `data` of one push (bytes of its JSON). */
+export const MAX_PUSH_DATA_BYTES = 4 * 1024;
+export const MAX_TAGS = 64;
+export const MAX_ACK_IDS = 256;
+
+/** App ids, device ids, tags, aliases: printable, no spaces, bounded, safe inside Redis keys. */
+export const idString = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[A-Za-z0-9._:@-]+$/, 'only letters, digits and . _ : @ - allowed');
+export const tagName = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[A-Za-z0-9._:@-]+$/, 'only letters, digits and . _ : @ - allowed');
+export const messageId = z.string().min(1).max(64);
+
+// ---------------------------------------------------------------- device -> gateway
+
+export const helloFrame = z.strictObject({
+  t: z.literal('hello'),
+  /** Protocol version the device speaks. */
+  v: z.literal(PROTOCOL_VERSION),
+  /** Device token (HS256 JWT, see token.ts). */
+  token: z.string().min(1).max(2048),
+  tags: z.array(tagName).max(MAX_TAGS).optional(),
+  alias: idString.nullable().optional(),
+});
+
+export const pingFrame = z.strictObject({ t: z.literal('ping') });
+
+export const ackFrame = z.strictObject({
+  t: z.literal('ack'),
+  ids: z.array(messageId).min(1).max(MAX_ACK_IDS),
+});
+
+/** Change tags and/or alias after hello. `set` replaces all tags; `add`/`remove` edit them. */
+export const updateFrame = z
+  .strictObject({
+    t: z.literal('update'),
+    set: z.array(tagName).max(MAX_TAGS).optional(),
+    add: z.array(tagName).max(MAX_TAGS).optional(),
+    remove: z.array(tagName).max(MAX_TAGS).optional(),
+    /** A string sets the alias, null clears it, absent leaves it. */
+    alias: idString.nullable().optional(),
+  })
+  .refine((f) => !(f.set && (f.add || f.remove)), { message: 'use either set or add/remove, not both' });
+
+/** The device unregisters: it leaves the tag index, alias and app index; the gateway closes 1000. */
+export const byeFrame = z.strictObject({ t: z.literal('bye') });
+
+export const clientFrame = z.discriminatedUnion('t', [
+  helloFrame,
+  pingFrame,
+  ackFrame,
+  updateFrame,
+  byeFrame,
+]);
+export type ClientFrame = z.infer<typeof clientFrame>;
+export type HelloFrame = z.infer<typeof helloFrame>;
+export type UpdateFrame = z.infer<typeof updateFrame>;
+export const CLIENT_FRAME_TYPES = ['hello', 'ping', 'ack', 'update', 'bye'] as const;
+
+// ---------------------------------------------------------------- gateway -> device
+
+export const welcomeFrame = z.object({
+  t: z.literal('welcome'),
+  v: z.literal(PROTOCOL_VERSION),
+  gateway: z.string(),
+  session: z.string(),
+  /** Advised heartbeat interval (ms): send a ping at least this often. */
+  hb: z.number().int().positive(),
+  tags: z.array(z.string()),
+  alias: z.string().nullable(),
+  /** Server clock (ms since epoch), so a device can judge push expiry. */
+  now: z.number().int(),
+});
+
+export const pushPriority = z.enum(['high', 'normal']);
+export const pushFrame = z.object({
+  t: z.literal('push'),
+  /** Message id, the same for every device of one API call; the dedupe key. */
+  id: messageId,
+  /** Per-device sequence number: strictly increasing in the order messages were accepted. */
+  seq: z.number().int().positive(),
+  /** Expiry (ms since epoch); a device may drop a push received after it. */
+  exp: z.number().int(),
+  /** TTL in seconds as given to the API. */
+  ttl: z.number().int().nonnegative(),
+  priority: pushPriority,
+  collapse: z.string().optional(),
+  /** When the API accepted the message (ms since epoch). */
+  sent: z.number().int(),
+  data: z.unknown(),
+});
+
+export const pongFrame = z.object({
+  t: z.literal('pong'),
+  /** The (possibly changed) advised heartbeat interval in ms. */
+  hb: z.number().int().positive(),
+});
+
+export const updatedFrame = z.object({
+  t: z.literal('updated'),
+  tags: z.array(z.string()),
+  alias: z.string().nullable(),
+});
+
+/** A non-fatal complaint about one frame; the connection stays open. */
+export const errorFrame = z.object({
+  t: z.literal('error'),
+  code: z.enum(['unknown_id', 'invalid_frame', 'not_ready']),
+  message: z.string(),
+  /** For unknown_id: the ids the gateway did not hold. */
+  ids: z.array(z.string()).optional(),
+});
+
+/** Sent just before a 1012 (drain) close: where to reconnect, and after how long at most. */
+export const drainFrame = z.object({
+  t: z.literal('drain'),
+  reconnect: z.array(z.string()),
+  /** Spread reconnects: wait a random time in [0, within) ms before reconnecting. */
+  within: z.number().int().nonnegative(),
+});
+
+export const serverFrame = z.discriminatedUnion('t', [
+  welcomeFrame,
+  pushFrame,
+  pongFrame,
+  updatedFrame,
+  errorFrame,
+  drainFrame,
+]);
+export type ServerFrame = z.infer<typeof serverFrame>;
+export type WelcomeFrame = z.infer<typeof welcomeFrame>;
+export type PushFrame = z.infer<typeof pushFrame>;
+export type DrainFrame = z.infer<typeof drainFrame>;
+export type ErrorFrame = z.infer<typeof errorFrame>;
+
+/**
+ * Parses one text frame from a device. Returns the frame or a one-line reason naming the
+ * problem (bad JSON, unknown type, or the field that failed), which the gateway puts in the
+ * close reason.
+ */
+export function parseClientFrame(
+  text: string,
+): { ok: true; frame: ClientFrame } | { ok: false; reason: string } {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return { ok: false, reason: 'bad JSON' };
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    return { ok: false, reason: 'frame is not an object' };
+  const t = (raw as { t?: unknown }).t;
+  if (typeof t !== 'string' || !(CLIENT_FRAME_TYPES as readonly string[]).includes(t)) {
+    return { ok: false, reason: `unknown frame type ${JSON.stringify(t)?.slice(0, 32)}` };
+  }
+  const result = clientFrame.safeParse(raw);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    const where = issue?.path.length ? issue.path.join('.') : 'frame';
+    return { ok: false, reason: `${t}: ${where}: ${issue?.message ?? 'invalid'}`.slice(0, 120) };
+  }
+  return { ok: true, frame: result.data };
+}

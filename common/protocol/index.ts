@@ -1,0 +1,3 @@
+export * from './frames.js';
+export * from './close-codes.js';
+export * from './token.js';

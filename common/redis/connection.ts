@@ -1,0 +1,94 @@
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { scripts } from './scripts.js';
+
+type Reply = (string | number | Reply[])[];
+
+/** The script commands every pushgate connection carries (see scripts.ts for their contracts). */
+export interface ScriptCommands {
+  pgStore(
+    meta: string,
+    inbox: string,
+    msgs: string,
+    collapse: string,
+    id: string,
+    body: string,
+    collapseKey: string,
+    max: number,
+    ttlMs: number,
+    onlyIfOnline: '0' | '1',
+  ): Promise<[number, number, string, string, string, number, number]>;
+  pgAck(inbox: string, msgs: string, collapse: string, ...ids: string[]): Promise<number[]>;
+  pgReplay(
+    inbox: string,
+    msgs: string,
+    collapse: string,
+    now: number,
+    afterSeq: number,
+    limit: number,
+  ): Promise<[number, Reply]>;
+  pgClaim(
+    meta: string,
+    gw: string,
+    sess: string,
+    ttlMs: number,
+  ): Promise<[string, string, string, string, string, number]>;
+  pgRelease(meta: string, sess: string, hb: string, now: number): Promise<number>;
+  pgGcra(key: string, intervalMs: number, burst: number, cost: number): Promise<[number, number, number]>;
+}
+
+/** A Redis or Redis Cluster client with the pushgate scripts defined. */
+export type PgRedis = (Redis | Cluster) & ScriptCommands;
+
+export interface RedisConnectOptions {
+  /** Connection name (CLIENT SETNAME), for `CLIENT LIST` when debugging. */
+  name?: string;
+  /** Treat the URL as one seed node of a Redis Cluster. */
+  cluster?: boolean;
+  /** Extra ioredis options (e.g. lazyConnect). */
+  options?: RedisOptions;
+}
+
+function defineScripts<T extends Redis | Cluster>(client: T): T & ScriptCommands {
+  for (const [name, s] of Object.entries(scripts)) {
+    client.defineCommand(name, { numberOfKeys: s.numberOfKeys, lua: s.lua });
+  }
+  return client as T & ScriptCommands;
+}
+
+/**
+ * Opens a connection. One code path for a single Redis and for Redis Cluster: all multi-key
+ * work goes through scripts or commands whose keys share a hashtag (keys.ts).
+ * Commands queue while (re)connecting; a command fails after `maxRetriesPerRequest` retries.
+ */
+export function createRedis(url: string, opts: RedisConnectOptions = {}): PgRedis {
+  const base: RedisOptions = {
+    connectionName: opts.name,
+    maxRetriesPerRequest: 5,
+    enableAutoPipelining: true,
+    retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+    ...opts.options,
+  };
+  if (opts.cluster) {
+    const u = new URL(url);
+    const cluster = new Cluster([{ host: u.hostname, port: Number(u.port || 6379) }], {
+      redisOptions: { ...base, password: u.password || undefined },
+      enableAutoPipelining: true,
+    });
+    return defineScripts(cluster);
+  }
+  return defineScripts(new Redis(url, base));
+}
+
+/** A second connection for SUBSCRIBE (a subscribed connection cannot run other commands). */
+export function createSubscriber(url: string, opts: RedisConnectOptions = {}): Redis | Cluster {
+  const base: RedisOptions = {
+    connectionName: opts.name,
+    retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+    ...opts.options,
+  };
+  if (opts.cluster) {
+    const u = new URL(url);
+    return new Cluster([{ host: u.hostname, port: Number(u.port || 6379) }], { redisOptions: base });
+  }
+  return new Redis(url, base);
+}

@@ -1,0 +1,87 @@
+/**
+ * The whole Redis key schema of pushgate, in one place. Every program builds keys through
+ * `redisKeys(prefix)`; nothing else spells a key.
+ *
+ * Redis Cluster: keys that one Lua script or one multi-key command touches share a `{hashtag}`:
+ *   - one device's keys        {<app>:<device>}   (store, ack, replay, presence: one slot per device)
+ *   - one app's indexes        {<app>}            (tag sets, alias sets, the app's device set;
+ *                                                 a tag expression combines them)
+ *   - one message's status     {m:<id>}
+ *   - the gateway registry     {gwreg}            (small: one hash per gateway pod)
+ *   - one rate-limit bucket    {rl:<name>}
+ * App ids, device ids, tags and aliases are validated (common/protocol idString) and can never
+ * contain braces, so they cannot break a hashtag.
+ */
+export interface RedisKeys {
+  prefix: string;
+  /** HASH: seq (last sequence), gw + sess (presence), tags (JSON array), alias, hb (learned interval ms), seen. */
+  deviceMeta(app: string, device: string): string;
+  /** ZSET: message id -> seq; the device's undelivered/unacked messages in order. */
+  deviceInbox(app: string, device: string): string;
+  /** HASH: message id -> stored message JSON (see StoredMessage). */
+  deviceMessages(app: string, device: string): string;
+  /** HASH: collapse key -> message id of the newest message with that key. */
+  deviceCollapse(app: string, device: string): string;
+  /** ZSET: every registered device of an app -> last seen (ms). Push to all reads it. */
+  appDevices(app: string): string;
+  /** ZSET: devices carrying a tag -> last seen (ms). Campaigns read it. */
+  tagDevices(app: string, tag: string): string;
+  /** ZSET: tag -> number of devices carrying it (for listing tags). */
+  appTags(app: string): string;
+  /** SET: devices that set an alias. */
+  aliasDevices(app: string, alias: string): string;
+  /** STRING: idempotency key -> message id (24 h). */
+  idempotency(app: string, key: string): string;
+  /** HASH: message status: app, target, state, recipients, stored, sent, acked, ... */
+  messageStatus(id: string): string;
+  /** ZSET: gateway id -> last registration (ms). */
+  gatewayIndex(): string;
+  /** HASH: one gateway's registration (see GatewayRecord), with a short TTL. */
+  gateway(id: string): string;
+  /** LIST: recent probe results of a gateway ("1:<ms>" / "0:<ms>"), newest first. */
+  gatewayProbes(id: string): string;
+  /** Pub/sub channel a gateway listens on for deliveries and kicks. */
+  gatewayChannel(id: string): string;
+  /** STRING: GCRA theoretical arrival time of a rate-limit bucket. */
+  rateLimit(name: string): string;
+}
+
+export const DEFAULT_KEY_PREFIX = 'pg';
+
+export function redisKeys(prefix: string = DEFAULT_KEY_PREFIX): RedisKeys {
+  const d = (app: string, device: string) => `${prefix}:d:{${app}:${device}}`;
+  const a = (app: string) => `${prefix}:a:{${app}}`;
+  const reg = `${prefix}:g:{gwreg}`;
+  return {
+    prefix,
+    deviceMeta: (app, device) => `${d(app, device)}:meta`,
+    deviceInbox: (app, device) => `${d(app, device)}:inbox`,
+    deviceMessages: (app, device) => `${d(app, device)}:msgs`,
+    deviceCollapse: (app, device) => `${d(app, device)}:collapse`,
+    appDevices: (app) => `${a(app)}:devices`,
+    tagDevices: (app, tag) => `${a(app)}:tag:${tag}`,
+    appTags: (app) => `${a(app)}:tags`,
+    aliasDevices: (app, alias) => `${a(app)}:alias:${alias}`,
+    idempotency: (app, key) => `${a(app)}:idem:${key}`,
+    messageStatus: (id) => `${prefix}:m:{m:${id}}`,
+    gatewayIndex: () => `${reg}:index`,
+    gateway: (id) => `${reg}:gw:${id}`,
+    gatewayProbes: (id) => `${reg}:probe:${id}`,
+    gatewayChannel: (id) => `${prefix}:chan:gw:${id}`,
+    rateLimit: (name) => `${prefix}:rl:{rl:${name}}`,
+  };
+}
+
+/** The four keys of one device's offline store, in the order the Lua scripts take them. */
+export function deviceStoreKeys(
+  keys: RedisKeys,
+  app: string,
+  device: string,
+): [string, string, string, string] {
+  return [
+    keys.deviceMeta(app, device),
+    keys.deviceInbox(app, device),
+    keys.deviceMessages(app, device),
+    keys.deviceCollapse(app, device),
+  ];
+}

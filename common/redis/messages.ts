@@ -1,0 +1,104 @@
+import type { PgRedis } from './connection.js';
+import type { RedisKeys } from './keys.js';
+
+/**
+ * Message status (one hash per API message) and idempotency keys.
+ * state: 'storing' while the fan-out writes inboxes, then 'accepted'.
+ * Counters: recipients, stored (new inbox entries), duplicate (already stored by a retry),
+ * dropped (ttl 0 and offline), sent (frames written to a device, resends included),
+ * acked (devices that acknowledged), replaced (older messages it collapsed), evicted.
+ */
+export interface MessageStatus {
+  id: string;
+  app: string;
+  target: string;
+  state: 'storing' | 'accepted';
+  createdAt: number;
+  expiresAt: number;
+  recipients: number;
+  stored: number;
+  dropped: number;
+  sent: number;
+  acked: number;
+  replaced: number;
+  evicted: number;
+}
+
+export type MessageCounter = 'recipients' | 'stored' | 'dropped' | 'sent' | 'acked' | 'replaced' | 'evicted';
+const STATUS_MIN_TTL_MS = 24 * 3600_000;
+
+export async function createMessageStatus(
+  redis: PgRedis,
+  keys: RedisKeys,
+  s: { id: string; app: string; target: string; createdAt: number; expiresAt: number },
+) {
+  const key = keys.messageStatus(s.id);
+  await redis
+    .multi()
+    .hsetnx(key, 'id', s.id)
+    .hsetnx(key, 'app', s.app)
+    .hsetnx(key, 'target', s.target)
+    .hsetnx(key, 'state', 'storing')
+    .hsetnx(key, 'createdAt', String(s.createdAt))
+    .hsetnx(key, 'expiresAt', String(s.expiresAt))
+    .pexpire(key, Math.max(STATUS_MIN_TTL_MS, s.expiresAt - s.createdAt + 3600_000))
+    .exec();
+}
+
+export async function completeMessageStatus(
+  redis: PgRedis,
+  keys: RedisKeys,
+  id: string,
+  counts: Partial<Record<MessageCounter, number>>,
+) {
+  const key = keys.messageStatus(id);
+  const m = redis.multi();
+  for (const [k, v] of Object.entries(counts)) m.hset(key, k, String(v));
+  m.hset(key, 'state', 'accepted');
+  await m.exec();
+}
+
+export function countMessage(redis: PgRedis, keys: RedisKeys, id: string, counter: MessageCounter, by = 1) {
+  return redis.hincrby(keys.messageStatus(id), counter, by);
+}
+
+export async function getMessageStatus(
+  redis: PgRedis,
+  keys: RedisKeys,
+  id: string,
+): Promise<MessageStatus | undefined> {
+  const h = await redis.hgetall(keys.messageStatus(id));
+  if (!h.id) return undefined;
+  const num = (k: string) => Number(h[k] ?? 0);
+  return {
+    id: h.id,
+    app: h.app ?? '',
+    target: h.target ?? '',
+    state: h.state === 'accepted' ? 'accepted' : 'storing',
+    createdAt: num('createdAt'),
+    expiresAt: num('expiresAt'),
+    recipients: num('recipients'),
+    stored: num('stored'),
+    dropped: num('dropped'),
+    sent: num('sent'),
+    acked: num('acked'),
+    replaced: num('replaced'),
+    evicted: num('evicted'),
+  };
+}
+
+export const IDEMPOTENCY_TTL_MS = 24 * 3600_000;
+
+/** Claims an idempotency key for `id`; returns the id already bound to the key, if any. */
+export async function claimIdempotencyKey(
+  redis: PgRedis,
+  keys: RedisKeys,
+  app: string,
+  key: string,
+  id: string,
+): Promise<string | undefined> {
+  const k = keys.idempotency(app, key);
+  const ok = await redis.set(k, id, 'PX', IDEMPOTENCY_TTL_MS, 'NX');
+  if (ok === 'OK') return undefined;
+  return (await redis.get(k)) ?? undefined;
+}

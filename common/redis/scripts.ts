@@ -1,0 +1,178 @@
+/**
+ * Lua scripts, registered on every connection with ioredis `defineCommand` (EVALSHA with a
+ * fallback to EVAL). Each script touches only keys of one hashtag (see keys.ts), so it runs
+ * unchanged on Redis Cluster.
+ */
+
+/** Removes one message from a device store, and its collapse mapping if it still points at it. */
+const dropMessageLua = `
+local function drop(inbox, msgs, collapse, id, body)
+  redis.call('ZREM', inbox, id)
+  redis.call('HDEL', msgs, id)
+  if body then
+    local ok, m = pcall(cjson.decode, body)
+    if ok and type(m) == 'table' and type(m.collapse) == 'string' and redis.call('HGET', collapse, m.collapse) == id then
+      redis.call('HDEL', collapse, m.collapse)
+    end
+  end
+end
+`;
+
+export const scripts = {
+  /**
+   * Store one message in a device's inbox.
+   * KEYS: meta, inbox, msgs, collapse. ARGV: id, body JSON, collapse key ('' = none),
+   * max messages per device, key TTL ms, only-if-online (1 = store only when a gateway holds the device).
+   * Returns {stored(1 / 0 = already there / 2 = offline and only-if-online), seq, gw, sess, replacedId,
+   * evictedCount, inbox size}.
+   * Idempotent by id: storing an id that is already in the inbox changes nothing.
+   */
+  pgStore: {
+    numberOfKeys: 4,
+    lua: `${dropMessageLua}
+local meta, inbox, msgs, collapse = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local id, body, ckey, max, ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+local gw = redis.call('HGET', meta, 'gw') or ''
+local sess = redis.call('HGET', meta, 'sess') or ''
+if redis.call('HEXISTS', msgs, id) == 1 then
+  return {0, tonumber(redis.call('ZSCORE', inbox, id)) or 0, gw, sess, '', 0, redis.call('ZCARD', inbox)}
+end
+if ARGV[6] == '1' and gw == '' then
+  return {2, 0, '', '', '', 0, redis.call('ZCARD', inbox)}
+end
+local seq = redis.call('HINCRBY', meta, 'seq', 1)
+local replaced = ''
+if ckey ~= '' then
+  local old = redis.call('HGET', collapse, ckey)
+  if old then
+    redis.call('ZREM', inbox, old)
+    redis.call('HDEL', msgs, old)
+    replaced = old
+  end
+  redis.call('HSET', collapse, ckey, id)
+end
+redis.call('ZADD', inbox, seq, id)
+redis.call('HSET', msgs, id, body)
+local evicted = 0
+local n = redis.call('ZCARD', inbox)
+while n > max do
+  local popped = redis.call('ZPOPMIN', inbox)
+  local oid = popped[1]
+  drop(inbox, msgs, collapse, oid, redis.call('HGET', msgs, oid))
+  evicted = evicted + 1
+  n = n - 1
+end
+for _, k in ipairs({meta, inbox, msgs, collapse}) do redis.call('PEXPIRE', k, ttl) end
+return {1, seq, gw, sess, replaced, evicted, n}
+`,
+  },
+
+  /**
+   * Acknowledge messages. KEYS: inbox, msgs, collapse. ARGV: ids.
+   * Returns one 1 (removed) / 0 (unknown) per id.
+   */
+  pgAck: {
+    numberOfKeys: 3,
+    lua: `${dropMessageLua}
+local res = {}
+for i, id in ipairs(ARGV) do
+  local body = redis.call('HGET', KEYS[2], id)
+  if body then
+    drop(KEYS[1], KEYS[2], KEYS[3], id, body)
+    res[i] = 1
+  else
+    res[i] = 0
+  end
+end
+return res
+`,
+  },
+
+  /**
+   * Read a device's stored messages with seq > afterSeq, oldest first, deleting expired ones.
+   * KEYS: inbox, msgs, collapse. ARGV: now ms, afterSeq, limit.
+   * Returns {expiredCount, {seq1, body1, seq2, body2, ...}}.
+   */
+  pgReplay: {
+    numberOfKeys: 3,
+    lua: `${dropMessageLua}
+local now, after, limit = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. after, '+inf', 'WITHSCORES', 'LIMIT', 0, limit)
+local out, expired = {}, 0
+for i = 1, #ids, 2 do
+  local id, seq = ids[i], ids[i + 1]
+  local body = redis.call('HGET', KEYS[2], id)
+  if not body then
+    redis.call('ZREM', KEYS[1], id)
+  else
+    local ok, m = pcall(cjson.decode, body)
+    if ok and type(m) == 'table' and tonumber(m.exp) and tonumber(m.exp) < now then
+      drop(KEYS[1], KEYS[2], KEYS[3], id, body)
+      expired = expired + 1
+    else
+      out[#out + 1] = seq
+      out[#out + 1] = body
+    end
+  end
+end
+return {expired, out}
+`,
+  },
+
+  /**
+   * Claim presence of a device for a gateway session. KEYS: meta. ARGV: gw, sess, key TTL ms.
+   * Returns {previous gw, previous sess, learned hb, tags JSON, alias, last seq}.
+   */
+  pgClaim: {
+    numberOfKeys: 1,
+    lua: `
+local old = redis.call('HMGET', KEYS[1], 'gw', 'sess', 'hb', 'tags', 'alias', 'seq')
+redis.call('HSET', KEYS[1], 'gw', ARGV[1], 'sess', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
+return {old[1] or '', old[2] or '', old[3] or '', old[4] or '', old[5] or '', tonumber(old[6] or '0')}
+`,
+  },
+
+  /**
+   * Release presence if this session still holds it; remember the learned heartbeat.
+   * KEYS: meta. ARGV: sess, hb ms, now ms. Returns 1 if released, 0 if another session holds it.
+   */
+  pgRelease: {
+    numberOfKeys: 1,
+    lua: `
+if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'hb', ARGV[2]) end
+redis.call('HSET', KEYS[1], 'seen', ARGV[3])
+if redis.call('HGET', KEYS[1], 'sess') == ARGV[1] then
+  redis.call('HDEL', KEYS[1], 'gw', 'sess')
+  return 1
+end
+return 0
+`,
+  },
+
+  /**
+   * GCRA (generic cell rate algorithm), the standard leaky bucket. KEYS: bucket.
+   * ARGV: emission interval ms (1000 / rate per second), burst (cells), cost (cells).
+   * Uses the Redis clock, so every caller shares one time base.
+   * Returns {allowed 1/0, retryAfterMs, remaining cells}.
+   */
+  pgGcra: {
+    numberOfKeys: 1,
+    lua: `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local interval, burst, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1])) or now
+if tat < now then tat = now end
+local newTat = tat + interval * cost
+local allowAt = newTat - interval * burst
+if allowAt > now then
+  return {0, math.ceil(allowAt - now), math.max(0, math.floor((now - (tat - interval * burst)) / interval))}
+end
+redis.call('SET', KEYS[1], tostring(newTat), 'PX', math.ceil(newTat - now) + 1000)
+return {1, 0, math.floor((now - allowAt) / interval)}
+`,
+  },
+} as const;
+
+export type ScriptName = keyof typeof scripts;

@@ -1,0 +1,47 @@
+import { defineCommand, untilSignal } from '../cli/command.js';
+import { gatewayOptions } from './options.js';
+import { createGateway } from './server.js';
+
+/**
+ * `pushgate gateway`: device WebSockets, the push API, the locator route, /metrics, /healthz,
+ * /readyz on one port. SIGTERM drains (readiness off, refuse new devices, close existing ones at
+ * --drain-rate with code 1012 and a reconnect hint), then exits.
+ */
+export const gatewayCommand = defineCommand({
+  name: 'gateway',
+  summary: 'Device gateway: WebSocket connections, delivery with acks, push API, locator, drain.',
+  options: gatewayOptions,
+  async run(config, log) {
+    const gateway = createGateway(config, log);
+    await gateway.listen();
+    reportMemoryOverIpc(() => gateway.hub.connectionCount);
+    const signal = await untilSignal();
+    log.info({ signal }, 'shutting down');
+    await gateway.drain();
+    await gateway.close();
+  },
+});
+
+/**
+ * When started by a parent with an IPC channel (the gateway benchmark), answer
+ * `{type:'pushgate:mem'}` with this process's memory after a GC, so the parent can measure
+ * bytes per connection without scraping.
+ */
+export function reportMemoryOverIpc(connections: () => number) {
+  if (!process.send) return;
+  process.on('message', (msg: { type?: string }) => {
+    if (msg?.type !== 'pushgate:mem') return;
+    const gc = (globalThis as { gc?: () => void }).gc;
+    gc?.();
+    gc?.();
+    const m = process.memoryUsage();
+    process.send?.({
+      type: 'pushgate:mem',
+      rss: m.rss,
+      heapUsed: m.heapUsed,
+      external: m.external,
+      connections: connections(),
+    });
+  });
+  process.channel?.unref();
+}

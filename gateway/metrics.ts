@@ -1,0 +1,92 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * Gateway metrics (GET /metrics). `pushgate_gateway_connections` is the per-pod gauge the HPA
+ * scales on (through prometheus-adapter or the pushgate metrics adapter).
+ */
+export function createGatewayMetrics(labels: { gateway: string; region: string }) {
+  const registry = new Registry();
+  registry.setDefaultLabels(labels);
+  collectDefaultMetrics({ register: registry, prefix: 'pushgate_gateway_process_' });
+  let connectionSource = () => 0;
+  return {
+    registry,
+    /** The gauge reads the live count at scrape time. */
+    setConnectionSource(fn: () => number) {
+      connectionSource = fn;
+    },
+    connections: new Gauge({
+      name: 'pushgate_gateway_connections',
+      help: 'Authenticated device connections held by this gateway pod (the HPA metric).',
+      registers: [registry],
+      collect() {
+        this.set(connectionSource());
+      },
+    }),
+    connects: new Counter({
+      name: 'pushgate_gateway_connects_total',
+      help: 'Connection attempts by result (accepted, auth_failed, token_expired, overload, rate_limited, draining, hello_timeout, bad_hello).',
+      labelNames: ['result'],
+      registers: [registry],
+    }),
+    disconnects: new Counter({
+      name: 'pushgate_gateway_disconnects_total',
+      help: 'Closed authenticated connections by close code.',
+      labelNames: ['code'],
+      registers: [registry],
+    }),
+    deliveries: new Counter({
+      name: 'pushgate_gateway_deliveries_total',
+      help: 'Push frames written to devices, by path (live: routed as accepted; replay: from the offline store).',
+      labelNames: ['path'],
+      registers: [registry],
+    }),
+    acks: new Counter({
+      name: 'pushgate_gateway_acks_total',
+      help: 'Acknowledged message ids, by result (removed, unknown).',
+      labelNames: ['result'],
+      registers: [registry],
+    }),
+    deliveryLatency: new Histogram({
+      name: 'pushgate_gateway_delivery_latency_seconds',
+      help: 'From push API acceptance to the frame written to the device (live path).',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    }),
+    offlineQueue: new Histogram({
+      name: 'pushgate_gateway_offline_queue_size',
+      help: "A device's inbox size (messages) right after a store.",
+      buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500],
+      registers: [registry],
+    }),
+    stored: new Counter({
+      name: 'pushgate_gateway_messages_stored_total',
+      help: 'Messages stored per device by the push API, by outcome (stored, duplicate, offline_dropped, evicted, collapsed, expired).',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    backpressure: new Counter({
+      name: 'pushgate_gateway_backpressure_events_total',
+      help: 'Times a connection hit its send-buffer limit; its pushes stay in the store until it drains.',
+      registers: [registry],
+    }),
+    framesRejected: new Counter({
+      name: 'pushgate_gateway_frames_rejected_total',
+      help: 'Device frames refused, by reason.',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    pushRequests: new Counter({
+      name: 'pushgate_gateway_push_requests_total',
+      help: 'Push API requests by HTTP status.',
+      labelNames: ['status'],
+      registers: [registry],
+    }),
+    draining: new Gauge({
+      name: 'pushgate_gateway_draining',
+      help: '1 while the gateway drains.',
+      registers: [registry],
+    }),
+  };
+}
+export type GatewayMetrics = ReturnType<typeof createGatewayMetrics>;

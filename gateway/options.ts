@@ -1,0 +1,121 @@
+import os from 'node:os';
+import { z } from 'zod';
+import { opt, type ConfigOf } from '../common/config.js';
+
+/** Every gateway setting, as flags and env (PUSHGATE_*); the operator passes them via env/ConfigMap. */
+export const gatewayOptions = {
+  port: {
+    schema: opt.port(8080),
+    description: 'Port for WebSocket devices, the push API, /metrics and health.',
+  },
+  host: { schema: opt.host(), description: 'Address to listen on.' },
+  redisUrl: {
+    schema: opt.redisUrl(),
+    description: 'Redis URL (presence, offline store, routing, registry).',
+  },
+  redisCluster: {
+    schema: z.boolean().default(false),
+    description: 'Treat --redis-url as a seed node of a Redis Cluster.',
+  },
+  keyPrefix: {
+    schema: z
+      .string()
+      .regex(/^[A-Za-z0-9:_-]+$/)
+      .default('pg'),
+    description: 'Prefix of every Redis key (one platform per prefix).',
+  },
+  podName: {
+    schema: z.string().default(os.hostname()),
+    env: 'POD_NAME',
+    description: 'Pod name, for the registry (downward API).',
+  },
+  namespace: {
+    schema: z.string().default('default'),
+    env: 'POD_NAMESPACE',
+    description: 'Pod namespace, for the registry.',
+  },
+  gatewayId: {
+    schema: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]+$/)
+      .optional(),
+    description: 'Unique gateway id in the registry and routing (default: <namespace>.<pod name>).',
+  },
+  region: {
+    schema: z.string().default('local'),
+    description: 'Region of this gateway (topology.kubernetes.io/region).',
+  },
+  zone: { schema: z.string().default('local-a'), description: 'Zone of this gateway.' },
+  advertiseUrl: {
+    schema: z
+      .string()
+      .regex(/^wss?:\/\//, 'must be a ws:// or wss:// URL')
+      .optional(),
+    description:
+      'Public WebSocket URL devices use for this gateway (default: ws://<host>:<port>/v1/connect).',
+  },
+  maxConnections: {
+    schema: opt.positiveInt(100_000),
+    description: 'Hard limit of device connections on this pod.',
+  },
+  acceptRate: {
+    schema: opt.positiveInt(2000),
+    description: 'New connections accepted per second (burst: the same number).',
+  },
+  heartbeatMinMs: { schema: opt.positiveInt(30_000), description: 'Shortest advised heartbeat interval.' },
+  heartbeatMaxMs: { schema: opt.positiveInt(300_000), description: 'Longest advised heartbeat interval.' },
+  heartbeatInitialMs: {
+    schema: opt.positiveInt(60_000),
+    description: 'Advised interval for a device with no history.',
+  },
+  helloTimeoutMs: {
+    schema: opt.positiveInt(10_000),
+    description: 'Time a new connection has to send hello.',
+  },
+  upgradeTimeoutMs: {
+    schema: opt.positiveInt(10_000),
+    description: 'Time a client has to send complete HTTP/upgrade headers.',
+  },
+  drainRate: {
+    schema: opt.positiveInt(500),
+    description: 'Connections closed per second while draining (SIGTERM).',
+  },
+  drainGraceMs: {
+    schema: opt.positiveInt(60_000),
+    description: 'Longest drain; the close rate is raised if needed to finish within it.',
+  },
+  sendBufferBytes: {
+    schema: opt.positiveInt(256 * 1024),
+    description:
+      'Per-connection send buffer limit; above it pushes stay in the store until the device catches up.',
+  },
+  frameRate: {
+    schema: opt.positiveInt(20),
+    description: 'Frames per second a device may send (burst: twice that).',
+  },
+  maxInbox: {
+    schema: opt.positiveInt(100),
+    description: 'Offline messages kept per device (oldest dropped first).',
+  },
+  maxTtlSeconds: { schema: opt.positiveInt(7 * 24 * 3600), description: 'Longest TTL a push may ask for.' },
+  maxRecipients: {
+    schema: opt.positiveInt(100_000),
+    description: 'Largest audience of one push API call (larger ones: TagCampaign).',
+  },
+  appsFile: {
+    schema: z.string().optional(),
+    description:
+      'App secrets: a file of "app:secret" lines, or a directory with one file per app (a mounted Secret).',
+  },
+  apps: {
+    schema: z.string().optional(),
+    secret: true,
+    description: 'App secrets inline: "app1:secret1,app2:secret2".',
+  },
+  registryIntervalMs: {
+    schema: opt.positiveInt(5000),
+    description: 'How often this gateway refreshes its registry record.',
+  },
+} as const;
+
+export type GatewayConfig = ConfigOf<typeof gatewayOptions>;

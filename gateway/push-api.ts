@@ -1,0 +1,153 @@
+import { timingSafeEqual } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { MAX_PUSH_DATA_BYTES, idString, pushPriority, tagName } from '../common/protocol/frames.js';
+import { TooManyRecipientsError } from '../common/redis/app-index.js';
+import type { PgRedis } from '../common/redis/connection.js';
+import type { RedisKeys } from '../common/redis/keys.js';
+import { getMessageStatus } from '../common/redis/messages.js';
+import { TagExpressionError, parseTagExpression } from '../common/redis/tag-expression.js';
+import type { GatewayMetrics } from './metrics.js';
+import type { PushService } from './push-service.js';
+
+const target = z.union([
+  z.strictObject({ device: idString }),
+  z.strictObject({ alias: idString }),
+  z.strictObject({ tag: z.string().min(1).max(1024) }),
+  z.strictObject({ all: z.literal(true) }),
+]);
+
+export function pushBodySchema(maxTtlSeconds: number) {
+  return z.strictObject({
+    /** Exactly one of {device}, {alias}, {tag: expression}, {all: true}. */
+    to: target,
+    data: z.json().refine((d) => Buffer.byteLength(JSON.stringify(d)) <= MAX_PUSH_DATA_BYTES, {
+      message: `larger than ${MAX_PUSH_DATA_BYTES} bytes of JSON`,
+    }),
+    ttl: z.number().int().min(0).max(maxTtlSeconds).default(86_400),
+    priority: pushPriority.default('normal'),
+    collapseKey: tagName.optional(),
+  });
+}
+
+const idempotencyKey = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces');
+
+function problem(reply: FastifyReply, status: number, error: string, message: string) {
+  return reply.code(status).send({ error, message });
+}
+
+function secretsEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/**
+ * The push API, authenticated per app with HTTP Basic `app:secret` (as JPush does with
+ * appKey:masterSecret):
+ *   POST /v1/apps/:app/push            body {to, data, ttl?, priority?, collapseKey?}
+ *                                      header Idempotency-Key (optional)
+ *                                      -> 202 {id, recipients} (200 {id, recipients, duplicate: true} on a repeat)
+ *   GET  /v1/apps/:app/messages/:id    -> 200 status
+ * Errors: {error, message} with 400 (body; the message names the field), 401, 403, 404, 413,
+ * 415, 422 (audience too large for one call).
+ */
+export function registerPushApi(
+  app: FastifyInstance,
+  deps: {
+    redis: PgRedis;
+    keys: RedisKeys;
+    push: PushService;
+    secretOf(app: string): string | undefined;
+    metrics: GatewayMetrics;
+    maxTtlSeconds: number;
+  },
+) {
+  const bodySchema = pushBodySchema(deps.maxTtlSeconds);
+
+  const authenticate = (req: FastifyRequest<{ Params: { app: string } }>, reply: FastifyReply): boolean => {
+    const header = req.headers.authorization ?? '';
+    const m = /^Basic ([A-Za-z0-9+/=]+)$/.exec(header);
+    if (!m) {
+      reply.header('www-authenticate', 'Basic realm="pushgate"');
+      problem(reply, 401, 'unauthorized', 'Authorization: Basic base64(app:secret) required');
+      return false;
+    }
+    const decoded = Buffer.from(m[1]!, 'base64').toString('utf8');
+    const i = decoded.indexOf(':');
+    const user = i > 0 ? decoded.slice(0, i) : '';
+    const secret = deps.secretOf(user);
+    if (!secret || !secretsEqual(secret, decoded.slice(i + 1))) {
+      problem(reply, 401, 'unauthorized', 'unknown app or wrong secret');
+      return false;
+    }
+    if (user !== req.params.app) {
+      problem(reply, 403, 'forbidden', `credentials of app '${user}' cannot act on app '${req.params.app}'`);
+      return false;
+    }
+    return true;
+  };
+
+  app.addHook('onResponse', async (req, reply) => {
+    if (req.url.startsWith('/v1/apps/')) deps.metrics.pushRequests.inc({ status: String(reply.statusCode) });
+  });
+
+  app.post<{ Params: { app: string } }>('/v1/apps/:app/push', async (req, reply) => {
+    if (!authenticate(req, reply)) return reply;
+    const key = req.headers['idempotency-key'];
+    let idem: string | undefined;
+    if (key !== undefined) {
+      const k = idempotencyKey.safeParse(key);
+      if (!k.success)
+        return problem(reply, 400, 'bad_request', `Idempotency-Key: ${k.error.issues[0]?.message}`);
+      idem = k.data;
+    }
+    const parsed = bodySchema.safeParse(req.body);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      const where = issue?.path.length ? issue.path.join('.') : 'body';
+      return problem(reply, 400, 'bad_request', `${where}: ${issue?.message ?? 'invalid'}`);
+    }
+    const body = parsed.data;
+    if ('tag' in body.to) {
+      try {
+        parseTagExpression(body.to.tag);
+      } catch (err) {
+        if (err instanceof TagExpressionError)
+          return problem(reply, 400, 'bad_request', `to.tag: ${err.message}`);
+        throw err;
+      }
+    }
+    try {
+      const accepted = await deps.push.push(
+        req.params.app,
+        {
+          to: body.to,
+          data: body.data,
+          ttl: body.ttl,
+          priority: body.priority,
+          collapseKey: body.collapseKey,
+        },
+        idem,
+      );
+      return reply.code(accepted.duplicate ? 200 : 202).send(accepted);
+    } catch (err) {
+      if (err instanceof TooManyRecipientsError)
+        return problem(reply, 422, 'too_many_recipients', err.message);
+      throw err;
+    }
+  });
+
+  app.get<{ Params: { app: string; id: string } }>('/v1/apps/:app/messages/:id', async (req, reply) => {
+    if (!authenticate(req, reply)) return reply;
+    const status =
+      req.params.id.length <= 64 ? await getMessageStatus(deps.redis, deps.keys, req.params.id) : undefined;
+    if (!status || status.app !== req.params.app)
+      return problem(reply, 404, 'not_found', `no message '${req.params.id.slice(0, 64)}'`);
+    return { ...status, target: JSON.parse(status.target) as unknown };
+  });
+}

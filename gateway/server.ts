@@ -1,0 +1,253 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Logger } from '../common/logger.js';
+import { DEVICE_PATH } from '../common/protocol/frames.js';
+import { createRedis, createSubscriber, type PgRedis } from '../common/redis/connection.js';
+import { redisKeys, type RedisKeys } from '../common/redis/keys.js';
+import {
+  GATEWAY_RECORD_TTL_MS,
+  listGateways,
+  probeStats,
+  registerGateway,
+  unregisterGateway,
+} from '../common/redis/registry.js';
+import { loadApps } from './apps.js';
+import { drainPlan } from './drain.js';
+import { heartbeatPolicy } from './heartbeat.js';
+import { DeviceHub } from './hub.js';
+import { rankGateways, registerLocateRoute } from './locator.js';
+import { createGatewayMetrics } from './metrics.js';
+import type { GatewayConfig } from './options.js';
+import { registerPushApi } from './push-api.js';
+import { PushService, type RoutedDelivery } from './push-service.js';
+
+/** Routed over Redis pub/sub to the gateway holding the devices: deliveries and kicks. */
+interface ChannelMessage {
+  d?: RoutedDelivery[];
+  k?: [string, string, string][];
+}
+
+export interface Gateway {
+  id: string;
+  app: FastifyInstance;
+  hub: DeviceHub;
+  redis: PgRedis;
+  keys: RedisKeys;
+  /** Listening address, after listen(). */
+  address(): AddressInfo;
+  listen(): Promise<void>;
+  /** SIGTERM: readiness off, refuse new devices, close existing ones at the drain rate. */
+  drain(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function createGateway(config: GatewayConfig, log: Logger): Gateway {
+  const apps = loadApps({ file: config.appsFile, inline: config.apps });
+  if (apps.size === 0)
+    log.warn('no apps configured (--apps-file / PUSHGATE_APPS): every device will be refused');
+  const secretOf = (app: string) => apps.get(app);
+  const id = config.gatewayId ?? `${config.namespace}.${config.podName}`;
+  const keys = redisKeys(config.keyPrefix);
+  const redis = createRedis(config.redisUrl, { name: `gateway:${id}`, cluster: config.redisCluster });
+  const subscriber = createSubscriber(config.redisUrl, {
+    name: `gateway-sub:${id}`,
+    cluster: config.redisCluster,
+  });
+  const metrics = createGatewayMetrics({ gateway: id, region: config.region });
+  const policy = heartbeatPolicy({
+    minMs: config.heartbeatMinMs,
+    maxMs: config.heartbeatMaxMs,
+    initialMs: config.heartbeatInitialMs,
+  });
+  // Device keys outlive the longest TTL, so a stored message is never lost to key expiry.
+  const keyTtlMs = (config.maxTtlSeconds + 24 * 3600) * 1000;
+  let ready = false;
+  let draining = false;
+  let advertised = config.advertiseUrl ?? '';
+
+  const hub = new DeviceHub(
+    redis,
+    keys,
+    metrics,
+    {
+      gatewayId: id,
+      maxConnections: config.maxConnections,
+      acceptRate: config.acceptRate,
+      helloTimeoutMs: config.helloTimeoutMs,
+      sendBufferBytes: config.sendBufferBytes,
+      frameRate: config.frameRate,
+      maxInbox: config.maxInbox,
+      keyTtlMs,
+      heartbeat: policy,
+      secretOf,
+      drainHint: async () => {
+        const others = (await listGateways(redis, keys)).filter((g) => g.id !== id);
+        const probes = await probeStats(
+          redis,
+          keys,
+          others.map((g) => g.id),
+        );
+        return rankGateways(others, probes, {
+          device: id,
+          region: config.region,
+          now: Date.now(),
+          limit: 3,
+        }).map((r) => r.record.endpoint);
+      },
+    },
+    log.child({ part: 'hub' }),
+  );
+
+  const publish = (gateway: string, msg: ChannelMessage) => {
+    redis
+      .publish(keys.gatewayChannel(gateway), JSON.stringify(msg))
+      .catch((err: unknown) => log.warn({ err, gateway }, 'publish failed'));
+  };
+  hub.kickRemote = (gateway, app, device, sess) => publish(gateway, { k: [[app, device, sess]] });
+  const route = (gateway: string, deliveries: RoutedDelivery[]) => {
+    if (gateway === id)
+      for (const [app, device, seq, sent, body] of deliveries) hub.deliver(app, device, seq, body, sent);
+    else publish(gateway, { d: deliveries });
+  };
+  const push = new PushService(
+    redis,
+    keys,
+    metrics,
+    { gatewayId: id, maxInbox: config.maxInbox, keyTtlMs, maxRecipients: config.maxRecipients },
+    route,
+    log.child({ part: 'push' }),
+  );
+
+  let subscribedOnce = false;
+  subscriber.on('message', (_channel: string, text: string) => {
+    let msg: ChannelMessage;
+    try {
+      msg = JSON.parse(text) as ChannelMessage;
+    } catch {
+      return;
+    }
+    for (const [app, device, seq, sent, body] of msg.d ?? []) hub.deliver(app, device, seq, body, sent);
+    for (const [app, device, sess] of msg.k ?? []) hub.kick(app, device, sess);
+  });
+  subscriber.on('ready', () => {
+    if (subscribedOnce) {
+      log.info('routing channel re-subscribed; replaying inboxes of connected devices');
+      hub.resyncAll();
+    }
+  });
+  subscriber.on('error', (err) => log.warn({ err: err.message }, 'redis subscriber error'));
+  redis.on('error', (err) => log.warn({ err: err.message }, 'redis error'));
+
+  const app = Fastify({
+    logger: false,
+    bodyLimit: 64 * 1024,
+    serverFactory: (handler) =>
+      http.createServer(
+        {
+          // A client that never finishes its HTTP/upgrade headers is cut off (slow upgrades).
+          headersTimeout: config.upgradeTimeoutMs,
+          requestTimeout: 30_000,
+          connectionsCheckingInterval: Math.min(1000, config.upgradeTimeoutMs),
+        },
+        handler,
+      ),
+  });
+  app.setErrorHandler((err: { statusCode?: number; code?: string; message: string }, _req, reply) => {
+    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
+    if (status === 500) log.error({ err }, 'request failed');
+    const error =
+      status === 413
+        ? 'too_large'
+        : status === 415
+          ? 'unsupported_media_type'
+          : status === 500
+            ? 'internal'
+            : 'bad_request';
+    void reply.code(status).send({ error, message: status === 500 ? 'internal error' : err.message });
+  });
+  app.setNotFoundHandler(
+    (req, reply) =>
+      void reply
+        .code(404)
+        .send({ error: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` }),
+  );
+  app.server.on('upgrade', (req, socket, head) => hub.handleUpgrade(req, socket, head));
+  app.get('/healthz', async () => ({ ok: true }));
+  app.get('/readyz', async (_req, reply) => {
+    const ok = ready && !draining && redis.status === 'ready';
+    return reply.code(ok ? 200 : 503).send({ ready: ok, draining, connections: hub.connectionCount });
+  });
+  app.get('/metrics', async (_req, reply) => {
+    reply.header('content-type', metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+  registerPushApi(app, { redis, keys, push, secretOf, metrics, maxTtlSeconds: config.maxTtlSeconds });
+  const appIds = new Set(apps.keys());
+  registerLocateRoute(app, redis, keys, () => appIds);
+
+  const register = () =>
+    registerGateway(redis, keys, {
+      id,
+      podName: config.podName,
+      namespace: config.namespace,
+      region: config.region,
+      zone: config.zone,
+      endpoint: advertised,
+      connections: hub.connectionCount,
+      maxConnections: config.maxConnections,
+      ready: ready && !draining,
+      draining,
+      updatedAt: Date.now(),
+    }).catch((err: unknown) => log.warn({ err }, 'registry refresh failed'));
+  let registryTimer: NodeJS.Timeout | undefined;
+
+  const gateway: Gateway = {
+    id,
+    app,
+    hub,
+    redis,
+    keys,
+    address: () => app.server.address() as AddressInfo,
+    async listen() {
+      await subscriber.subscribe(keys.gatewayChannel(id));
+      subscribedOnce = true;
+      await app.listen({ port: config.port, host: config.host });
+      const addr = gateway.address();
+      if (!advertised)
+        advertised = `ws://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${addr.port}${DEVICE_PATH}`;
+      ready = true;
+      await register();
+      registryTimer = setInterval(register, Math.min(config.registryIntervalMs, GATEWAY_RECORD_TTL_MS / 3));
+      registryTimer.unref();
+      log.info({ id, port: addr.port, endpoint: advertised, apps: appIds.size }, 'gateway listening');
+    },
+    async drain() {
+      if (draining) return;
+      draining = true;
+      metrics.draining.set(1);
+      await register();
+      await hub.startDrain();
+      const plan = drainPlan(hub.connectionCount, config.drainRate, config.drainGraceMs);
+      log.info({ connections: hub.connectionCount, ticks: plan.length }, 'draining');
+      for (const n of plan) {
+        hub.closeSome(n);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      hub.closeSome(Number.MAX_SAFE_INTEGER);
+      await hub.whenEmpty(5000);
+      log.info('drained');
+    },
+    async close() {
+      ready = false;
+      if (registryTimer) clearInterval(registryTimer);
+      hub.terminateAll();
+      hub.close();
+      await app.close().catch(() => {});
+      await unregisterGateway(redis, keys, id).catch(() => {});
+      subscriber.disconnect();
+      await redis.quit().catch(() => redis.disconnect());
+    },
+  };
+  return gateway;
+}
