@@ -1,7 +1,6 @@
 import { z } from 'zod';
 import { PUSH_GATEWAY, REGION_LABEL } from './group.js';
 import {
-  conditionsSchema,
   dnsLabel,
   kindSchema,
   namedList,
@@ -12,6 +11,7 @@ import {
   withRules,
   objectName,
   defaultsToFull,
+  statusBaseFields,
 } from './shared.js';
 
 /**
@@ -393,12 +393,7 @@ export type PushGatewayRegionStatus = z.output<typeof regionStatusSchema>;
 
 export const pushGatewayStatusSchema = z
   .object({
-    observedGeneration: z
-      .int()
-      .nonnegative()
-      .optional()
-      .describe('The .metadata.generation this status was computed from.'),
-    conditions: conditionsSchema.optional(),
+    ...statusBaseFields,
     regions: namedList(
       regionStatusSchema,
       { max: 8 },

@@ -1,12 +1,12 @@
 import { z } from 'zod';
 import { RATE_LIMIT_POLICY } from './group.js';
 import {
-  conditionsSchema,
   kindSchema,
   localObjectReferenceSchema,
   parseOrThrow,
   withRules,
   defaultsToFull,
+  statusBaseFields,
 } from './shared.js';
 import { appIdSchema } from './tagcampaign.js';
 
@@ -169,12 +169,7 @@ export type RateLimitPolicySpecInput = z.input<typeof rateLimitPolicySpecSchema>
 
 export const rateLimitPolicyStatusSchema = z
   .object({
-    observedGeneration: z
-      .int()
-      .nonnegative()
-      .optional()
-      .describe('The .metadata.generation this status was computed from.'),
-    conditions: conditionsSchema.optional(),
+    ...statusBaseFields,
     appliedTo: z
       .object({
         gateway: z.string().max(253).optional().describe('The PushGateway the limits are in force on.'),

@@ -176,6 +176,16 @@ export const conditionsSchema = z
     'x-kubernetes-list-map-keys': ['type'],
   });
 
+/** Status fields every kind has: the generation the status was computed from, and conditions. */
+export const statusBaseFields = {
+  observedGeneration: z
+    .int()
+    .nonnegative()
+    .optional()
+    .describe('The .metadata.generation this status was computed from.'),
+  conditions: conditionsSchema.optional(),
+};
+
 /**
  * Object metadata as the operator sees it. The API server owns its validation (the CRD
  * schema only says `type: object`), so this is loose: unknown keys are kept.

@@ -1,13 +1,13 @@
 import { z } from 'zod';
 import { TAG_CAMPAIGN } from './group.js';
 import {
-  conditionsSchema,
   kindSchema,
   localObjectReferenceSchema,
   parseOrThrow,
   stringMapSchema,
   withRules,
   defaultsToFull,
+  statusBaseFields,
 } from './shared.js';
 
 /**
@@ -247,16 +247,11 @@ export type CampaignCounters = z.output<typeof campaignCountersSchema>;
 
 export const tagCampaignStatusSchema = z
   .object({
-    observedGeneration: z
-      .int()
-      .nonnegative()
-      .optional()
-      .describe('The .metadata.generation this status was computed from.'),
+    ...statusBaseFields,
     phase: z
       .enum(CAMPAIGN_PHASES)
       .optional()
       .describe('Pending (waiting for startTime), Running, Suspended, Completed or Failed.'),
-    conditions: conditionsSchema.optional(),
     counters: campaignCountersSchema.optional(),
     progress: z
       .string()
