@@ -111,8 +111,17 @@ export interface RequestOptions {
   timeoutMs?: number;
 }
 
-/** Counts every request by verb, so the operator can report its own API load (and the bench can see hot loops). */
-export type RequestObserver = (verb: string, status: number) => void;
+/** Counts every request by verb and resource, so the operator can report its own API load (and the bench can see hot loops). */
+export type RequestObserver = (verb: string, status: number, resource: string) => void;
+
+/** The resource (plural) a REST path names: `/apis/apps/v1/namespaces/x/deployments/y/status` -> `deployments`. */
+export function resourceOfPath(path: string): string {
+  const parts = path.split('?')[0]!.split('/').filter(Boolean);
+  // Skip 'api/v1' or 'apis/<group>/<version>', then an optional 'namespaces/<ns>'.
+  let i = parts[0] === 'api' ? 2 : 3;
+  if (parts[i] === 'namespaces' && parts.length > i + 2) i += 2;
+  return parts[i] ?? 'unknown';
+}
 
 export class KubeClient {
   private agent: http.Agent | undefined;
@@ -184,8 +193,9 @@ export class KubeClient {
     });
   }
 
-  private observe(verb: string, status: number): void {
-    for (const o of this.observers) o(verb, status);
+  private observe(verb: string, status: number, path: string): void {
+    const resource = resourceOfPath(path);
+    for (const o of this.observers) o(verb, status, resource);
   }
 
   /** One request; resolves with the parsed body, rejects with KubeApiError on a non-2xx answer. */
@@ -195,14 +205,14 @@ export class KubeClient {
     try {
       res = await this.open(method, path, { timeoutMs: this.defaultTimeoutMs, ...o });
     } catch (err) {
-      this.observe(verb, 0);
+      this.observe(verb, 0, path);
       throw err;
     }
     const chunks: Buffer[] = [];
     for await (const c of res) chunks.push(c as Buffer);
     const text = Buffer.concat(chunks).toString('utf8');
     const status = res.statusCode ?? 0;
-    this.observe(verb, status);
+    this.observe(verb, status, path);
     let body: unknown;
     try {
       body = text ? JSON.parse(text) : undefined;
@@ -327,7 +337,7 @@ export class KubeClient {
     this.open('GET', path, { query: { ...query, watch: true, allowWatchBookmarks: true } }).then(
       (response) => {
         res = response;
-        this.observe('WATCH', response.statusCode ?? 0);
+        this.observe('WATCH', response.statusCode ?? 0, path);
         if (aborted) return end();
         if (response.statusCode !== 200) {
           const chunks: Buffer[] = [];

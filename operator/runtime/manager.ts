@@ -32,7 +32,9 @@ export class Manager {
   probePort: number | undefined;
 
   constructor(readonly o: ManagerOptions) {
-    o.client.onRequest((verb, status) => o.metrics.apiRequests.inc({ verb, code: String(status) }));
+    o.client.onRequest((verb, status, resource) =>
+      o.metrics.apiRequests.inc({ verb, resource, code: String(status) }),
+    );
   }
 
   addInformer<T extends Informer>(informer: T): T {

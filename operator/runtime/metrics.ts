@@ -53,8 +53,8 @@ export class OperatorMetrics {
   });
   readonly apiRequests = new Counter({
     name: 'pushgate_operator_api_requests_total',
-    help: 'Requests to the Kubernetes API, by verb (GET, APPLY, PATCH, POST, PUT, DELETE, WATCH) and status code.',
-    labelNames: ['verb', 'code'] as const,
+    help: 'Requests to the Kubernetes API, by verb (GET, APPLY, PATCH, POST, PUT, DELETE, WATCH), resource and status code.',
+    labelNames: ['verb', 'resource', 'code'] as const,
     registers: [this.registry],
   });
   readonly leader = new Gauge({

@@ -23,6 +23,7 @@ export const Resources = {
   Namespace: r('', 'v1', 'Namespace', 'namespaces', false),
   Node: r('', 'v1', 'Node', 'nodes', false),
   ConfigMap: r('', 'v1', 'ConfigMap', 'configmaps'),
+  Secret: r('', 'v1', 'Secret', 'secrets'),
   Service: r('', 'v1', 'Service', 'services'),
   ServiceAccount: r('', 'v1', 'ServiceAccount', 'serviceaccounts'),
   Pod: r('', 'v1', 'Pod', 'pods'),

@@ -1,0 +1,201 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- manifests are untyped JSON here */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import YAML from 'yaml';
+import { KubeClient, isNotFound, type KubeObject } from '../../operator/runtime/kube.js';
+import { Resources } from '../../operator/runtime/resources.js';
+import { PushGatewayResource } from '../../operator/controllers/pushgateway/controller.js';
+import { kubectl, repoRoot } from '../support/stack.js';
+import * as k8s from '@kubernetes/client-node';
+
+/** Helpers shared by the operator's integration tests (test/integration/operator-*.test.ts). */
+
+export function clientFor(kubeconfigPath: string): KubeClient {
+  const kc = new k8s.KubeConfig();
+  kc.loadFromFile(kubeconfigPath);
+  return new KubeClient(kc);
+}
+
+/** Installs the generated CRDs (idempotent; other test files may have done it already). */
+export async function installCRDs(kubeconfig: string): Promise<void> {
+  await kubectl(kubeconfig, [
+    'apply',
+    '--server-side',
+    '--force-conflicts',
+    '-f',
+    path.join(repoRoot, 'crds'),
+  ]);
+  await kubectl(kubeconfig, [
+    'wait',
+    '--for=condition=Established',
+    '--timeout=60s',
+    'crd/pushgateways.pushgate.dev',
+  ]);
+}
+
+/** The sample users apply (examples/pushgateway.yaml), placed in `namespace` under `name`. */
+export function samplePushGateway(
+  namespace: string,
+  name = 'main',
+  patch: (spec: Record<string, any>) => void = () => {},
+): KubeObject {
+  const raw = YAML.parse(
+    readFileSync(path.join(repoRoot, 'examples/pushgateway.yaml'), 'utf8'),
+  ) as KubeObject & {
+    spec: Record<string, any>;
+  };
+  raw.metadata = { ...raw.metadata, name, namespace };
+  patch(raw.spec);
+  return raw;
+}
+
+export async function createRedisSecret(client: KubeClient, namespace: string): Promise<void> {
+  await client.apply(
+    Resources.Secret,
+    { metadata: { name: 'pushgate-redis', namespace }, stringData: { url: 'redis://127.0.0.1:6379' } },
+    { fieldManager: 'test' },
+  );
+}
+
+export const applyPushGateway = (client: KubeClient, obj: KubeObject) =>
+  client.apply(PushGatewayResource, obj, { fieldManager: 'test' });
+
+export async function getOrUndefined<T extends KubeObject>(
+  client: KubeClient,
+  r: Parameters<KubeClient['get']>[0],
+  ns: string | undefined,
+  name: string,
+): Promise<T | undefined> {
+  try {
+    return await client.get<T>(r, ns, name);
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
+export interface PushGatewayStatusView {
+  observedGeneration?: number;
+  conditions?: { type: string; status: string; reason: string; message: string }[];
+  regions?: { name: string; replicas: number; readyReplicas: number }[];
+  readyRegions?: string;
+}
+
+export async function pushGatewayStatus(
+  client: KubeClient,
+  ns: string,
+  name: string,
+): Promise<PushGatewayStatusView | undefined> {
+  const gw = await getOrUndefined<KubeObject & { status?: PushGatewayStatusView }>(
+    client,
+    PushGatewayResource,
+    ns,
+    name,
+  );
+  return gw?.status;
+}
+
+/** Ready=True for the PushGateway's current generation. */
+export async function isReady(
+  client: KubeClient,
+  ns: string,
+  name: string,
+): Promise<PushGatewayStatusView | false> {
+  const gw = await getOrUndefined<KubeObject & { status?: PushGatewayStatusView }>(
+    client,
+    PushGatewayResource,
+    ns,
+    name,
+  );
+  const st = gw?.status;
+  const ready = st?.conditions?.find((c) => c.type === 'Ready');
+  return st && ready?.status === 'True' && st.observedGeneration === gw?.metadata?.generation ? st : false;
+}
+
+export interface OperatorProcess {
+  child: ChildProcess;
+  pid: number;
+  probePort: Promise<number>;
+  logs(): string;
+  /** SIGTERM and wait for exit (graceful shutdown). */
+  stop(): Promise<number | null>;
+  kill(): Promise<void>;
+  exited: Promise<number | null>;
+}
+
+/**
+ * Runs `pushgate operator` as a real child process (tsx, no build step), so leader election,
+ * signals and restarts are the real thing.
+ */
+export function startOperator(
+  kubeconfig: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): OperatorProcess {
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      path.join(repoRoot, 'cli/pushgate.ts'),
+      'operator',
+      '--kubeconfig',
+      kubeconfig,
+      '--probe-port',
+      '0',
+      ...args,
+    ],
+    {
+      cwd: repoRoot,
+      env: { ...process.env, PUSHGATE_LOG_LEVEL: 'info', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let out = '';
+  let resolvePort: (p: number) => void;
+  const probePort = new Promise<number>((r) => (resolvePort = r));
+  const onData = (d: Buffer) => {
+    out += d.toString();
+    const m = /"port":(\d+),"msg":"probe and metrics server listening"/.exec(out);
+    if (m) resolvePort(Number(m[1]));
+  };
+  child.stdout!.on('data', onData);
+  child.stderr!.on('data', onData);
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  return {
+    child,
+    pid: child.pid!,
+    probePort,
+    logs: () => out,
+    exited,
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      return exited;
+    },
+    kill: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
+
+export async function probe(port: number, p: string): Promise<{ status: number; body: string }> {
+  const res = await fetch(`http://127.0.0.1:${port}${p}`);
+  return { status: res.status, body: await res.text() };
+}
+
+/** Sum of a counter family from the operator's /metrics, filtered by a label predicate. */
+export async function metricSum(
+  port: number,
+  name: string,
+  filter: (labels: string) => boolean = () => true,
+): Promise<number> {
+  const { body } = await probe(port, '/metrics');
+  let sum = 0;
+  for (const line of body.split('\n')) {
+    const m = new RegExp(`^${name}(\\{[^}]*\\})? ([0-9.e+-]+)$`).exec(line);
+    if (m && filter(m[1] ?? '')) sum += Number(m[2]);
+  }
+  return sum;
+}
