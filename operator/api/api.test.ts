@@ -3,8 +3,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
+import { z } from 'zod';
 import {
   ApiValidationError,
+  immutable,
+  withRules,
   isKnownTimeZone,
   parsePushGateway,
   parseRateLimitPolicy,
@@ -136,6 +139,13 @@ describe('parse details', () => {
     const m = minimalRateLimitPolicy();
     m.spec!.perApp = { messagesPerSecond: 0, burst: -1 };
     expect(() => parseRateLimitPolicy(m)).toThrow(/spec\.perApp\.messagesPerSecond: .*spec\.perApp\.burst: /);
+  });
+
+  it('refuses a CEL rule without its TypeScript twin, unless it is a transition rule', () => {
+    expect(() => withRules(z.object({ a: z.int() }), 'x', [{ rule: 'self.a > 0', message: 'm' }])).toThrow(
+      /needs a TypeScript check/,
+    );
+    expect(() => withRules(z.object({ a: z.int() }), 'x', [immutable('a')])).not.toThrow();
   });
 
   it('rejects a wrong apiVersion or kind', () => {

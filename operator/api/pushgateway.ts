@@ -335,8 +335,8 @@ export const metricsAdapterSchema = z
   })
   .describe('The custom metrics API the autoscaler reads connection counts from.');
 
-export const pushGatewaySpecSchema = z
-  .object({
+export const pushGatewaySpecSchema = withRules(
+  z.object({
     image: z
       .string()
       .min(1)
@@ -375,8 +375,24 @@ export const pushGatewaySpecSchema = z
     placement: defaultsToFull(placementSchema),
     scaling: defaultsToFull(scalingSchema),
     metricsAdapter: defaultsToFull(metricsAdapterSchema),
-  })
-  .describe('Desired state of the gateways.');
+  }),
+  'Desired state of the gateways.',
+  [
+    {
+      // A pod killed before its connections are closed drops them all at once: the reconnect
+      // storm the paced drain exists to prevent.
+      rule: 'self.regions.all(r, r.maxConnectionsPerPod <= self.drain.closesPerSecond * self.drain.gracePeriodSeconds)',
+      message:
+        'drain.gracePeriodSeconds is too short to close maxConnectionsPerPod connections at drain.closesPerSecond; ' +
+        'raise it to at least maxConnectionsPerPod / closesPerSecond',
+      fieldPath: '.drain.gracePeriodSeconds',
+      check: (s) =>
+        s.regions.every(
+          (r) => r.maxConnectionsPerPod <= s.drain.closesPerSecond * s.drain.gracePeriodSeconds,
+        ),
+    },
+  ],
+);
 export type PushGatewaySpec = z.output<typeof pushGatewaySpecSchema>;
 /** What a user may write (before defaults): every defaulted field optional. */
 export type PushGatewaySpecInput = z.input<typeof pushGatewaySpecSchema>;

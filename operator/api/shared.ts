@@ -16,9 +16,18 @@ export interface Rule<T> {
   message: string;
   /** Where the error points, relative to `self` (`.maxReplicas`); omitted = the object itself. */
   fieldPath?: string;
-  /** The TypeScript twin of `rule`: returns false when the value breaks the rule. */
-  check: (value: T) => boolean;
+  /**
+   * The TypeScript twin of `rule`: returns false when the value breaks the rule. Only a
+   * transition rule (one that reads `oldSelf`) goes without: parse sees no old object.
+   */
+  check?: (value: T) => boolean;
 }
+
+/** The transition rule of a field that cannot change once the object exists. */
+export const immutable = <T>(what: string): Rule<T> => ({
+  rule: 'self == oldSelf',
+  message: `${what} is immutable; create a new object instead`,
+});
 
 /** The `x-kubernetes-validations` entries of `rules` (what goes into the CRD). */
 export const celOf = <T>(rules: readonly Rule<T>[]) =>
@@ -33,9 +42,12 @@ export function withRules<S extends z.ZodType>(
   description: string,
   rules: readonly Rule<z.output<S>>[],
 ): S {
+  for (const r of rules) {
+    if (!r.check && !r.rule.includes('oldSelf')) throw new Error(`rule "${r.rule}" needs a TypeScript check`);
+  }
   const refined = schema.superRefine((value, ctx) => {
     for (const r of rules) {
-      if (!r.check(value as z.output<S>)) {
+      if (r.check && !r.check(value as z.output<S>)) {
         ctx.addIssue({
           code: 'custom',
           message: r.message,
@@ -109,7 +121,10 @@ export const quantitySchema = z
 export type Quantity = z.output<typeof quantitySchema>;
 
 export const resourceListSchema = (description: string) =>
-  z.record(z.string().min(1).max(253), quantitySchema).describe(description);
+  z
+    .record(z.string().min(1).max(253), quantitySchema)
+    .refine((m) => Object.keys(m).length <= 16, { message: 'at most 16 resources' })
+    .meta({ description, maxProperties: 16 });
 
 /** Container resources, the shape of core/v1 ResourceRequirements (requests and limits). */
 export const resourceRequirementsSchema = z

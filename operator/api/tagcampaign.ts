@@ -8,6 +8,7 @@ import {
   withRules,
   defaultsToFull,
   statusBaseFields,
+  immutable,
 } from './shared.js';
 
 /**
@@ -52,13 +53,20 @@ export const targetSchema = withRules(
     anyOf: tagList('A device must carry at least one of these tags.'),
     noneOf: tagList('A device must carry none of these tags (also applies with allDevices).'),
   }),
-  'Which devices receive the message: a tag expression (allOf AND anyOf AND NOT noneOf), or allDevices.',
+  'Which devices receive the message: a tag expression (allOf AND anyOf AND NOT noneOf), or allDevices. Immutable.',
   [
     {
       rule: 'self.allDevices != ((has(self.allOf) && size(self.allOf) > 0) || (has(self.anyOf) && size(self.anyOf) > 0))',
       message: 'set exactly one of allDevices: true or a non-empty allOf/anyOf tag list',
       check: (t) => t.allDevices !== ((t.allOf?.length ?? 0) > 0 || (t.anyOf?.length ?? 0) > 0),
     },
+    {
+      rule: '!has(self.allOf) || !has(self.noneOf) || !self.allOf.exists(t, t in self.noneOf)',
+      message: 'a tag in both allOf and noneOf matches no device',
+      fieldPath: '.noneOf',
+      check: (t) => !(t.allOf ?? []).some((tag) => (t.noneOf ?? []).includes(tag)),
+    },
+    immutable('target'),
   ],
 );
 export type CampaignTarget = z.output<typeof targetSchema>;
@@ -95,13 +103,14 @@ export const messageSchema = withRules(
         'Messages with the same collapse key replace each other while undelivered; only the newest is kept.',
       ),
   }),
-  'The message to push.',
+  'The message to push. Immutable: to send something else, create a new campaign.',
   [
     {
       rule: 'has(self.title) || has(self.body) || (has(self.data) && size(self.data) > 0)',
       message: 'a message needs a title, a body or data',
       check: (m) => m.title !== undefined || m.body !== undefined || Object.keys(m.data ?? {}).length > 0,
     },
+    immutable('message'),
   ],
 );
 export type CampaignMessage = z.output<typeof messageSchema>;
@@ -209,8 +218,12 @@ export type CampaignSchedule = z.output<typeof scheduleSchema>;
 
 export const tagCampaignSpecSchema = z
   .object({
-    gatewayRef: localObjectReferenceSchema('PushGateway that delivers the messages'),
-    appId: appIdSchema('The app whose devices are targeted.'),
+    gatewayRef: withRules(
+      localObjectReferenceSchema('PushGateway that delivers the messages'),
+      'Reference to the PushGateway that delivers the messages.',
+      [immutable('gatewayRef')],
+    ),
+    appId: withRules(appIdSchema(''), 'The app whose devices are targeted.', [immutable('appId')]),
     target: targetSchema,
     message: messageSchema,
     rate: campaignRateSchema.optional(),

@@ -174,6 +174,50 @@ describe('pushgate API in the real kube-apiserver', () => {
     });
   });
 
+  it("keeps a campaign's gateway, app, target and message fixed, but lets it be suspended", async () => {
+    const name = 'immutable';
+    expect((await create(minimalTagCampaign(name))).rejected).toBeUndefined();
+    const patch = async (spec: object) => {
+      try {
+        await custom.patchNamespacedCustomObject(
+          { group: GROUP, version: VERSION, namespace, plural: TAG_CAMPAIGN.plural, name, body: { spec } },
+          k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+        );
+        return undefined;
+      } catch (err) {
+        if (!(err instanceof k8s.ApiException)) throw err;
+        return String((JSON.parse(String(err.body)) as { message: string }).message);
+      }
+    };
+    expect(await patch({ appId: 'news' })).toMatch(/spec\.appId: .*appId is immutable/);
+    expect(await patch({ gatewayRef: { name: 'other' } })).toMatch(
+      /spec\.gatewayRef: .*gatewayRef is immutable/,
+    );
+    expect(await patch({ target: { allOf: ['new'] } })).toMatch(/spec\.target: .*target is immutable/);
+    expect(await patch({ message: { body: 'changed' } })).toMatch(/spec\.message: .*message is immutable/);
+    expect(await patch({ suspend: true })).toBeUndefined();
+  });
+
+  it('validates status writes too', async () => {
+    const name = 'status-check';
+    expect((await create(minimalTagCampaign(name))).rejected).toBeUndefined();
+    const failure = await kubectl(kubeconfig, [
+      '-n',
+      namespace,
+      'patch',
+      `${TAG_CAMPAIGN.plural}/${name}`,
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      JSON.stringify({ status: { phase: 'Exploded', counters: { sent: -1 } } }),
+    ]).then(
+      () => 'accepted',
+      (err: Error) => err.message,
+    );
+    expect(failure).toContain('status.phase');
+    expect(failure).toContain('status.counters.sent');
+  });
+
   it('kubectl explain prints the field docs', async () => {
     const out = await eventually(
       async () => {

@@ -282,6 +282,13 @@ export const BAD_MANIFESTS: readonly BadManifestCase[] = [
     says: 'Required',
   },
   {
+    name: 'drain grace period too short for the connections of a pod',
+    kind: 'PushGateway',
+    edits: { drain: { closesPerSecond: 100, gracePeriodSeconds: 60 } },
+    path: 'spec.drain.gracePeriodSeconds',
+    says: 'too short',
+  },
+  {
     name: 'unknown spec field',
     kind: 'PushGateway',
     edits: { replicas: 3 },
@@ -340,6 +347,13 @@ export const BAD_MANIFESTS: readonly BadManifestCase[] = [
     edits: { target: { noneOf: ['vip'] } },
     path: 'spec.target',
     says: 'exactly one of allDevices',
+  },
+  {
+    name: 'same tag in allOf and noneOf',
+    kind: 'TagCampaign',
+    edits: { target: { allOf: ['vip', 'beta'], noneOf: ['beta'] } },
+    path: 'spec.target.noneOf',
+    says: 'matches no device',
   },
   {
     name: 'tag with a space',
