@@ -1,0 +1,67 @@
+import { describe, expect, it } from 'vitest';
+import { parseClientFrame } from './frames.js';
+import { signDeviceToken, verifyDeviceToken } from './token.js';
+
+describe('parseClientFrame', () => {
+  it.each([
+    ['{"t":"hello","v":1,"token":"x"}', 'hello'],
+    ['{"t":"hello","v":1,"token":"x","tags":["a","b"],"alias":null}', 'hello'],
+    ['{"t":"ping"}', 'ping'],
+    ['{"t":"ack","ids":["a","b"]}', 'ack'],
+    ['{"t":"update","add":["a"],"alias":"x"}', 'update'],
+    ['{"t":"bye"}', 'bye'],
+  ])('accepts %s', (text, t) => {
+    const r = parseClientFrame(text);
+    expect(r.ok && r.frame.t).toBe(t);
+  });
+
+  it.each([
+    ['{', 'bad JSON'],
+    ['"hello"', 'frame is not an object'],
+    ['null', 'frame is not an object'],
+    ['{"t":"subscribe"}', 'unknown frame type "subscribe"'],
+    ['{"type":"hello"}', 'unknown frame type undefined'],
+    ['{"t":"hello","v":2,"token":"x"}', 'hello: v: '],
+    ['{"t":"hello","v":1}', 'hello: token: '],
+    ['{"t":"hello","v":1,"token":"x","tags":["a b"]}', 'hello: tags.0: only letters'],
+    ['{"t":"ack","ids":[]}', 'ack: ids: '],
+    ['{"t":"ping","x":1}', 'ping: frame: '],
+    ['{"t":"update","set":["a"],"add":["b"]}', 'update: frame: use either set or add/remove'],
+  ])('rejects %s with a reason naming the problem', (text, reason) => {
+    const r = parseClientFrame(text);
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.reason.startsWith(reason)).toBe(true);
+  });
+});
+
+describe('device tokens', () => {
+  const secrets = (app: string) => ({ app1: 'secret-one-0123456789', app2: 'secret-two-0123456789' })[app];
+  it('round-trips app, device and expiry', async () => {
+    const token = await signDeviceToken('secret-one-0123456789', {
+      app: 'app1',
+      device: 'phone-1',
+      exp: 4_000_000_000,
+    });
+    expect(await verifyDeviceToken(token, secrets)).toEqual({
+      ok: true,
+      claims: { app: 'app1', device: 'phone-1', exp: 4_000_000_000 },
+    });
+  });
+  it.each([
+    [
+      'a token signed with another app secret',
+      { app: 'app1', secret: 'secret-two-0123456789' },
+      undefined,
+      'bad_signature',
+    ],
+    ['an expired token', { app: 'app1', secret: 'secret-one-0123456789', exp: 1000 }, undefined, 'expired'],
+    ['an unknown app', { app: 'app9', secret: 'secret-one-0123456789' }, undefined, 'unknown_app'],
+    ['another app than expected', { app: 'app2', secret: 'secret-two-0123456789' }, 'app1', 'unknown_app'],
+  ])('refuses %s', async (_label, t, expectedApp, reason) => {
+    const token = await signDeviceToken(t.secret, { app: t.app, device: 'd', exp: t.exp });
+    expect(await verifyDeviceToken(token, secrets, expectedApp)).toEqual({ ok: false, reason });
+  });
+  it('refuses garbage', async () => {
+    expect(await verifyDeviceToken('a.b.c', secrets)).toEqual({ ok: false, reason: 'malformed' });
+  });
+});
