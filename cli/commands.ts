@@ -4,6 +4,7 @@ import { gatewayCommand } from '../gateway/command.js';
 import { locatorCommand } from '../workloads/locator/command.js';
 import { nodeTunerCommand } from '../workloads/node-tuner/command.js';
 import { metricsAdapterCommand } from '../workloads/metrics-adapter/command.js';
+import { sidecarCommand } from '../workloads/sidecar/command.js';
 import { operatorCommand } from '../operator/command.js';
 
 /**
@@ -11,4 +12,4 @@ import { operatorCommand } from '../operator/command.js';
  * folder (gateway/, operator/, workloads/...) and is listed here once.
  */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: Command<any>[] = [versionCommand, gatewayCommand, locatorCommand, nodeTunerCommand, metricsAdapterCommand, operatorCommand];
+export const commands: Command<any>[] = [versionCommand, gatewayCommand, locatorCommand, nodeTunerCommand, metricsAdapterCommand, sidecarCommand, operatorCommand];

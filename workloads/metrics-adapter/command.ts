@@ -16,9 +16,12 @@ export const metricsAdapterCommand = defineCommand({
     port: { schema: opt.port(6443), description: 'HTTPS port the aggregator calls.' },
     host: { schema: opt.host(), description: 'Address to listen on.' },
     redisUrl: { schema: opt.redisUrl(), description: 'Redis holding the gateway registry.' },
-    redisKeyPrefix: {
-      schema: z.string().min(1).default(DEFAULT_KEY_PREFIX),
-      description: 'Key prefix of the gateway registry (the same one the gateways use).',
+    keyPrefix: {
+      schema: z
+        .string()
+        .regex(/^[A-Za-z0-9:_-]+$/)
+        .default(DEFAULT_KEY_PREFIX),
+      description: "Prefix of every Redis key (the gateways' --key-prefix).",
     },
     kubeconfig: {
       schema: z.string().default(''),
@@ -64,7 +67,7 @@ export const metricsAdapterCommand = defineCommand({
     const redis = createRedis(config.redisUrl, { name: 'metrics-adapter' });
     const server = createAdapterServer(
       {
-        source: redisConnectionSource(redis, redisKeys(config.redisKeyPrefix)),
+        source: redisConnectionSource(redis, redisKeys(config.keyPrefix)),
         pods: apiServerPodLister(kc),
         requestHeader: () => requestHeader,
         log,

@@ -72,7 +72,7 @@ export async function startAdapterBehindAggregator(opts: {
       '127.0.0.1',
       '--redis-url',
       opts.redisUrl,
-      '--redis-key-prefix',
+      '--key-prefix',
       opts.keyPrefix,
       '--kubeconfig',
       opts.kubeconfig,

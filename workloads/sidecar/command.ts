@@ -1,0 +1,180 @@
+import http from 'node:http';
+import os from 'node:os';
+import { z } from 'zod';
+import { defineCommand, untilSignal } from '../../cli/command.js';
+import { opt } from '../../common/config.js';
+import type { Logger } from '../../common/logger.js';
+import {
+  createRedis,
+  DEFAULT_KEY_PREFIX,
+  recordProbeResult,
+  redisKeys,
+  type PgRedis,
+  type RedisKeys,
+} from '../../common/redis/index.js';
+import { ProbeMetrics } from './metrics.js';
+import { probeOnce, type ProbeResult, type ProbeTarget } from './probe.js';
+
+/** One probe, then its result where the locator reads it (the registry) and on /metrics. */
+export async function probeAndPublish(deps: {
+  target: ProbeTarget;
+  gatewayId: string;
+  redis: PgRedis;
+  keys: RedisKeys;
+  metrics: ProbeMetrics;
+  log: Logger;
+}): Promise<ProbeResult> {
+  const result = await probeOnce(deps.target);
+  deps.metrics.observe(result);
+  if (result.ok) deps.log.debug({ latencyMs: result.latencyMs, connectMs: result.connectMs }, 'probe ok');
+  else deps.log.warn({ step: result.step, error: result.error }, 'probe failed');
+  try {
+    await recordProbeResult(
+      deps.redis,
+      deps.keys,
+      deps.gatewayId,
+      result.ok,
+      result.ok ? result.latencyMs : 0,
+    );
+  } catch (err) {
+    deps.log.warn({ err }, 'could not record the probe result in the registry');
+  }
+  return result;
+}
+
+export const sidecarCommand = defineCommand({
+  name: 'sidecar',
+  summary:
+    'Probe the gateway beside it as a device would (connect, hello, push to itself) and publish success rate and latency for the locator.',
+  options: {
+    gatewayUrl: {
+      schema: z.url({ protocol: /^https?$/ }).default('http://127.0.0.1:8080'),
+      description: 'HTTP base URL of the gateway in the same pod (WebSocket and push API).',
+    },
+    redisUrl: { schema: opt.redisUrl(), description: 'Redis holding the gateway registry.' },
+    redisCluster: {
+      schema: z.boolean().default(false),
+      description: 'Treat --redis-url as a seed node of a Redis Cluster.',
+    },
+    keyPrefix: {
+      schema: z
+        .string()
+        .regex(/^[A-Za-z0-9:_-]+$/)
+        .default(DEFAULT_KEY_PREFIX),
+      description: 'Prefix of every Redis key (the gateway’s --key-prefix).',
+    },
+    podName: {
+      schema: z.string().min(1).default(os.hostname()),
+      env: 'POD_NAME',
+      description: 'Pod name (downward API).',
+    },
+    namespace: {
+      schema: z.string().min(1).default('default'),
+      env: 'POD_NAMESPACE',
+      description: 'Pod namespace.',
+    },
+    gatewayId: {
+      schema: z
+        .string()
+        .regex(/^[A-Za-z0-9._-]+$/)
+        .optional(),
+      description:
+        'Registry id of the gateway beside it (default: <namespace>.<pod name>, as the gateway derives it).',
+    },
+    probeApp: {
+      schema: z.string().min(1).default('pushgate-probe'),
+      description:
+        'App id the probe device belongs to; the gateway must know it (its own app, never a real one).',
+    },
+    probeSecret: {
+      schema: z.string().min(16, 'at least 16 characters (the gateway refuses shorter app secrets)'),
+      secret: true,
+      description: 'Secret of the probe app (signs the probe device token, authenticates its push).',
+    },
+    probeDevice: {
+      schema: z
+        .string()
+        .regex(/^[A-Za-z0-9._:@-]{1,128}$/)
+        .optional(),
+      description: 'Device id of the probe (default: probe-<pod name>).',
+    },
+    intervalSeconds: { schema: opt.duration(5), description: 'Seconds between probes.' },
+    timeoutMs: {
+      schema: opt.positiveInt(3000),
+      description: 'A probe that has not completed by then failed.',
+    },
+    port: { schema: opt.port(9091), description: 'Port of /metrics and /healthz.' },
+    host: { schema: opt.host(), description: 'Address to listen on.' },
+  },
+  async run(config, log) {
+    const gatewayId = config.gatewayId ?? `${config.namespace}.${config.podName}`;
+    const target: ProbeTarget = {
+      gatewayUrl: config.gatewayUrl,
+      app: config.probeApp,
+      secret: config.probeSecret,
+      device: config.probeDevice ?? `probe-${config.podName}`.slice(0, 128),
+      timeoutMs: config.timeoutMs,
+    };
+    const redis = createRedis(config.redisUrl, {
+      name: `sidecar:${gatewayId}`,
+      cluster: config.redisCluster,
+    });
+    redis.on('error', (err) => log.warn({ err: err.message }, 'redis error'));
+    const keys = redisKeys(config.keyPrefix);
+    const metrics = new ProbeMetrics({ gateway: gatewayId });
+
+    const server = http.createServer((req, res) => {
+      if (req.url === '/metrics') {
+        metrics.registry.metrics().then(
+          (text) => {
+            res.writeHead(200, { 'content-type': metrics.registry.contentType });
+            res.end(text);
+          },
+          () => {
+            res.writeHead(500);
+            res.end();
+          },
+        );
+      } else if (req.url === '/healthz') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ ok: true, ...metrics.summary() }));
+      } else {
+        res.writeHead(404);
+        res.end();
+      }
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.port, config.host, resolve);
+    });
+    const address = server.address();
+    log.info(
+      {
+        gatewayId,
+        gatewayUrl: config.gatewayUrl,
+        port: typeof address === 'object' && address ? address.port : config.port,
+      },
+      'sidecar probing',
+    );
+
+    let stopped = false;
+    let wake: (() => void) | undefined;
+    void untilSignal().then(() => {
+      stopped = true;
+      wake?.();
+    });
+    while (!stopped) {
+      await probeAndPublish({ target, gatewayId, redis, keys, metrics, log });
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, config.intervalSeconds * 1000);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    server.close();
+    redis.disconnect();
+    log.info('sidecar stopped');
+  },
+});
