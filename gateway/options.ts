@@ -46,6 +46,16 @@ export const gatewayOptions = {
     description: 'Region of this gateway (topology.kubernetes.io/region).',
   },
   zone: { schema: z.string().default('local-a'), description: 'Zone of this gateway.' },
+  podIp: {
+    schema: z.string().optional(),
+    env: 'POD_IP',
+    description: 'Pod IP (downward API): the default advertised address.',
+  },
+  tlsCertFile: {
+    schema: z.string().optional(),
+    description: 'TLS certificate (PEM); with --tls-key-file the port serves wss:// and https://.',
+  },
+  tlsKeyFile: { schema: z.string().optional(), description: 'TLS private key (PEM).' },
   advertiseUrl: {
     schema: z
       .string()

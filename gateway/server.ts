@@ -1,4 +1,6 @@
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from '../common/logger.js';
@@ -139,19 +141,25 @@ export function createGateway(config: GatewayConfig, log: Logger): Gateway {
   subscriber.on('error', (err) => log.warn({ err: err.message }, 'redis subscriber error'));
   redis.on('error', (err) => log.warn({ err: err.message }, 'redis error'));
 
+  if (Boolean(config.tlsCertFile) !== Boolean(config.tlsKeyFile))
+    throw new Error('--tls-cert-file and --tls-key-file go together');
+  const tls =
+    config.tlsCertFile && config.tlsKeyFile
+      ? { cert: readFileSync(config.tlsCertFile), key: readFileSync(config.tlsKeyFile) }
+      : undefined;
   const app = Fastify({
     logger: false,
     bodyLimit: 64 * 1024,
-    serverFactory: (handler) =>
-      http.createServer(
-        {
-          // A client that never finishes its HTTP/upgrade headers is cut off (slow upgrades).
-          headersTimeout: config.upgradeTimeoutMs,
-          requestTimeout: 30_000,
-          connectionsCheckingInterval: Math.min(1000, config.upgradeTimeoutMs),
-        },
-        handler,
-      ),
+    serverFactory: (handler) => {
+      const timeouts = {
+        // A client that never finishes its HTTP/upgrade headers is cut off (slow upgrades).
+        headersTimeout: config.upgradeTimeoutMs,
+        requestTimeout: 30_000,
+        connectionsCheckingInterval: Math.min(1000, config.upgradeTimeoutMs),
+      };
+      if (tls) return https.createServer({ ...timeouts, ...tls }, handler) as unknown as http.Server;
+      return http.createServer(timeouts, handler);
+    },
   });
   app.setErrorHandler((err: { statusCode?: number; code?: string; message: string }, _req, reply) => {
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;

@@ -58,7 +58,11 @@ describe('device tokens', () => {
     ['an unknown app', { app: 'app9', secret: 'secret-one-0123456789' }, undefined, 'unknown_app'],
     ['another app than expected', { app: 'app2', secret: 'secret-two-0123456789' }, 'app1', 'unknown_app'],
   ])('refuses %s', async (_label, t, expectedApp, reason) => {
-    const token = await signDeviceToken(t.secret, { app: t.app, device: 'd', exp: t.exp });
+    const token = await signDeviceToken(t.secret, {
+      app: t.app,
+      device: 'd',
+      exp: (t as { exp?: number }).exp,
+    });
     expect(await verifyDeviceToken(token, secrets, expectedApp)).toEqual({ ok: false, reason });
   });
   it('refuses garbage', async () => {

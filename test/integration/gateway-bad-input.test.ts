@@ -1,4 +1,5 @@
 import net from 'node:net';
+import type WebSocket from 'ws';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { CloseCode } from '../../common/protocol/close-codes.js';
@@ -54,7 +55,7 @@ describe('gateway bad input', () => {
   }
 
   async function expectClose(
-    send: (ws: import('ws').WebSocket) => Promise<void> | void,
+    send: (ws: WebSocket) => Promise<void> | void,
     code: number,
     reason?: RegExp,
     url = gw.wsUrl,
@@ -71,7 +72,7 @@ describe('gateway bad input', () => {
   const hello = async (extra: Record<string, unknown> = {}) =>
     JSON.stringify({ t: 'hello', v: 1, token: await token('attacker'), ...extra });
 
-  const wsCases: [string, (ws: import('ws').WebSocket) => Promise<void> | void, number, RegExp?][] = [
+  const wsCases: [string, (ws: WebSocket) => Promise<void> | void, number, RegExp?][] = [
     ['bad JSON', (ws) => ws.send('{"t":"hello",'), CloseCode.policyViolation, /bad JSON/],
     ['JSON that is not an object', (ws) => ws.send('[1,2,3]'), CloseCode.policyViolation, /not an object/],
     [

@@ -1,4 +1,5 @@
 import { afterAll, describe, expect, inject, it } from 'vitest';
+import type { Socket } from 'node:net';
 import type WebSocket from 'ws';
 import { CloseCode } from '../../common/protocol/close-codes.js';
 import {
@@ -94,8 +95,7 @@ describe('gateway overload protection', () => {
     started.push(g);
     const slow = new RecordingDevice({ device: 'slow', endpoints: [g.wsUrl] });
     await slow.client.start();
-    const socket = (slow.client as unknown as { ws: WebSocket & { _socket: import('node:net').Socket } }).ws
-      ._socket;
+    const socket = (slow.client as unknown as { ws: WebSocket & { _socket: Socket } }).ws._socket;
     socket.pause(); // the device stops reading; the kernel buffers fill, then ws's bufferedAmount grows
     const payload = 'x'.repeat(3900);
     const ids: string[] = [];
