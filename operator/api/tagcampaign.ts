@@ -220,10 +220,10 @@ export const tagCampaignSpecSchema = z
   .object({
     gatewayRef: withRules(
       localObjectReferenceSchema('PushGateway that delivers the messages'),
-      'Reference to the PushGateway that delivers the messages.',
+      'Reference to the PushGateway that delivers the messages. Immutable.',
       [immutable('gatewayRef')],
     ),
-    appId: withRules(appIdSchema(''), 'The app whose devices are targeted.', [immutable('appId')]),
+    appId: withRules(appIdSchema(''), 'The app whose devices are targeted. Immutable.', [immutable('appId')]),
     target: targetSchema,
     message: messageSchema,
     rate: campaignRateSchema.optional(),
