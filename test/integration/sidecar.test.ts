@@ -1,0 +1,153 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createRedis, probeStats, redisKeys, type PgRedis } from '../../common/redis/index.js';
+import { eventually } from '../support/k8s.js';
+import { repoRoot } from '../support/stack.js';
+
+/**
+ * The real sidecar program beside a real gateway program, over loopback, with a real Redis:
+ * the sidecar connects as a probe device, pushes itself a message through the gateway's push
+ * API, and publishes the result in the registry where the locator reads it. Then the gateway
+ * goes away, and the failures show up in the same places.
+ */
+describe('pushgate sidecar probing the gateway beside it', () => {
+  const redisUrl = inject('redisUrl');
+  const keyPrefix = `pgtest-sc-${Math.random().toString(36).slice(2, 8)}`;
+  const keys = redisKeys(keyPrefix);
+  const secret = 'probe-secret-for-the-sidecar-test';
+  const gatewayId = 'sidecar-test.gw-0';
+  let redis: PgRedis;
+  let gateway: ChildProcess;
+  let sidecar: ChildProcess;
+  let gatewayPort: number;
+  let metricsPort: number;
+
+  async function freePort(): Promise<number> {
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as net.AddressInfo;
+    await new Promise((resolve) => server.close(resolve));
+    return port;
+  }
+  function program(args: string[], readyText: string): Promise<ChildProcess> {
+    const child = spawn(
+      path.join(repoRoot, 'node_modules/.bin/tsx'),
+      [path.join(repoRoot, 'cli/pushgate.ts'), ...args],
+      {
+        cwd: repoRoot,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, PUSHGATE_LOG_LEVEL: 'info' },
+      },
+    );
+    let logs = '';
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${args[0]} did not start:\n${logs}`)), 30_000);
+      child.stdout!.on('data', (d: Buffer) => {
+        logs += d.toString();
+        if (logs.includes(readyText)) {
+          clearTimeout(timer);
+          resolve(child);
+        }
+      });
+      child.stderr!.on('data', (d: Buffer) => (logs += d.toString()));
+      child.once('exit', (code) => reject(new Error(`${args[0]} exited ${code}:\n${logs}`)));
+    });
+  }
+  const sidecarMetric = async (line: string) => {
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const row = text.split('\n').find((l) => l.startsWith(line));
+    return row ? Number(row.split(' ').pop()) : 0;
+  };
+
+  beforeAll(async () => {
+    redis = createRedis(redisUrl);
+    [gatewayPort, metricsPort] = [await freePort(), await freePort()];
+    gateway = await program(
+      [
+        'gateway',
+        ...[
+          '--port',
+          String(gatewayPort),
+          '--host',
+          '127.0.0.1',
+          '--redis-url',
+          redisUrl,
+          '--key-prefix',
+          keyPrefix,
+        ],
+        ...['--pod-name', 'gw-0', '--namespace', 'sidecar-test', '--apps', `pushgate-probe:${secret}`],
+        ...['--drain-grace-ms', '1000'],
+      ],
+      'gateway listening',
+    );
+    sidecar = await program(
+      [
+        'sidecar',
+        ...[
+          '--gateway-url',
+          `http://127.0.0.1:${gatewayPort}`,
+          '--redis-url',
+          redisUrl,
+          '--key-prefix',
+          keyPrefix,
+        ],
+        ...['--pod-name', 'gw-0', '--namespace', 'sidecar-test', '--probe-secret', secret],
+        ...[
+          '--interval-seconds',
+          '0.5',
+          '--timeout-ms',
+          '2000',
+          '--port',
+          String(metricsPort),
+          '--host',
+          '127.0.0.1',
+        ],
+      ],
+      'sidecar probing',
+    );
+  });
+
+  afterAll(async () => {
+    for (const child of [sidecar, gateway]) {
+      if (child && child.exitCode === null) {
+        child.kill('SIGTERM');
+        await new Promise((resolve) => child.once('exit', resolve));
+      }
+    }
+    redis?.disconnect();
+  });
+
+  it('publishes successful probes with their latency in the registry and on /metrics', async () => {
+    const stats = await eventually(
+      async () => {
+        const s = (await probeStats(redis, keys, [gatewayId])).get(gatewayId);
+        return s && s.samples >= 3 ? s : undefined;
+      },
+      { what: 'three probe results in the registry', timeoutMs: 20_000 },
+    );
+    expect(stats.successRate).toBe(1);
+    expect(stats.meanLatencyMs).toBeGreaterThanOrEqual(0);
+    expect(stats.meanLatencyMs).toBeLessThan(2000);
+    expect(await sidecarMetric('pushgate_sidecar_probes_total{result="ok"')).toBeGreaterThanOrEqual(3);
+    expect(await sidecarMetric('pushgate_sidecar_probe_latency_seconds_count')).toBeGreaterThanOrEqual(3);
+    expect(await sidecarMetric('pushgate_sidecar_probe_success_ratio')).toBe(1);
+  });
+
+  it('publishes failures once the gateway is gone, and keeps running', async () => {
+    gateway.kill('SIGTERM');
+    await new Promise((resolve) => gateway.once('exit', resolve));
+    await eventually(
+      async () => (await sidecarMetric('pushgate_sidecar_probes_total{result="connect"')) >= 2,
+      {
+        what: 'failed probes after the gateway stopped',
+        timeoutMs: 20_000,
+      },
+    );
+    const stats = (await probeStats(redis, keys, [gatewayId])).get(gatewayId)!;
+    expect(stats.successRate).toBeLessThan(1);
+    expect(await sidecarMetric('pushgate_sidecar_probe_success_ratio')).toBeLessThan(1);
+    expect(sidecar.exitCode).toBeNull();
+  });
+});
