@@ -12,4 +12,12 @@ import { operatorCommand } from '../operator/command.js';
  * folder (gateway/, operator/, workloads/...) and is listed here once.
  */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: Command<any>[] = [versionCommand, gatewayCommand, locatorCommand, nodeTunerCommand, metricsAdapterCommand, sidecarCommand, operatorCommand];
+export const commands: Command<any>[] = [
+  versionCommand,
+  gatewayCommand,
+  locatorCommand,
+  nodeTunerCommand,
+  metricsAdapterCommand,
+  sidecarCommand,
+  operatorCommand,
+];

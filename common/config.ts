@@ -31,11 +31,16 @@ export const flagOf = (key: string, spec: OptionSpec) => spec.flag ?? kebab(key)
 export const envOf = (key: string, spec: OptionSpec) => spec.env ?? `PUSHGATE_${snake(key)}`;
 
 /** Parses `--name value`, `--name=value` and bare boolean `--name` / `--no-name`. */
-function parseFlags(argv: string[], known: Map<string, string>, booleans: Set<string>): Record<string, string> {
+function parseFlags(
+  argv: string[],
+  known: Map<string, string>,
+  booleans: Set<string>,
+): Record<string, string> {
   const out: Record<string, string> = {};
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
-    if (!arg.startsWith('--')) throw new ConfigError(`unexpected argument '${arg}' (flags look like --name value)`);
+    if (!arg.startsWith('--'))
+      throw new ConfigError(`unexpected argument '${arg}' (flags look like --name value)`);
     let name = arg.slice(2);
     let value: string | undefined;
     const eq = name.indexOf('=');
@@ -117,10 +122,17 @@ export function parseConfig<S extends OptionSpecs>(
 }
 
 export function helpText(command: string, summary: string, specs: OptionSpecs): string {
-  const lines = [`Usage: pushgate ${command} [flags]`, '', summary, '', 'Flags (each also read from its environment variable):'];
+  const lines = [
+    `Usage: pushgate ${command} [flags]`,
+    '',
+    summary,
+    '',
+    'Flags (each also read from its environment variable):',
+  ];
   for (const [key, spec] of Object.entries(specs)) {
     const def = spec.schema.safeParse(undefined);
-    const dflt = def.success && def.data !== undefined && !spec.secret ? ` (default: ${JSON.stringify(def.data)})` : '';
+    const dflt =
+      def.success && def.data !== undefined && !spec.secret ? ` (default: ${JSON.stringify(def.data)})` : '';
     lines.push(`  --${flagOf(key, spec)}  [${envOf(key, spec)}]`);
     lines.push(`      ${spec.description}${dflt}`);
   }
@@ -132,7 +144,11 @@ export function helpText(command: string, summary: string, specs: OptionSpecs): 
 export const opt = {
   port: (dflt: number) => z.coerce.number().int().min(0).max(65535).default(dflt),
   host: (dflt = '0.0.0.0') => z.string().min(1).default(dflt),
-  redisUrl: () => z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').default('redis://127.0.0.1:6379'),
+  redisUrl: () =>
+    z
+      .string()
+      .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
+      .default('redis://127.0.0.1:6379'),
   positiveInt: (dflt: number) => z.number().int().positive().default(dflt),
   duration: (dflt: number) => z.number().nonnegative().default(dflt),
 };
