@@ -1,0 +1,566 @@
+/**
+ * `npm run bench:gateway [-- --sizes 10000,50000 --fanout-pushes 10 --latency-rate 200 --latency-seconds 10]`
+ *
+ * Measures the gateway against a bare `ws` server in the same run (same client load, same
+ * machine, separate child processes):
+ *   - RSS and V8 heap per idle connection at each size (gateway: authenticated sessions after
+ *     hello; bare ws: open sockets), as (after - before) / connections, after a forced GC;
+ *   - connects per second (gateway: upgrade + hello + token check + presence in Redis);
+ *   - fan-out deliveries per second to 10k devices (gateway: push API -> Redis inboxes -> frames,
+ *     devices ack; bare ws: a loop of send() to every socket);
+ *   - p50/p99 push API -> device latency at a fixed offered load, timed in one process.
+ * Clients run in worker child processes, spread over many 127.x source addresses. Each process
+ * can hold at most `ulimit -n` sockets: sizes above it are clamped and the row says so.
+ * This is a benchmark, not a test: nothing is asserted; report() writes .bench/gateway-*.json.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { performance } from 'node:perf_hooks';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { WebSocket, WebSocketServer } from 'ws';
+import { z } from 'zod';
+import { loopbackSource } from '../../client/simulator.js';
+import { parseConfig } from '../../common/config.js';
+import { MAX_CLIENT_FRAME_BYTES, SUBPROTOCOL } from '../../common/protocol/frames.js';
+import { signDeviceToken } from '../../common/protocol/token.js';
+import { progress, report, type BenchRow } from './report.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repoRoot = path.resolve(here, '../..');
+const APP = 'bench';
+const SECRET = 'bench-secret-0123456789';
+
+const options = {
+  sizes: {
+    schema: z.array(z.coerce.number().int().positive()).default([10_000, 50_000]),
+    description: 'Connection counts to measure memory at.',
+  },
+  fanoutDevices: {
+    schema: z.number().int().positive().default(10_000),
+    description: 'Devices in the fan-out phase.',
+  },
+  fanoutPushes: {
+    schema: z.number().int().positive().default(10),
+    description: 'Pushes to all fan-out devices.',
+  },
+  latencyRate: {
+    schema: z.number().positive().default(200),
+    description: 'Offered load (pushes/s) in the latency phase.',
+  },
+  latencySeconds: { schema: z.number().positive().default(10), description: 'Length of the latency phase.' },
+  workers: { schema: z.number().int().positive().default(2), description: 'Client worker processes.' },
+  sourceAddresses: {
+    schema: z.number().int().positive().default(64),
+    description: '127.x source addresses for clients.',
+  },
+};
+
+// ------------------------------------------------------------------ child processes
+
+interface Child {
+  proc: ChildProcess;
+  request<T>(msg: Record<string, unknown>, timeoutMs?: number): Promise<T>;
+  port: number;
+  stop(): Promise<void>;
+}
+
+let requestSeq = 0;
+function startChild(args: string[], readyPattern: RegExp, env: NodeJS.ProcessEnv = {}): Promise<Child> {
+  const proc = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', ...args], {
+    cwd: repoRoot,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+  });
+  const waiting = new Map<number, (v: unknown) => void>();
+  proc.on('message', (m: { rid?: number; type?: string }) => {
+    if (m.type === 'pushgate:mem') {
+      for (const [, resolve] of waiting) resolve(m);
+      waiting.clear();
+      return;
+    }
+    if (m.rid !== undefined) {
+      waiting.get(m.rid)?.(m);
+      waiting.delete(m.rid);
+    }
+  });
+  const lines: string[] = [];
+  createInterface({ input: proc.stderr! }).on('line', (l) => lines.push(l));
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(
+      () => reject(new Error(`child ${args.join(' ')} did not start:\n${lines.join('\n')}`)),
+      30_000,
+    );
+    proc.on('exit', (code) => reject(new Error(`child exited ${code}:\n${lines.slice(-20).join('\n')}`)));
+    createInterface({ input: proc.stdout! }).on('line', (line) => {
+      const m = readyPattern.exec(line);
+      if (!m) return;
+      clearTimeout(t);
+      resolve({
+        proc,
+        port: Number(m[1] ?? 0),
+        request: <T>(msg: Record<string, unknown>, timeoutMs = 600_000) =>
+          new Promise<T>((res, rej) => {
+            const rid = ++requestSeq;
+            const timer = setTimeout(
+              () => rej(new Error(`child request ${String(msg.type)} timed out`)),
+              timeoutMs,
+            );
+            waiting.set(rid, (v) => {
+              clearTimeout(timer);
+              res(v as T);
+            });
+            proc.send({ ...msg, rid });
+          }),
+        stop: async () => {
+          if (proc.exitCode !== null) return;
+          proc.removeAllListeners('exit');
+          const exited = new Promise((r) => proc.once('exit', r));
+          proc.kill('SIGKILL');
+          await exited;
+        },
+      });
+    });
+  });
+}
+
+interface Mem {
+  rss: number;
+  heapUsed: number;
+}
+async function memoryOf(server: Child): Promise<Mem> {
+  // The gateway answers {type:'pushgate:mem'} (gateway/command.ts); the bare server too.
+  const m = await server.request<Mem>({ type: 'pushgate:mem' }, 30_000);
+  return { rss: m.rss, heapUsed: m.heapUsed };
+}
+
+// ------------------------------------------------------------------ roles run in children
+
+/** The baseline: a bare ws server with the same socket settings as the gateway. */
+async function runBareServer() {
+  const wss = new WebSocketServer({
+    port: 0,
+    host: '127.0.0.1',
+    perMessageDeflate: false,
+    maxPayload: MAX_CLIENT_FRAME_BYTES,
+    clientTracking: true,
+  });
+  await new Promise((r) => wss.once('listening', r));
+  wss.on('connection', (ws) => ws.on('error', () => {}));
+  process.on('message', (m: { type: string; rid?: number; count?: number; frame?: string }) => {
+    if (m.type === 'pushgate:mem') {
+      const gc = (globalThis as { gc?: () => void }).gc;
+      gc?.();
+      gc?.();
+      const u = process.memoryUsage();
+      process.send?.({ type: 'pushgate:mem', rss: u.rss, heapUsed: u.heapUsed });
+    } else if (m.type === 'broadcast') {
+      for (let i = 0; i < (m.count ?? 1); i++)
+        for (const ws of wss.clients) ws.send(m.frame!.replace('#', String(i)));
+      process.send?.({ rid: m.rid });
+    }
+  });
+  console.log(`bare ws listening ${(wss.address() as { port: number }).port}`);
+}
+
+/** A client worker: holds connections, counts pushes, acks them (gateway mode), times latency. */
+async function runClientWorker(workerIndex: number, workerCount: number, sourceAddresses: number) {
+  const sockets = new Map<number, WebSocket>();
+  let received = 0;
+  let target = 0;
+  let reachedAt = 0;
+  const latencyStart = new Map<number, number>();
+  const latencies: number[] = [];
+  let mode: 'gateway' | 'bare' = 'gateway';
+
+  const onMessage = function (this: WebSocket, data: Buffer) {
+    const f = JSON.parse(data.toString()) as { t?: string; id?: string; data?: { k?: number } };
+    if (f.t === 'push') {
+      received++;
+      if (mode === 'gateway') this.send(`{"t":"ack","ids":["${f.id}"]}`);
+      const k = f.data?.k;
+      if (k !== undefined && latencyStart.has(k)) {
+        latencies.push(performance.now() - latencyStart.get(k)!);
+        latencyStart.delete(k);
+      }
+      if (target && received >= target && !reachedAt) reachedAt = Date.now();
+    }
+  };
+
+  async function connectOne(url: string, i: number): Promise<boolean> {
+    const token =
+      mode === 'gateway'
+        ? await signDeviceToken(SECRET, { app: APP, device: `dev-${i}`, ttlSeconds: 3600 })
+        : '';
+    return new Promise((resolve) => {
+      const ws = new WebSocket(url, mode === 'gateway' ? SUBPROTOCOL : undefined, {
+        perMessageDeflate: false,
+        localAddress: loopbackSource(i, sourceAddresses),
+      });
+      const fail = () => resolve(false);
+      ws.once('error', fail);
+      ws.once('close', fail);
+      ws.once('open', () => {
+        if (mode === 'bare') {
+          sockets.set(i, ws);
+          ws.on('message', onMessage);
+          return resolve(true);
+        }
+        ws.send(JSON.stringify({ t: 'hello', v: 1, token, tags: ['fan'] }));
+        ws.once('message', (d: Buffer) => {
+          if (!d.toString().startsWith('{"t":"welcome"')) return resolve(false);
+          sockets.set(i, ws);
+          ws.on('message', onMessage);
+          resolve(true);
+        });
+      });
+    });
+  }
+
+  process.on('message', async (m: Record<string, unknown> & { type: string; rid: number }) => {
+    const reply = (extra: Record<string, unknown> = {}) => process.send?.({ rid: m.rid, ...extra });
+    if (m.type === 'connect') {
+      mode = m.mode as 'gateway' | 'bare';
+      const mine: number[] = [];
+      for (let i = m.from as number; i < (m.to as number); i++)
+        if (i % workerCount === workerIndex) mine.push(i);
+      let failed = 0;
+      let next = 0;
+      const lane = async () => {
+        while (next < mine.length) {
+          const i = mine[next++]!;
+          if (!(await connectOne(m.url as string, i))) failed++;
+        }
+      };
+      await Promise.all(Array.from({ length: 100 }, lane));
+      reply({ connected: mine.length - failed, failed });
+    } else if (m.type === 'close') {
+      const from = m.from as number;
+      const closing: Promise<unknown>[] = [];
+      for (const [i, ws] of sockets) {
+        if (i < from) continue;
+        sockets.delete(i);
+        closing.push(new Promise((r) => ws.once('close', r)));
+        if (mode === 'gateway') ws.send('{"t":"bye"}');
+        else ws.close();
+      }
+      await Promise.all(closing);
+      reply({ left: sockets.size });
+    } else if (m.type === 'expect') {
+      received = 0;
+      reachedAt = 0;
+      target = m.count as number;
+      reply();
+    } else if (m.type === 'progress') {
+      reply({ received, reachedAt });
+    } else if (m.type === 'latency') {
+      // Push API -> device, timed here: this process sends and receives.
+      const ids = [...sockets.keys()];
+      const rate = m.rate as number;
+      const total = Math.round(rate * (m.seconds as number));
+      const t0 = performance.now();
+      const auth = `Basic ${Buffer.from(`${APP}:${SECRET}`).toString('base64')}`;
+      const inflight: Promise<unknown>[] = [];
+      for (let k = 0; k < total; k++) {
+        const due = t0 + (k * 1000) / rate;
+        const wait = due - performance.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        const device = ids[Math.floor(Math.random() * ids.length)]!;
+        latencyStart.set(k, performance.now());
+        inflight.push(
+          fetch(`${m.api as string}/v1/apps/${APP}/push`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', authorization: auth },
+            body: JSON.stringify({ to: { device: `dev-${device}` }, data: { k } }),
+          }).then((r) => r.arrayBuffer()),
+        );
+      }
+      await Promise.allSettled(inflight);
+      const deadline = Date.now() + 10_000;
+      while (latencyStart.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      reply({ latencies, lost: latencyStart.size });
+    }
+  });
+  console.log('worker ready 0');
+}
+
+// ------------------------------------------------------------------ the benchmark
+
+const quantile = (xs: number[], q: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? NaN;
+};
+
+async function fileLimit(): Promise<number> {
+  const { stdout } = await promisify(execFile)('bash', ['-c', 'ulimit -n']);
+  return Number(stdout.trim()) || 1024;
+}
+
+interface ServerRun {
+  mem: Map<number, { rss: number; heap: number; note?: string }>;
+  connectsPerSecond: number;
+  fanoutPerSecond: number;
+  latency?: { p50: number; p99: number; samples: number; lost: number };
+}
+
+async function measure(
+  kind: 'gateway' | 'bare',
+  server: Child,
+  workers: Child[],
+  sizes: number[],
+  cfg: {
+    fanoutDevices: number;
+    fanoutPushes: number;
+    latencyRate: number;
+    latencySeconds: number;
+    limit: number;
+  },
+): Promise<ServerRun> {
+  const url =
+    kind === 'gateway' ? `ws://127.0.0.1:${server.port}/v1/connect` : `ws://127.0.0.1:${server.port}`;
+  const run: ServerRun = { mem: new Map(), connectsPerSecond: 0, fanoutPerSecond: 0 };
+  await new Promise((r) => setTimeout(r, 1000));
+  const base = await memoryOf(server);
+  progress(`${kind}: idle RSS ${(base.rss / 2 ** 20).toFixed(1)} MiB`);
+  let have = 0;
+  for (const wanted of sizes) {
+    const size = Math.min(wanted, cfg.limit);
+    const t0 = performance.now();
+    const results = await Promise.all(
+      workers.map((w) =>
+        w.request<{ connected: number; failed: number }>({
+          type: 'connect',
+          mode: kind,
+          url,
+          from: have,
+          to: size,
+        }),
+      ),
+    );
+    const elapsed = (performance.now() - t0) / 1000;
+    const failed = results.reduce((s, r) => s + r.failed, 0);
+    if (have === 0) run.connectsPerSecond = (size - failed) / elapsed;
+    have = size;
+    await new Promise((r) => setTimeout(r, 2000));
+    const m = await memoryOf(server);
+    const held = size - failed;
+    run.mem.set(wanted, {
+      rss: (m.rss - base.rss) / held,
+      heap: (m.heapUsed - base.heapUsed) / held,
+      note: size < wanted ? `clamped to ${size} by ulimit -n` : failed ? `${failed} failed` : undefined,
+    });
+    progress(
+      `${kind}: ${held} connections in ${elapsed.toFixed(1)} s; RSS/conn ${((m.rss - base.rss) / held / 1024).toFixed(2)} KiB`,
+    );
+  }
+  // Fan-out to fanoutDevices.
+  const fanout = Math.min(cfg.fanoutDevices, have);
+  await Promise.all(workers.map((w) => w.request({ type: 'close', from: fanout })));
+  const perWorker = workers.map(
+    (_, k) =>
+      Array.from({ length: fanout }, (_, i) => i).filter((i) => i % workers.length === k).length *
+      cfg.fanoutPushes,
+  );
+  await Promise.all(workers.map((w, k) => w.request({ type: 'expect', count: perWorker[k] })));
+  const t0 = Date.now();
+  if (kind === 'bare') {
+    const frame = JSON.stringify({
+      t: 'push',
+      seq: 1,
+      id: 'mwq0mp4ee06ec5cdf98e8bdc#',
+      exp: t0,
+      ttl: 86400,
+      priority: 'normal',
+      sent: t0,
+      data: { n: 1 },
+    });
+    await server.request({ type: 'broadcast', count: cfg.fanoutPushes, frame });
+  } else {
+    const auth = `Basic ${Buffer.from(`${APP}:${SECRET}`).toString('base64')}`;
+    for (let p = 0; p < cfg.fanoutPushes; p++) {
+      const res = await fetch(`http://127.0.0.1:${server.port}/v1/apps/${APP}/push`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: auth },
+        body: JSON.stringify({ to: { tag: 'fan' }, data: { n: p } }),
+      });
+      if (res.status !== 202) throw new Error(`fan-out push: ${res.status} ${await res.text()}`);
+    }
+  }
+  const deadline = Date.now() + 120_000;
+  let done: { received: number; reachedAt: number }[] = [];
+  while (Date.now() < deadline) {
+    done = await Promise.all(
+      workers.map((w) => w.request<{ received: number; reachedAt: number }>({ type: 'progress' })),
+    );
+    if (done.every((d) => d.reachedAt > 0)) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const end = Math.max(...done.map((d) => d.reachedAt || Date.now()));
+  const delivered = done.reduce((s, d) => s + d.received, 0);
+  run.fanoutPerSecond = delivered / ((end - t0) / 1000);
+  progress(`${kind}: fan-out ${delivered} deliveries in ${end - t0} ms`);
+  if (kind === 'gateway') {
+    await new Promise((r) => setTimeout(r, 2000));
+    const lat = await workers[0]!.request<{ latencies: number[]; lost: number }>({
+      type: 'latency',
+      api: `http://127.0.0.1:${server.port}`,
+      rate: cfg.latencyRate,
+      seconds: cfg.latencySeconds,
+    });
+    run.latency = {
+      p50: quantile(lat.latencies, 0.5),
+      p99: quantile(lat.latencies, 0.99),
+      samples: lat.latencies.length,
+      lost: lat.lost,
+    };
+    progress(
+      `gateway: latency p50 ${run.latency.p50.toFixed(2)} ms p99 ${run.latency.p99.toFixed(2)} ms (${lat.latencies.length} samples, ${lat.lost} lost)`,
+    );
+  }
+  await Promise.all(workers.map((w) => w.request({ type: 'close', from: 0 })));
+  return run;
+}
+
+export default async function bench(argv: string[]) {
+  const cfg = parseConfig(options, argv);
+  const startedAt = new Date();
+  const limit = (await fileLimit()) - 500;
+  const workerCount = Math.max(cfg.workers, Math.ceil(Math.max(...cfg.sizes) / limit));
+  if (Math.max(...cfg.sizes) > limit)
+    progress(
+      `ulimit -n allows ${limit + 500} files per process: sizes above ${limit} are clamped (raise it for 50k)`,
+    );
+  const run = promisify(execFile);
+  const redisUrl = (
+    await run(path.join(repoRoot, 'hack/local-redis'), ['up', '--name', 'bench-gateway'])
+  ).stdout
+    .trim()
+    .split('\n')
+    .pop()!;
+  const children: Child[] = [];
+  try {
+    const workers = await Promise.all(
+      Array.from({ length: workerCount }, (_, k) =>
+        startChild(
+          [
+            path.join(here, 'gateway.ts'),
+            '--role',
+            'clients',
+            String(k),
+            String(workerCount),
+            String(cfg.sourceAddresses),
+          ],
+          /^worker ready (\d+)/,
+        ),
+      ),
+    );
+    children.push(...workers);
+    const params = { ...cfg, workers: workerCount, fileLimit: limit + 500 };
+
+    progress('bare ws baseline');
+    const bare = await startChild(
+      [path.join(here, 'gateway.ts'), '--role', 'bare-ws'],
+      /^bare ws listening (\d+)/,
+    );
+    children.push(bare);
+    const bareRun = await measure('bare', bare, workers, cfg.sizes, { ...cfg, limit });
+    await bare.stop();
+
+    progress('gateway');
+    await run('redis-cli', ['-u', redisUrl, 'FLUSHALL']);
+    const gateway = await startChild(
+      [
+        path.join(repoRoot, 'cli/pushgate.ts'),
+        'gateway',
+        '--port',
+        '0',
+        '--host',
+        '127.0.0.1',
+        '--redis-url',
+        redisUrl,
+        '--key-prefix',
+        'bench',
+        '--gateway-id',
+        'bench-gw',
+        '--max-connections',
+        '1000000',
+        '--accept-rate',
+        '1000000',
+        '--heartbeat-min-ms',
+        '600000',
+        '--heartbeat-max-ms',
+        '600000',
+        '--heartbeat-initial-ms',
+        '600000',
+        '--hello-timeout-ms',
+        '120000',
+      ],
+      /"port":(\d+).*"gateway listening"/,
+      { PUSHGATE_APPS: `${APP}:${SECRET}`, PUSHGATE_LOG_LEVEL: 'info' },
+    );
+    children.push(gateway);
+    const gwRun = await measure('gateway', gateway, workers, cfg.sizes, { ...cfg, limit });
+
+    const rows: BenchRow[] = [];
+    for (const size of cfg.sizes) {
+      const g = gwRun.mem.get(size)!;
+      const b = bareRun.mem.get(size)!;
+      const note = g.note ?? b.note;
+      rows.push({
+        metric: `RSS per idle connection @${size}`,
+        unit: 'KiB',
+        value: g.rss / 1024,
+        baseline: b.rss / 1024,
+        baselineName: 'bare ws',
+        note,
+      });
+      rows.push({
+        metric: `heap per idle connection @${size}`,
+        unit: 'KiB',
+        value: g.heap / 1024,
+        baseline: b.heap / 1024,
+        baselineName: 'bare ws',
+        note,
+      });
+    }
+    rows.push({
+      metric: 'connects per second',
+      unit: 'conn/s',
+      value: gwRun.connectsPerSecond,
+      baseline: bareRun.connectsPerSecond,
+      baselineName: 'bare ws',
+      note: 'gateway: upgrade + hello + JWT + Redis presence/tags',
+    });
+    rows.push({
+      metric: `fan-out deliveries per second (${cfg.fanoutDevices} devices x ${cfg.fanoutPushes})`,
+      unit: 'msg/s',
+      value: gwRun.fanoutPerSecond,
+      baseline: bareRun.fanoutPerSecond,
+      baselineName: 'bare ws broadcast',
+      note: 'gateway: push API -> Redis inbox -> frame, devices ack',
+    });
+    if (gwRun.latency) {
+      const note = `${gwRun.latency.samples} samples at ${cfg.latencyRate}/s, ${gwRun.latency.lost} lost`;
+      rows.push({ metric: 'push API -> device latency p50', unit: 'ms', value: gwRun.latency.p50, note });
+      rows.push({ metric: 'push API -> device latency p99', unit: 'ms', value: gwRun.latency.p99, note });
+    }
+    report('gateway', params, rows, startedAt);
+  } finally {
+    await Promise.all(children.map((c) => c.stop()));
+    await run(path.join(repoRoot, 'hack/local-redis'), ['down', '--name', 'bench-gateway']).catch(() => {});
+  }
+}
+
+const roleAt = process.argv.indexOf('--role');
+if (roleAt >= 0) {
+  const role = process.argv[roleAt + 1];
+  if (role === 'bare-ws') await runBareServer();
+  else if (role === 'clients')
+    await runClientWorker(
+      Number(process.argv[roleAt + 2]),
+      Number(process.argv[roleAt + 3]),
+      Number(process.argv[roleAt + 4]),
+    );
+}
