@@ -1,12 +1,17 @@
 import * as k8s from '@kubernetes/client-node';
+import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createRedis, redisKeys, registerGateway, type PgRedis } from '../../common/redis/index.js';
+import { DeviceClient } from '../../client/device-client.js';
+import { signDeviceToken } from '../../common/protocol/token.js';
 import { GATEWAY_CONNECTIONS_METRIC as METRIC } from '../../workloads/metrics-adapter/api.js';
 import {
   startAdapterBehindAggregator,
   type RunningAdapter,
 } from '../../workloads/metrics-adapter/testing/harness.js';
 import { createTestNamespace, eventually, testKubeConfig } from '../support/k8s.js';
+import { kubectl, repoRoot } from '../support/stack.js';
 
 /**
  * The whole autoscaling loop with real parts: kube-controller-manager's HPA controller reads
@@ -14,32 +19,52 @@ import { createTestNamespace, eventually, testKubeConfig } from '../support/k8s.
  * which reads the gateway registry in a real Redis, and scales a region's Deployment of kwok
  * pods.
  *
- * Where the counts come from: entries this test writes into the registry with the gateways'
- * own writer (registerGateway), one per running pod, as each gateway pod does every few
- * seconds. The "devices" of a region are spread evenly over that region's pods, as the locator
- * spreads new connections. No gateway process runs per pod here.
+ * Where the counts come from: real gateway processes (`pushgate gateway`), one per Running pod
+ * of each region's Deployment, started and stopped as the Deployment scales (kwok pods run no
+ * containers, so a process on the host stands in for each pod, under the pod's name), holding
+ * real device WebSocket connections made with the device client through the gateways' locator.
+ * A gateway whose pod is removed gets SIGTERM and drains; its devices reconnect to the gateways
+ * its drain hint names.
  *
- * The HPA is written here (the operator's HPA builder had not landed); its behaviour is the
- * operator's, shortened: a scale-down stabilization window of 15 s instead of 300 s, and a
- * limit of 1 pod per 15 s instead of per minute.
+ * The HPA is written here (the operator's HPA builder had not landed when this was written);
+ * its behaviour is the operator's, shortened: a scale-down stabilization window of 15 s instead
+ * of 300 s, and a limit of 1 pod per 15 s instead of per minute.
  */
 const SCALE_DOWN_WINDOW_S = 15;
 const TARGET_PER_POD = 100;
+const APP = 'hpa-test';
+const SECRET = 'hpa-test-secret-0123456789';
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+interface StandIn {
+  child: ChildProcess;
+  port: number;
+  region: string;
+  ready: Promise<void>;
+}
 
 describe('HPA on gateway connections through the pushgate metrics adapter', () => {
   const kubeconfig = inject('kubeconfig');
+  const redisUrl = inject('redisUrl');
   const kc = testKubeConfig(kubeconfig);
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const apps = kc.makeApiClient(k8s.AppsV1Api);
   const autoscaling = kc.makeApiClient(k8s.AutoscalingV2Api);
   const keyPrefix = `pgtest-hpa-${Math.random().toString(36).slice(2, 8)}`;
-  const keys = redisKeys(keyPrefix);
-  let redis: PgRedis;
+  const regions = ['cn-east-1', 'cn-north-1'];
   let namespace: string;
   let adapter: RunningAdapter;
-  /** Device connections wanted per region; the publisher spreads them over the region's pods. */
-  const demand: Record<string, number> = { 'cn-east-1': 0, 'cn-north-1': 0 };
-  let publisher: NodeJS.Timeout | undefined;
+  const gateways = new Map<string, StandIn>();
+  const devices: Record<string, DeviceClient[]> = { 'cn-east-1': [], 'cn-north-1': [] };
+  let reconciler: NodeJS.Timeout | undefined;
+  let reconciling = true;
 
   const deploymentName = (region: string) => `gateway-${region}`;
 
@@ -94,96 +119,181 @@ describe('HPA on gateway connections through the pushgate metrics adapter', () =
     });
   }
 
-  /** What every gateway pod does: refresh its registry record with its connection count. */
-  async function publishOnce() {
-    const now = Date.now();
-    for (const region of Object.keys(demand)) {
-      const pods = (
-        await core.listNamespacedPod({ namespace, labelSelector: `pushgate.dev/region=${region}` })
-      ).items.filter((p) => p.status?.phase === 'Running' && !p.metadata?.deletionTimestamp);
-      pods.sort((a, b) => a.metadata!.name!.localeCompare(b.metadata!.name!));
-      const each = Math.floor(demand[region]! / Math.max(pods.length, 1));
-      let rest = demand[region]! - each * pods.length;
-      for (const pod of pods) {
-        const podName = pod.metadata!.name!;
-        const connections = each + (rest-- > 0 ? 1 : 0);
-        await registerGateway(redis, keys, {
-          id: `${namespace}.${podName}`,
-          podName,
-          namespace,
-          region,
-          zone: `${region}a`,
-          endpoint: `ws://127.0.0.1:1/${podName}`,
-          connections,
-          maxConnections: 1000,
-          ready: true,
-          draining: false,
-          updatedAt: now,
-        });
-      }
+  /** Starts the real gateway program standing in for one pod. */
+  async function startGateway(podName: string, region: string) {
+    const port = await freePort();
+    const child = spawn(
+      path.join(repoRoot, 'node_modules/.bin/tsx'),
+      [
+        path.join(repoRoot, 'cli/pushgate.ts'),
+        'gateway',
+        ...[
+          '--port',
+          String(port),
+          '--host',
+          '127.0.0.1',
+          '--redis-url',
+          redisUrl,
+          '--key-prefix',
+          keyPrefix,
+        ],
+        ...['--pod-name', podName, '--namespace', namespace, '--region', region, '--zone', `${region}a`],
+        ...['--apps', `${APP}:${SECRET}`, '--max-connections', '1000', '--registry-interval-ms', '1000'],
+        ...['--drain-grace-ms', '2000'],
+      ],
+      {
+        cwd: repoRoot,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, PUSHGATE_LOG_LEVEL: 'info' },
+      },
+    );
+    let logs = '';
+    const ready = new Promise<void>((resolve, reject) => {
+      child.stdout!.on('data', (d: Buffer) => {
+        logs += d.toString();
+        if (logs.includes('gateway listening')) resolve();
+      });
+      child.stderr!.on('data', (d: Buffer) => (logs += d.toString()));
+      child.once('exit', (code) =>
+        reject(new Error(`gateway for ${podName} exited ${code}:\n${logs.slice(-2000)}`)),
+      );
+    });
+    ready.catch(() => undefined);
+    gateways.set(podName, { child, port, region, ready });
+  }
+
+  /** Keeps one gateway process per Running pod: the pod "runs" the gateway. */
+  async function reconcileGateways() {
+    const pods = (await core.listNamespacedPod({ namespace, labelSelector: 'app=pushgate-gateway' })).items;
+    const live = new Map(
+      pods
+        .filter((p) => p.status?.phase === 'Running' && !p.metadata?.deletionTimestamp)
+        .map((p) => [p.metadata!.name!, p.metadata!.labels!['pushgate.dev/region']!]),
+    );
+    for (const [name, region] of live) if (!gateways.has(name)) await startGateway(name, region);
+    for (const [name, gw] of gateways) {
+      if (!live.has(name) && gw.child.exitCode === null && !gw.child.killed) gw.child.kill('SIGTERM');
     }
   }
 
+  const httpUrl = (gw: StandIn) => `http://127.0.0.1:${gw.port}`;
+  const liveGateways = (region: string) =>
+    [...gateways.values()].filter((g) => g.region === region && g.child.exitCode === null && !g.child.killed);
+
+  /** Devices connect the way real ones do: ask a gateway's locator for this region, then connect. */
+  async function connectDevices(region: string, count: number) {
+    const [locator] = liveGateways(region);
+    await locator!.ready;
+    for (let i = 0; i < count; i += 50) {
+      const batch = await Promise.all(
+        Array.from({ length: Math.min(50, count - i) }, async (_, j) => {
+          const device = `${region}-dev-${devices[region]!.length + i + j}`;
+          return new DeviceClient({
+            app: APP,
+            device,
+            token: await signDeviceToken(SECRET, { app: APP, device }),
+            locatorUrl: httpUrl(locator!),
+            region,
+            backoffMinMs: 200,
+            backoffMaxMs: 2000,
+          });
+        }),
+      );
+      await Promise.all(batch.map((d) => d.start()));
+      devices[region]!.push(...batch);
+    }
+  }
+
+  type Item = { describedObject: { name: string }; value: string };
+  const regionCounts = async (region: string) => {
+    const list = JSON.parse(
+      await kubectl(kubeconfig, [
+        'get',
+        '--raw',
+        `/apis/custom.metrics.k8s.io/v1beta2/namespaces/${namespace}/pods/*/${METRIC}?labelSelector=${encodeURIComponent(`pushgate.dev/region=${region}`)}`,
+      ]),
+    ) as { items: Item[] };
+    return list.items.map((i) => Number(i.value));
+  };
+  const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
   const replicas = async (region: string) =>
     (await apps.readNamespacedDeployment({ namespace, name: deploymentName(region) })).spec?.replicas ?? 0;
+  const hpaAverage = async (region: string) =>
+    (await autoscaling.readNamespacedHorizontalPodAutoscaler({ namespace, name: deploymentName(region) }))
+      .status?.currentMetrics?.[0]?.pods?.current.averageValue;
 
   beforeAll(async () => {
     namespace = await createTestNamespace(kc, 'autoscale');
-    redis = createRedis(inject('redisUrl'));
-    adapter = await startAdapterBehindAggregator({
-      kubeconfig,
-      redisUrl: inject('redisUrl'),
-      keyPrefix,
-      namespace,
-    });
-    for (const region of Object.keys(demand)) await createRegion(region);
+    adapter = await startAdapterBehindAggregator({ kubeconfig, redisUrl, keyPrefix, namespace });
+    for (const region of regions) await createRegion(region);
     const tick = () => {
-      publisher = setTimeout(() => {
-        publishOnce().then(tick, (err: unknown) => {
-          console.error('publisher', err);
+      if (!reconciling) return;
+      reconciler = setTimeout(() => {
+        reconcileGateways().then(tick, (err: unknown) => {
+          console.error('gateway reconciler', err);
           tick();
         });
       }, 1000);
     };
+    await reconcileGateways();
     tick();
+    await eventually(async () => regions.every((r) => liveGateways(r).length === 2), {
+      what: 'two gateways per region',
+      timeoutMs: 60_000,
+    });
+    await Promise.all([...gateways.values()].map((g) => g.ready));
   });
 
   afterAll(async () => {
-    if (publisher) clearTimeout(publisher);
-    publisher = undefined;
+    reconciling = false;
+    if (reconciler) clearTimeout(reconciler);
+    for (const d of Object.values(devices).flat()) d.stop();
     await adapter?.stop();
+    await Promise.all(
+      [...gateways.values()].map(async ({ child }) => {
+        if (child.exitCode !== null) return;
+        child.kill('SIGKILL');
+        await new Promise((resolve) => child.once('exit', resolve));
+      }),
+    );
     if (namespace) await core.deleteNamespace({ name: namespace }).catch(() => undefined);
-    redis?.disconnect();
   });
 
   it('raises one region to the replica count its connections need, and leaves the other alone', async () => {
-    // 2 pods x 240 = 480 connections at a target of 100 per pod: ceil(480 / 100) = 5 pods.
-    // (At 5 pods each holds 96, within the HPA's 10% tolerance: it stays at 5.)
-    demand['cn-east-1'] = 480;
-    demand['cn-north-1'] = 60;
+    // 480 devices on 2 east pods at a target of 100 per pod: ceil(480 / 100) = 5 pods.
+    // New pods start empty (scale-up moves no device), so at 5 pods the average is 96, within
+    // the HPA's 10% tolerance: it stays at 5. North: 60 devices on 2 pods stays at the minimum.
+    await connectDevices('cn-east-1', 480);
+    await connectDevices('cn-north-1', 60);
+    await eventually(async () => sum(await regionCounts('cn-east-1')) === 480, {
+      what: 'the east gateways to publish 480 connections',
+      timeoutMs: 20_000,
+    });
+
     await eventually(async () => (await replicas('cn-east-1')) === 5, {
       what: 'cn-east-1 to scale to 5 replicas',
       timeoutMs: 90_000,
       intervalMs: 1000,
     });
-    const hpa = await autoscaling.readNamespacedHorizontalPodAutoscaler({
-      namespace,
-      name: deploymentName('cn-east-1'),
+    // The new pods got gateways of their own, and no device moved.
+    await eventually(async () => liveGateways('cn-east-1').length === 5, {
+      what: '5 east gateways',
+      timeoutMs: 60_000,
     });
-    expect(hpa.status?.desiredReplicas).toBe(5);
-    expect(hpa.status?.currentMetrics?.[0]?.pods?.metric.name).toBe(METRIC);
+    await eventually(async () => (await regionCounts('cn-east-1')).length === 5, {
+      what: 'the 5 east gateways to publish',
+      timeoutMs: 30_000,
+    });
+    expect(sum(await regionCounts('cn-east-1'))).toBe(480);
+    expect(await replicas('cn-east-1')).toBe(5);
     expect(await replicas('cn-north-1')).toBe(2);
-    const north = await autoscaling.readNamespacedHorizontalPodAutoscaler({
-      namespace,
-      name: deploymentName('cn-north-1'),
-    });
-    // The north HPA did read its metric (30 per pod) and keeps its minimum.
-    expect(north.status?.currentMetrics?.[0]?.pods?.current.averageValue).toBe('30');
+    expect(await hpaAverage('cn-north-1')).toBe('30');
   });
 
-  it('lowers it after the counts fall, only after the stabilization window, one pod per period', async () => {
-    expect(await replicas('cn-east-1')).toBe(5);
-    demand['cn-east-1'] = 50;
+  it('lowers it after the counts fall, only after the stabilization window, one pod per period, losing no device', async () => {
+    // 430 of the 480 east devices go away; 50 stay.
+    const leaving = devices['cn-east-1']!.splice(0, 430);
+    for (const d of leaving) d.stop();
     const droppedAt = Date.now();
 
     const seen: { replicas: number; at: number }[] = [{ replicas: 5, at: droppedAt }];
@@ -200,17 +310,25 @@ describe('HPA on gateway connections through the pushgate metrics adapter', () =
     // The window holds the highest recommendation of its last 15 s; the last high one was made
     // at most one sync period (5 s) before the drop, so nothing goes for at least 10 s.
     expect(seen[1]!.at - droppedAt).toBeGreaterThanOrEqual((SCALE_DOWN_WINDOW_S - 5) * 1000);
-    // And it reads the new average: 50 connections over the 2 pods left.
-    await eventually(
-      async () => {
-        const hpa = await autoscaling.readNamespacedHorizontalPodAutoscaler({
-          namespace,
-          name: deploymentName('cn-east-1'),
-        });
-        return hpa.status?.currentMetrics?.[0]?.pods?.current.averageValue === '25';
-      },
-      { what: 'the HPA to report 25 connections per pod', timeoutMs: 30_000, intervalMs: 500 },
-    );
+
+    // The 50 remaining devices end up on the 2 remaining gateways (those on a removed pod were
+    // drained there), and the HPA reads their new average.
+    await eventually(async () => liveGateways('cn-east-1').length === 2, {
+      what: '2 east gateways',
+      timeoutMs: 30_000,
+    });
+    await eventually(async () => devices['cn-east-1']!.every((d) => d.connected), {
+      what: 'every remaining east device connected',
+      timeoutMs: 30_000,
+    });
+    await eventually(async () => (await hpaAverage('cn-east-1')) === '25', {
+      what: 'the HPA to read 50 connections over 2 pods',
+      timeoutMs: 30_000,
+      intervalMs: 500,
+    });
+    const counts = await regionCounts('cn-east-1');
+    expect(counts).toHaveLength(2);
+    expect(sum(counts)).toBe(50);
     expect(await replicas('cn-north-1')).toBe(2);
   });
 });
