@@ -1,7 +1,4 @@
 import * as k8s from '@kubernetes/client-node';
-import { spawn, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DeviceClient } from '../../client/device-client.js';
 import { signDeviceToken } from '../../common/protocol/token.js';
@@ -11,7 +8,8 @@ import {
   type RunningAdapter,
 } from '../../workloads/metrics-adapter/testing/harness.js';
 import { createTestNamespace, eventually, testKubeConfig } from '../support/k8s.js';
-import { kubectl, repoRoot } from '../support/stack.js';
+import { kubectl } from '../support/stack.js';
+import { APP, SECRET, startGatewayProcess, stopGateway, type GatewayProcess } from './gateway-harness.js';
 
 /**
  * The whole autoscaling loop with real parts: kube-controller-manager's HPA controller reads
@@ -32,22 +30,12 @@ import { kubectl, repoRoot } from '../support/stack.js';
  */
 const SCALE_DOWN_WINDOW_S = 15;
 const TARGET_PER_POD = 100;
-const APP = 'hpa-test';
-const SECRET = 'hpa-test-secret-0123456789';
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
+/** A real gateway process standing in for one pod; `started` settles once it listens. */
 interface StandIn {
-  child: ChildProcess;
-  port: number;
   region: string;
-  ready: Promise<void>;
+  started: Promise<GatewayProcess>;
+  stopping: boolean;
 }
 
 describe('HPA on gateway connections through the pushgate metrics adapter', () => {
@@ -119,47 +107,20 @@ describe('HPA on gateway connections through the pushgate metrics adapter', () =
     });
   }
 
-  /** Starts the real gateway program standing in for one pod. */
-  async function startGateway(podName: string, region: string) {
-    const port = await freePort();
-    const child = spawn(
-      path.join(repoRoot, 'node_modules/.bin/tsx'),
-      [
-        path.join(repoRoot, 'cli/pushgate.ts'),
-        'gateway',
-        ...[
-          '--port',
-          String(port),
-          '--host',
-          '127.0.0.1',
-          '--redis-url',
-          redisUrl,
-          '--key-prefix',
-          keyPrefix,
-        ],
-        ...['--pod-name', podName, '--namespace', namespace, '--region', region, '--zone', `${region}a`],
-        ...['--apps', `${APP}:${SECRET}`, '--max-connections', '1000', '--registry-interval-ms', '1000'],
-        ...['--drain-grace-ms', '2000'],
+  /** Starts the real gateway program standing in for one pod, under the pod's name. */
+  function startGateway(podName: string, region: string) {
+    const started = startGatewayProcess({
+      redisUrl,
+      prefix: keyPrefix,
+      id: `${namespace}.${podName}`,
+      region,
+      args: [
+        ...['--pod-name', podName, '--namespace', namespace, '--zone', `${region}a`],
+        ...['--max-connections', '1000', '--drain-grace-ms', '2000'],
       ],
-      {
-        cwd: repoRoot,
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, PUSHGATE_LOG_LEVEL: 'info' },
-      },
-    );
-    let logs = '';
-    const ready = new Promise<void>((resolve, reject) => {
-      child.stdout!.on('data', (d: Buffer) => {
-        logs += d.toString();
-        if (logs.includes('gateway listening')) resolve();
-      });
-      child.stderr!.on('data', (d: Buffer) => (logs += d.toString()));
-      child.once('exit', (code) =>
-        reject(new Error(`gateway for ${podName} exited ${code}:\n${logs.slice(-2000)}`)),
-      );
     });
-    ready.catch(() => undefined);
-    gateways.set(podName, { child, port, region, ready });
+    started.catch((err: unknown) => console.error(err));
+    gateways.set(podName, { region, started, stopping: false });
   }
 
   /** Keeps one gateway process per Running pod: the pod "runs" the gateway. */
@@ -170,20 +131,25 @@ describe('HPA on gateway connections through the pushgate metrics adapter', () =
         .filter((p) => p.status?.phase === 'Running' && !p.metadata?.deletionTimestamp)
         .map((p) => [p.metadata!.name!, p.metadata!.labels!['pushgate.dev/region']!]),
     );
-    for (const [name, region] of live) if (!gateways.has(name)) await startGateway(name, region);
+    for (const [name, region] of live) if (!gateways.has(name)) startGateway(name, region);
     for (const [name, gw] of gateways) {
-      if (!live.has(name) && gw.child.exitCode === null && !gw.child.killed) gw.child.kill('SIGTERM');
+      if (!live.has(name) && !gw.stopping) {
+        // The pod was removed: its gateway drains (SIGTERM), as the kubelet would make it.
+        gw.stopping = true;
+        void gw.started.then(
+          (g) => g.kill('SIGTERM'),
+          () => undefined,
+        );
+      }
     }
   }
 
-  const httpUrl = (gw: StandIn) => `http://127.0.0.1:${gw.port}`;
   const liveGateways = (region: string) =>
-    [...gateways.values()].filter((g) => g.region === region && g.child.exitCode === null && !g.child.killed);
+    [...gateways.values()].filter((g) => g.region === region && !g.stopping);
 
   /** Devices connect the way real ones do: ask a gateway's locator for this region, then connect. */
   async function connectDevices(region: string, count: number) {
-    const [locator] = liveGateways(region);
-    await locator!.ready;
+    const locator = await liveGateways(region)[0]!.started;
     for (let i = 0; i < count; i += 50) {
       const batch = await Promise.all(
         Array.from({ length: Math.min(50, count - i) }, async (_, j) => {
@@ -192,7 +158,7 @@ describe('HPA on gateway connections through the pushgate metrics adapter', () =
             app: APP,
             device,
             token: await signDeviceToken(SECRET, { app: APP, device }),
-            locatorUrl: httpUrl(locator!),
+            locatorUrl: locator.httpUrl,
             region,
             backoffMinMs: 200,
             backoffMaxMs: 2000,
@@ -241,7 +207,7 @@ describe('HPA on gateway connections through the pushgate metrics adapter', () =
       what: 'two gateways per region',
       timeoutMs: 60_000,
     });
-    await Promise.all([...gateways.values()].map((g) => g.ready));
+    await Promise.all([...gateways.values()].map((g) => g.started));
   });
 
   afterAll(async () => {
@@ -250,11 +216,7 @@ describe('HPA on gateway connections through the pushgate metrics adapter', () =
     for (const d of Object.values(devices).flat()) d.stop();
     await adapter?.stop();
     await Promise.all(
-      [...gateways.values()].map(async ({ child }) => {
-        if (child.exitCode !== null) return;
-        child.kill('SIGKILL');
-        await new Promise((resolve) => child.once('exit', resolve));
-      }),
+      [...gateways.values()].map(async ({ started }) => stopGateway(await started.catch(() => undefined))),
     );
     if (namespace) await core.deleteNamespace({ name: namespace }).catch(() => undefined);
   });

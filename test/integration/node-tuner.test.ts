@@ -15,7 +15,8 @@ import { eventually, testKubeConfig } from '../support/k8s.js';
 import { repoRoot } from '../support/stack.js';
 
 const run = promisify(execFile);
-const tsx = path.join(repoRoot, 'node_modules/.bin/tsx');
+// node with tsx's loader, one process (the tsx wrapper would not pass SIGKILL on to the program).
+const program = [process.execPath, '--import', 'tsx'];
 const cli = path.join(repoRoot, 'cli/pushgate.ts');
 
 /**
@@ -45,7 +46,7 @@ describe('pushgate node-tuner in a network namespace', () => {
     (await inNs('cat', `/proc/sys/${key.replaceAll('.', '/')}`)).stdout.trim().split(/\s+/).join(' ');
   const readHost = async (key: string) =>
     (await readFile(`/proc/sys/${key.replaceAll('.', '/')}`, 'utf8')).trim().split(/\s+/).join(' ');
-  const tunerArgs = (...flags: string[]) => ['netns', 'exec', netns, tsx, cli, 'node-tuner', ...flags];
+  const tunerArgs = (...flags: string[]) => ['netns', 'exec', netns, ...program, cli, 'node-tuner', ...flags];
   const tunerEnv = () => ({
     ...process.env,
     NODE_NAME: nodeName,

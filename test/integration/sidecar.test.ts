@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createRedis, probeStats, redisKeys, type PgRedis } from '../../common/redis/index.js';
 import { eventually } from '../support/k8s.js';
+import { startGatewayProcess, stopGateway, type GatewayProcess } from './gateway-harness.js';
 import { repoRoot } from '../support/stack.js';
 
 /**
@@ -19,9 +20,8 @@ describe('pushgate sidecar probing the gateway beside it', () => {
   const secret = 'probe-secret-for-the-sidecar-test';
   const gatewayId = 'sidecar-test.gw-0';
   let redis: PgRedis;
-  let gateway: ChildProcess;
+  let gateway: GatewayProcess;
   let sidecar: ChildProcess;
-  let gatewayPort: number;
   let metricsPort: number;
 
   async function freePort(): Promise<number> {
@@ -31,10 +31,11 @@ describe('pushgate sidecar probing the gateway beside it', () => {
     await new Promise((resolve) => server.close(resolve));
     return port;
   }
-  function program(args: string[], readyText: string): Promise<ChildProcess> {
+  function sidecarProgram(args: string[]): Promise<ChildProcess> {
+    // One process (node with tsx's loader), not the tsx wrapper, so a signal reaches the program.
     const child = spawn(
-      path.join(repoRoot, 'node_modules/.bin/tsx'),
-      [path.join(repoRoot, 'cli/pushgate.ts'), ...args],
+      process.execPath,
+      ['--import', 'tsx', path.join(repoRoot, 'cli/pushgate.ts'), 'sidecar', ...args],
       {
         cwd: repoRoot,
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -43,16 +44,16 @@ describe('pushgate sidecar probing the gateway beside it', () => {
     );
     let logs = '';
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${args[0]} did not start:\n${logs}`)), 30_000);
+      const timer = setTimeout(() => reject(new Error(`sidecar did not start:\n${logs}`)), 30_000);
       child.stdout!.on('data', (d: Buffer) => {
         logs += d.toString();
-        if (logs.includes(readyText)) {
+        if (logs.includes('sidecar probing')) {
           clearTimeout(timer);
           resolve(child);
         }
       });
       child.stderr!.on('data', (d: Buffer) => (logs += d.toString()));
-      child.once('exit', (code) => reject(new Error(`${args[0]} exited ${code}:\n${logs}`)));
+      child.once('exit', (code) => reject(new Error(`sidecar exited ${code}:\n${logs}`)));
     });
   }
   const sidecarMetric = async (line: string) => {
@@ -63,59 +64,36 @@ describe('pushgate sidecar probing the gateway beside it', () => {
 
   beforeAll(async () => {
     redis = createRedis(redisUrl);
-    [gatewayPort, metricsPort] = [await freePort(), await freePort()];
-    gateway = await program(
-      [
-        'gateway',
-        ...[
-          '--port',
-          String(gatewayPort),
-          '--host',
-          '127.0.0.1',
-          '--redis-url',
-          redisUrl,
-          '--key-prefix',
-          keyPrefix,
-        ],
-        ...['--pod-name', 'gw-0', '--namespace', 'sidecar-test', '--apps', `pushgate-probe:${secret}`],
-        ...['--drain-grace-ms', '1000'],
+    metricsPort = await freePort();
+    // The probe app is the gateway's only app here (--apps wins over the harness's env apps).
+    gateway = await startGatewayProcess({
+      redisUrl,
+      prefix: keyPrefix,
+      id: gatewayId,
+      args: ['--pod-name', 'gw-0', '--namespace', 'sidecar-test', '--apps', `pushgate-probe:${secret}`],
+    });
+    sidecar = await sidecarProgram([
+      ...['--gateway-url', gateway.httpUrl, '--redis-url', redisUrl, '--key-prefix', keyPrefix],
+      ...['--pod-name', 'gw-0', '--namespace', 'sidecar-test', '--probe-secret', secret],
+      ...[
+        '--interval-seconds',
+        '0.5',
+        '--timeout-ms',
+        '2000',
+        '--port',
+        String(metricsPort),
+        '--host',
+        '127.0.0.1',
       ],
-      'gateway listening',
-    );
-    sidecar = await program(
-      [
-        'sidecar',
-        ...[
-          '--gateway-url',
-          `http://127.0.0.1:${gatewayPort}`,
-          '--redis-url',
-          redisUrl,
-          '--key-prefix',
-          keyPrefix,
-        ],
-        ...['--pod-name', 'gw-0', '--namespace', 'sidecar-test', '--probe-secret', secret],
-        ...[
-          '--interval-seconds',
-          '0.5',
-          '--timeout-ms',
-          '2000',
-          '--port',
-          String(metricsPort),
-          '--host',
-          '127.0.0.1',
-        ],
-      ],
-      'sidecar probing',
-    );
+    ]);
   });
 
   afterAll(async () => {
-    for (const child of [sidecar, gateway]) {
-      if (child && child.exitCode === null) {
-        child.kill('SIGTERM');
-        await new Promise((resolve) => child.once('exit', resolve));
-      }
+    if (sidecar && sidecar.exitCode === null) {
+      sidecar.kill('SIGTERM');
+      await new Promise((resolve) => sidecar.once('exit', resolve));
     }
+    await stopGateway(gateway);
     redis?.disconnect();
   });
 
@@ -137,7 +115,7 @@ describe('pushgate sidecar probing the gateway beside it', () => {
 
   it('publishes failures once the gateway is gone, and keeps running', async () => {
     gateway.kill('SIGTERM');
-    await new Promise((resolve) => gateway.once('exit', resolve));
+    await gateway.exited;
     await eventually(
       async () => (await sidecarMetric('pushgate_sidecar_probes_total{result="connect"')) >= 2,
       {

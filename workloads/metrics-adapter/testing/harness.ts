@@ -62,8 +62,11 @@ export async function startAdapterBehindAggregator(opts: {
   let logs = '';
   let exited = false;
   const child: ChildProcess = spawn(
-    path.join(repoRoot, 'node_modules/.bin/tsx'),
+    // One process (node with tsx's loader), not the tsx wrapper, so a signal reaches the program.
+    process.execPath,
     [
+      '--import',
+      'tsx',
       path.join(repoRoot, 'cli/pushgate.ts'),
       'metrics-adapter',
       '--port',
