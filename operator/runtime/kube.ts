@@ -368,6 +368,9 @@ export class KubeClient {
           }
           onEvent(e);
         });
+        // readline re-emits the response's errors (ECONNRESET when the API server dies): an
+        // 'error' with no listener would crash the process, so every emitter ends the watch.
+        lines.on('error', end);
         response.on('error', end);
         response.on('close', () => end());
         lines.on('close', () => end());
