@@ -35,6 +35,8 @@ wait_for() {
   local deadline=$(( $(date +%s) + secs ))
   until "$@" >/dev/null 2>&1; do
     [ "$(date +%s)" -lt "$deadline" ] || return 1
+    # A process that already exited will not become healthy: stop waiting for it.
+    if [ -n "${WAIT_PIDFILE:-}" ] && ! pid_alive "$WAIT_PIDFILE"; then return 1; fi
     sleep 0.2
   done
   log "$what is up"

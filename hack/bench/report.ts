@@ -42,17 +42,30 @@ export function formatTable(rows: BenchRow[]): string {
     r.note ?? '',
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
 }
 
-export function report(bench: string, params: Record<string, unknown>, rows: BenchRow[], startedAt: Date): BenchResult {
+export function report(
+  bench: string,
+  params: Record<string, unknown>,
+  rows: BenchRow[],
+  startedAt: Date,
+): BenchResult {
   for (const r of rows) if (r.baseline !== undefined && r.baseline !== 0) r.ratio = r.value / r.baseline;
   const result: BenchResult = {
     bench,
     startedAt: startedAt.toISOString(),
     durationMs: Date.now() - startedAt.getTime(),
-    machine: { cpus: os.cpus().length, totalMemGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version },
+    machine: {
+      cpus: os.cpus().length,
+      totalMemGiB: Math.round(os.totalmem() / 2 ** 30),
+      node: process.version,
+    },
     params,
     rows,
   };

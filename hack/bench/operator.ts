@@ -1,0 +1,223 @@
+/**
+ * `npm run bench:operator [-- --counts 50,200 --idle-seconds 60 --kubeconfig PATH]`
+ *
+ * Applies N PushGateways at once (three regions each) to a real local control plane (kwok
+ * nodes, real scheduler and controller manager) and measures, for the operator running as
+ * its own process:
+ * - time from the first apply until every PushGateway reports Ready=True;
+ * - the operator's RSS (peak while converging, and once idle), against the same operator
+ *   with no PushGateways (the baseline, measured in the same run);
+ * - API requests and writes per minute once idle, lease renewals counted apart (an idle
+ *   operator should make none: no hot loops), and reconciles per minute once idle.
+ * Without --kubeconfig it starts a private cluster with 3 nodes per zone (27 nodes) so the
+ * pods fit; each count gets a fresh namespace and a fresh operator process.
+ */
+import { readFileSync } from 'node:fs';
+import { KubeClient, type KubeObject } from '../../operator/runtime/kube.js';
+import { Resources } from '../../operator/runtime/resources.js';
+import { PushGatewayResource } from '../../operator/controllers/pushgateway/controller.js';
+import { startCluster, type StartedCluster } from '../../test/support/stack.js';
+import {
+  clientFor,
+  createRedisSecret,
+  installCRDs,
+  metricSum,
+  startOperator,
+  type OperatorProcess,
+} from '../../test/integration/operator-helpers.js';
+import { progress, report, type BenchRow } from './report.js';
+
+interface Args {
+  counts: number[];
+  idleSeconds: number;
+  readyTimeoutSeconds: number;
+  kubeconfig?: string;
+}
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = { counts: [50, 200], idleSeconds: 60, readyTimeoutSeconds: 900 };
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i];
+    const value = argv[i + 1];
+    if (value === undefined) throw new Error(`${flag} needs a value`);
+    if (flag === '--counts') a.counts = value.split(',').map(Number);
+    else if (flag === '--idle-seconds') a.idleSeconds = Number(value);
+    else if (flag === '--ready-timeout-seconds') a.readyTimeoutSeconds = Number(value);
+    else if (flag === '--kubeconfig') a.kubeconfig = value;
+    else throw new Error(`unknown flag ${flag} (--counts, --idle-seconds, --ready-timeout-seconds, --kubeconfig)`);
+    i++;
+  }
+  if (a.counts.some((n) => !Number.isInteger(n) || n < 1 || n > 1000)) throw new Error('--counts: integers 1..1000');
+  return a;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function rssBytes(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : 0;
+}
+
+/** A small three-region PushGateway: one pod per region so hundreds fit on kwok nodes. */
+function benchGateway(namespace: string, name: string): KubeObject {
+  return {
+    metadata: { name, namespace },
+    spec: {
+      resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '128Mi' } },
+      regions: ['cn-north-1', 'cn-east-1', 'cn-south-1'].map((r) => ({ name: r, minReplicas: 1, maxReplicas: 3 })),
+      redis: { secretName: 'pushgate-redis' },
+    },
+  };
+}
+
+const isReadyNow = (gw: KubeObject & { status?: { observedGeneration?: number; conditions?: { type: string; status: string }[] } }) =>
+  gw.status?.observedGeneration === gw.metadata?.generation &&
+  gw.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+
+/** Runs `fn` over `items` with at most `limit` in flight. */
+async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) await fn(items[next++]!);
+    }),
+  );
+}
+
+interface RunResult {
+  count: number;
+  readySeconds: number;
+  allReady: boolean;
+  baselineRss: number;
+  peakRss: number;
+  idleRss: number;
+  idleRequestsPerMin: number;
+  idleWritesPerMin: number;
+  idleLeaseRequestsPerMin: number;
+  idleReconcilesPerMin: number;
+  reconciles: number;
+  reconcileErrors: number;
+}
+
+async function runOnce(kubeconfig: string, client: KubeClient, count: number, a: Args): Promise<RunResult> {
+  const ns = `bench-op-${count}-${Date.now().toString(36)}`;
+  await client.create(Resources.Namespace, { metadata: { name: ns } });
+  await createRedisSecret(client, ns);
+  const op: OperatorProcess = startOperator(kubeconfig, ['--namespace', ns, '--lease-namespace', ns], { PUSHGATE_LOG_LEVEL: 'warn' });
+  try {
+    const port = await op.probePort;
+    for (let i = 0; (await fetch(`http://127.0.0.1:${port}/readyz`)).status !== 200; i++) {
+      if (i > 300) throw new Error('operator not ready after 60 s');
+      await sleep(200);
+    }
+    while ((await metricSum(port, 'leader_election_master_status')) !== 1) await sleep(200);
+    await sleep(2000);
+    const baselineRss = rssBytes(op.pid);
+    progress(`${count} PushGateways: operator up (pid ${op.pid}, RSS ${(baselineRss / 2 ** 20).toFixed(0)} MiB); applying`);
+
+    let peakRss = baselineRss;
+    const sampler = setInterval(() => {
+      try {
+        peakRss = Math.max(peakRss, rssBytes(op.pid));
+      } catch {
+        /* process gone */
+      }
+    }, 500);
+    const t0 = Date.now();
+    const names = Array.from({ length: count }, (_, i) => `gw-${String(i).padStart(3, '0')}`);
+    await pool(names, 32, (n) => client.apply(PushGatewayResource, benchGateway(ns, n), { fieldManager: 'bench' }));
+    progress(`applied ${count} in ${((Date.now() - t0) / 1000).toFixed(1)} s; waiting for Ready`);
+
+    let readyMs = 0;
+    let allReady = false;
+    let lastLog = 0;
+    while (Date.now() - t0 < a.readyTimeoutSeconds * 1000) {
+      const list = (await client.list(PushGatewayResource, ns)).items;
+      const ready = list.filter(isReadyNow).length;
+      if (ready === count) {
+        readyMs = Date.now() - t0;
+        allReady = true;
+        break;
+      }
+      if (Date.now() - lastLog > 10_000) {
+        progress(`${ready}/${count} Ready after ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+        lastLog = Date.now();
+      }
+      await sleep(1000);
+    }
+    if (!allReady) readyMs = Date.now() - t0;
+    progress(`${allReady ? 'all Ready' : 'NOT all Ready'} after ${(readyMs / 1000).toFixed(1)} s; settling, then ${a.idleSeconds} s idle window`);
+
+    // Let the tail (HPA status updates, last rollouts) settle before measuring idleness.
+    await sleep(15_000);
+    const snapshot = async () => ({
+      requests: await metricSum(port, 'pushgate_operator_api_requests_total', (l) => !l.includes('resource="leases"') && !l.includes('verb="WATCH"')),
+      writes: await metricSum(
+        port,
+        'pushgate_operator_api_requests_total',
+        (l) => !l.includes('resource="leases"') && /verb="(APPLY|PATCH|POST|PUT|DELETE)"/.test(l),
+      ),
+      lease: await metricSum(port, 'pushgate_operator_api_requests_total', (l) => l.includes('resource="leases"')),
+      reconciles: await metricSum(port, 'controller_runtime_reconcile_total'),
+    });
+    const before = await snapshot();
+    await sleep(a.idleSeconds * 1000);
+    const after = await snapshot();
+    clearInterval(sampler);
+    const perMin = (d: number) => (d * 60) / a.idleSeconds;
+    return {
+      count,
+      readySeconds: readyMs / 1000,
+      allReady,
+      baselineRss,
+      peakRss,
+      idleRss: rssBytes(op.pid),
+      idleRequestsPerMin: perMin(after.requests - before.requests),
+      idleWritesPerMin: perMin(after.writes - before.writes),
+      idleLeaseRequestsPerMin: perMin(after.lease - before.lease),
+      idleReconcilesPerMin: perMin(after.reconciles - before.reconciles),
+      reconciles: after.reconciles,
+      reconcileErrors: await metricSum(port, 'controller_runtime_reconcile_errors_total'),
+    };
+  } finally {
+    await op.stop();
+    // Do not wait for the namespace to drain: the next count has its own namespace.
+    await client.delete(Resources.Namespace, undefined, ns).catch(() => undefined);
+  }
+}
+
+export default async function operatorBench(argv: string[]): Promise<void> {
+  const a = parseArgs(argv);
+  const startedAt = new Date();
+  let cluster: StartedCluster | undefined;
+  let kubeconfig = a.kubeconfig;
+  if (!kubeconfig) {
+    progress('starting a private cluster (27 kwok nodes)');
+    cluster = await startCluster('bench-operator', { PUSHGATE_NODES_PER_ZONE: '3' });
+    kubeconfig = cluster.kubeconfig;
+  }
+  const client = clientFor(kubeconfig);
+  const rows: BenchRow[] = [];
+  try {
+    await installCRDs(kubeconfig);
+    for (const count of a.counts) {
+      const r = await runOnce(kubeconfig, client, count, a);
+      const mib = (b: number) => b / 2 ** 20;
+      const p = `pgw=${count}`;
+      rows.push(
+        { metric: `${p} time until all Ready`, unit: 's', value: r.readySeconds, note: r.allReady ? `${count * 3} Deployments` : 'TIMED OUT' },
+        { metric: `${p} operator RSS peak`, unit: 'MiB', value: mib(r.peakRss), baseline: mib(r.baselineRss), baselineName: 'same operator, 0 PushGateways' },
+        { metric: `${p} operator RSS idle`, unit: 'MiB', value: mib(r.idleRss), baseline: mib(r.baselineRss), baselineName: 'same operator, 0 PushGateways' },
+        { metric: `${p} idle API writes/min`, unit: '/min', value: r.idleWritesPerMin, note: 'apply/patch/create/update/delete, lease excluded' },
+        { metric: `${p} idle API requests/min`, unit: '/min', value: r.idleRequestsPerMin, note: 'all verbs but WATCH, lease excluded' },
+        { metric: `${p} idle lease requests/min`, unit: '/min', value: r.idleLeaseRequestsPerMin, note: 'leader election renewals' },
+        { metric: `${p} idle reconciles/min`, unit: '/min', value: r.idleReconcilesPerMin },
+        { metric: `${p} reconciles to converge`, unit: 'count', value: r.reconciles, note: `${r.reconcileErrors} errors` },
+      );
+    }
+  } finally {
+    client.close();
+    await cluster?.down();
+  }
+  report('operator', { counts: a.counts, idleSeconds: a.idleSeconds, regionsPerGateway: 3 }, rows, startedAt);
+}
