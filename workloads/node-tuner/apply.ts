@@ -7,6 +7,7 @@ import {
   normalizeValue,
   parseNofileLimits,
   satisfies,
+  sysctlPathParts,
   type DesiredLimit,
   type DesiredSysctl,
   type LimitOutcome,
@@ -15,7 +16,7 @@ import {
 
 const execFileAsync = promisify(execFile);
 
-const sysctlPath = (root: string, key: string) => path.join(root, ...key.split('.'));
+const sysctlPath = (root: string, key: string) => path.join(root, ...sysctlPathParts(key));
 
 const errno = (err: unknown) => (err as NodeJS.ErrnoException).code;
 
@@ -79,7 +80,7 @@ export async function applyLimit(procRoot: string, want: DesiredLimit): Promise<
   const outcomes: LimitOutcome[] = [];
   for (const name of want.processNames) {
     if (!processes.some((p) => p.name === name)) {
-      outcomes.push({ target: `${want.resource}:${name}`, state: 'failed', reason: 'no such process' });
+      outcomes.push({ target: `${want.resource}:${name}`, state: 'missing' });
     }
   }
   for (const { pid, name } of processes) {

@@ -13,6 +13,7 @@ import {
   parseSysctlOverride,
   satisfies,
   shouldReport,
+  sysctlPathParts,
   type DesiredSysctl,
   type TuningReport,
 } from './policy.js';
@@ -27,6 +28,10 @@ describe('parseSysctlOverride', () => {
       { key: 'net.ipv4.ip_local_port_range', value: '1024 65535', mode: 'exact' },
     ],
     [' fs.file-max >= 100 ', { key: 'fs.file-max', value: '100', mode: 'atLeast' }],
+    [
+      'net/ipv4/conf/eth0.100/rp_filter=2',
+      { key: 'net/ipv4/conf/eth0.100/rp_filter', value: '2', mode: 'exact' },
+    ],
   ])('%s', (text, want) => {
     expect(parseSysctlOverride(text)).toEqual(want);
   });
@@ -35,6 +40,8 @@ describe('parseSysctlOverride', () => {
     ['somaxconn', /key=value/],
     ['net/../../etc/passwd=1', /not a sysctl name/],
     ['net..core=1', /not a sysctl name/],
+    ['net/../../etc=1', /not a sysctl name/],
+    ['net/./core=1', /not a sysctl name/],
     ['net.core.somaxconn=', /empty/],
     ['net.core.somaxconn>=lots', /whole number/],
   ])('rejects %s', (text, error) => {
@@ -100,6 +107,13 @@ describe('desiredSysctls', () => {
   });
 });
 
+describe('sysctlPathParts', () => {
+  it.each([
+    ['net.core.somaxconn', ['net', 'core', 'somaxconn']],
+    ['net/ipv4/conf/eth0.100/rp_filter', ['net', 'ipv4', 'conf', 'eth0.100', 'rp_filter']],
+  ])('%s', (key, parts) => expect(sysctlPathParts(key)).toEqual(parts));
+});
+
 describe('satisfies', () => {
   it.each([
     [{ value: '65535', mode: 'atLeast' }, '65535', true],
@@ -152,6 +166,12 @@ describe('buildReport and the Node patch', () => {
     );
   });
 
+  it('notes a limit target with no process running (no gateway here yet) without failing', () => {
+    const report = buildReport('host', [], [], [{ target: 'nofile:node', state: 'missing' }], 0, now);
+    expect(report.missing).toEqual(['nofile:node']);
+    expect(isTuned(report)).toBe(true);
+  });
+
   it('is not tuned when a sysctl asked for is missing, fails, or a limit fails', () => {
     const report = buildReport(
       'host',
@@ -162,7 +182,7 @@ describe('buildReport and the Node patch', () => {
       ],
       [
         { target: 'nofile:containerd(12)', state: 'ok', soft: 1048576, hard: 1048576 },
-        { target: 'nofile:dockerd', state: 'failed', reason: 'no such process' },
+        { target: 'nofile:dockerd(7)', state: 'failed', reason: 'Operation not permitted' },
       ],
       3,
       now,
@@ -170,7 +190,7 @@ describe('buildReport and the Node patch', () => {
     expect(report.failed).toEqual({
       'net.ipv4.tcp_fin_timeout': 'no such sysctl in this kernel or namespace',
       'net.ipv4.tcp_tw_reuse': 'write 1: EACCES',
-      'nofile:dockerd': 'no such process',
+      'nofile:dockerd(7)': 'Operation not permitted',
     });
     expect(report.limits).toEqual({ 'nofile:containerd(12)': '1048576:1048576' });
     expect(isTuned(report)).toBe(false);

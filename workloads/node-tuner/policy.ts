@@ -43,8 +43,21 @@ export const DEFAULT_SYSCTLS: readonly Omit<DesiredSysctl, 'isDefault'>[] = [
   { key: 'fs.nr_open', value: '2097152', mode: 'atLeast' },
 ];
 
-/** Sysctl names as /proc/sys paths with dots; no `/`, no `..`, so a key never escapes the root. */
-const SYSCTL_KEY = /^[a-z0-9_]+(\.[a-z0-9_-]+)+$/;
+/**
+ * Sysctl names in either spelling sysctl(8) takes: dots (`net.core.somaxconn`) or slashes
+ * (`net/ipv4/conf/eth0.100/rp_filter`, where a component may hold a dot). Components are never
+ * `.` or `..`, so a key never escapes the sysctl root.
+ */
+const SYSCTL_KEY_DOTS = /^[a-z0-9_]+(\.[a-z0-9_-]+)+$/;
+const SYSCTL_KEY_SLASHES = /^[a-z0-9_]+(\/[a-z0-9_.-]+)+$/;
+const isSysctlKey = (key: string) =>
+  SYSCTL_KEY_DOTS.test(key) ||
+  (SYSCTL_KEY_SLASHES.test(key) && !key.split('/').some((c) => c === '.' || c === '..'));
+
+/** The path components of a sysctl under /proc/sys. */
+export function sysctlPathParts(key: string): string[] {
+  return key.includes('/') ? key.split('/') : key.split('.');
+}
 
 export class PolicyError extends Error {
   override name = 'PolicyError';
@@ -58,8 +71,7 @@ export function parseSysctlOverride(text: string): Omit<DesiredSysctl, 'isDefaul
   const m = /^\s*([^=>\s]+)\s*(>=|=)\s*(.*?)\s*$/.exec(text);
   if (!m) throw new PolicyError(`sysctl override '${text}' must look like key=value or key>=value`);
   const [, key, op, value] = m as unknown as [string, string, string, string];
-  if (!SYSCTL_KEY.test(key))
-    throw new PolicyError(`sysctl override '${text}': '${key}' is not a sysctl name`);
+  if (!isSysctlKey(key)) throw new PolicyError(`sysctl override '${text}': '${key}' is not a sysctl name`);
   if (value === '' || /[\n\r]/.test(value))
     throw new PolicyError(`sysctl override '${text}': empty or multi-line value`);
   const mode: SysctlMode = op === '>=' ? 'atLeast' : 'exact';
@@ -132,6 +144,8 @@ export interface DesiredLimit {
 
 export type LimitOutcome =
   | { target: string; state: 'ok'; soft: number; hard: number }
+  /** No process of that name runs now (e.g. no gateway scheduled here yet): noted, not a failure. */
+  | { target: string; state: 'missing' }
   | { target: string; state: 'applied'; soft: number; hard: number; previous: string }
   | { target: string; state: 'failed'; reason: string };
 
@@ -150,7 +164,10 @@ export interface TuningReport {
   applied: Record<string, string>;
   /** key → why it could not be brought to the desired value. */
   failed: Record<string, string>;
-  /** Defaults this kernel/namespace does not have (e.g. net.core.netdev_max_backlog outside the initial namespace). */
+  /**
+   * Defaults this kernel/namespace does not have (e.g. net.core.netdev_max_backlog outside the
+   * initial namespace), and limit targets with no process running now (`nofile:<name>`).
+   */
   missing: string[];
   limits: Record<string, string>;
   /** Corrections made since the tuner started (first pass excluded): how often the node drifted. */
@@ -188,6 +205,7 @@ export function buildReport(
   }
   for (const l of limits) {
     if (l.state === 'failed') report.failed[l.target] = l.reason;
+    else if (l.state === 'missing') report.missing.push(l.target);
     else report.limits[l.target] = `${l.soft}:${l.hard}`;
   }
   return report;

@@ -47,9 +47,16 @@ export const sidecarCommand = defineCommand({
   summary:
     'Probe the gateway beside it as a device would (connect, hello, push to itself) and publish success rate and latency for the locator.',
   options: {
+    gatewayPort: {
+      schema: opt.port(8080),
+      env: 'PUSHGATE_PORT',
+      description:
+        "Port of the gateway in the same pod: the gateway's own PUSHGATE_PORT, which both containers read from the pod's ConfigMap.",
+    },
     gatewayUrl: {
-      schema: z.url({ protocol: /^https?$/ }).default('http://127.0.0.1:8080'),
-      description: 'HTTP base URL of the gateway in the same pod (WebSocket and push API).',
+      schema: z.url({ protocol: /^https?$/ }).optional(),
+      description:
+        'HTTP base URL of the gateway (WebSocket and push API); default http://127.0.0.1:<gateway port>.',
     },
     redisUrl: { schema: opt.redisUrl(), description: 'Redis holding the gateway registry.' },
     redisCluster: {
@@ -103,13 +110,19 @@ export const sidecarCommand = defineCommand({
       schema: opt.positiveInt(3000),
       description: 'A probe that has not completed by then failed.',
     },
-    port: { schema: opt.port(9091), description: 'Port of /metrics and /healthz.' },
-    host: { schema: opt.host(), description: 'Address to listen on.' },
+    // Own variables: the pod's ConfigMap sets PUSHGATE_PORT for the gateway, which shares the
+    // network namespace; reading it here would make both listen on one port.
+    port: {
+      schema: opt.port(9091),
+      env: 'PUSHGATE_SIDECAR_PORT',
+      description: 'Port of /metrics and /healthz.',
+    },
+    host: { schema: opt.host(), env: 'PUSHGATE_SIDECAR_HOST', description: 'Address to listen on.' },
   },
   async run(config, log) {
     const gatewayId = config.gatewayId ?? `${config.namespace}.${config.podName}`;
     const target: ProbeTarget = {
-      gatewayUrl: config.gatewayUrl,
+      gatewayUrl: config.gatewayUrl ?? `http://127.0.0.1:${config.gatewayPort}`,
       app: config.probeApp,
       secret: config.probeSecret,
       device: config.probeDevice ?? `probe-${config.podName}`.slice(0, 128),
@@ -151,7 +164,7 @@ export const sidecarCommand = defineCommand({
     log.info(
       {
         gatewayId,
-        gatewayUrl: config.gatewayUrl,
+        gatewayUrl: target.gatewayUrl,
         port: typeof address === 'object' && address ? address.port : config.port,
       },
       'sidecar probing',
