@@ -2,6 +2,13 @@ import * as k8s from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DeviceClient } from '../../client/device-client.js';
 import { signDeviceToken } from '../../common/protocol/token.js';
+import { parsePushGateway } from '../../operator/api/index.js';
+import { buildGatewayHPA } from '../../operator/controllers/pushgateway/builders.js';
+import {
+  LABEL_INSTANCE,
+  LABEL_REGION,
+  regionSelector,
+} from '../../operator/controllers/pushgateway/names.js';
 import { GATEWAY_CONNECTIONS_METRIC as METRIC } from '../../workloads/metrics-adapter/api.js';
 import {
   startAdapterBehindAggregator,
@@ -24,9 +31,9 @@ import { APP, SECRET, startGatewayProcess, stopGateway, type GatewayProcess } fr
  * A gateway whose pod is removed gets SIGTERM and drains; its devices reconnect to the gateways
  * its drain hint names.
  *
- * The HPA is written here (the operator's HPA builder had not landed when this was written);
- * its behaviour is the operator's, shortened: a scale-down stabilization window of 15 s instead
- * of 300 s, and a limit of 1 pod per 15 s instead of per minute.
+ * The HPA is the operator's (buildGatewayHPA for a PushGateway with a 15 s scale-down window
+ * and 1 pod per minute), with one change for test time: the scale-down period is 15 s instead
+ * of 60 s. The Deployment is a plain one with the operator's name and pod labels.
  */
 const SCALE_DOWN_WINDOW_S = 15;
 const TARGET_PER_POD = 100;
@@ -54,10 +61,48 @@ describe('HPA on gateway connections through the pushgate metrics adapter', () =
   let reconciler: NodeJS.Timeout | undefined;
   let reconciling = true;
 
-  const deploymentName = (region: string) => `gateway-${region}`;
+  const deploymentName = (region: string) => `hpa-${region}`;
+
+  /**
+   * A PushGateway as the API parses it (defaults applied), never stored: the test applies the
+   * operator's HPA for it directly, so the HPA under test is the one the operator ships.
+   */
+  const pushGateway = () =>
+    parsePushGateway({
+      apiVersion: 'pushgate.dev/v1alpha1',
+      kind: 'PushGateway',
+      metadata: { name: 'hpa', namespace, uid: 'not-stored' },
+      spec: {
+        regions: regions.map((name) => ({
+          name,
+          minReplicas: 2,
+          maxReplicas: 8,
+          targetConnectionsPerPod: TARGET_PER_POD,
+          maxConnectionsPerPod: 1000,
+        })),
+        redis: { secretName: 'unused' },
+        scaling: { scaleDownStabilizationSeconds: SCALE_DOWN_WINDOW_S, scaleDownPodsPerMinute: 1 },
+      },
+    });
 
   async function createRegion(region: string) {
-    const labels = { app: 'pushgate-gateway', 'pushgate.dev/region': region };
+    const gw = pushGateway();
+    const spec = gw.spec.regions.find((r) => r.name === region)!;
+    const hpa = buildGatewayHPA(gw, spec) as k8s.V2HorizontalPodAutoscaler;
+    // Not owned: the PushGateway is never stored, and the garbage collector would delete
+    // children of an owner that does not exist.
+    delete hpa.metadata!.ownerReferences;
+    // The one change for test time: the operator's scale-down period is 60 s (pods per minute);
+    // here it is 15 s, so 5 -> 2 takes three periods of 15 s instead of three minutes.
+    const down = hpa.spec!.behavior!.scaleDown!.policies!;
+    expect(down).toEqual([{ type: 'Pods', value: 1, periodSeconds: 60 }]);
+    down[0]!.periodSeconds = 15;
+    expect(hpa.spec!.behavior!.scaleDown!.stabilizationWindowSeconds).toBe(SCALE_DOWN_WINDOW_S);
+    expect(hpa.spec!.metrics![0]!.pods!.metric.name).toBe(METRIC);
+
+    // The Deployment the HPA targets: the operator's name and pod labels, with one plain
+    // container (kwok runs no containers; a gateway process stands in for each pod).
+    const labels = regionSelector(gw, region);
     await apps.createNamespacedDeployment({
       namespace,
       body: {
@@ -75,36 +120,8 @@ describe('HPA on gateway connections through the pushgate metrics adapter', () =
         },
       },
     });
-    await autoscaling.createNamespacedHorizontalPodAutoscaler({
-      namespace,
-      body: {
-        metadata: { name: deploymentName(region) },
-        spec: {
-          scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: deploymentName(region) },
-          minReplicas: 2,
-          maxReplicas: 8,
-          metrics: [
-            {
-              type: 'Pods',
-              pods: {
-                metric: { name: METRIC },
-                target: { type: 'AverageValue', averageValue: String(TARGET_PER_POD) },
-              },
-            },
-          ],
-          behavior: {
-            scaleUp: {
-              stabilizationWindowSeconds: 0,
-              policies: [{ type: 'Pods', value: 8, periodSeconds: 15 }],
-            },
-            scaleDown: {
-              stabilizationWindowSeconds: SCALE_DOWN_WINDOW_S,
-              policies: [{ type: 'Pods', value: 1, periodSeconds: 15 }],
-            },
-          },
-        },
-      },
-    });
+    expect(hpa.spec!.scaleTargetRef.name).toBe(deploymentName(region));
+    await autoscaling.createNamespacedHorizontalPodAutoscaler({ namespace, body: hpa });
   }
 
   /** Starts the real gateway program standing in for one pod, under the pod's name. */
@@ -125,11 +142,11 @@ describe('HPA on gateway connections through the pushgate metrics adapter', () =
 
   /** Keeps one gateway process per Running pod: the pod "runs" the gateway. */
   async function reconcileGateways() {
-    const pods = (await core.listNamespacedPod({ namespace, labelSelector: 'app=pushgate-gateway' })).items;
+    const pods = (await core.listNamespacedPod({ namespace, labelSelector: `${LABEL_INSTANCE}=hpa` })).items;
     const live = new Map(
       pods
         .filter((p) => p.status?.phase === 'Running' && !p.metadata?.deletionTimestamp)
-        .map((p) => [p.metadata!.name!, p.metadata!.labels!['pushgate.dev/region']!]),
+        .map((p) => [p.metadata!.name!, p.metadata!.labels![LABEL_REGION]!]),
     );
     for (const [name, region] of live) if (!gateways.has(name)) startGateway(name, region);
     for (const [name, gw] of gateways) {
@@ -176,7 +193,7 @@ describe('HPA on gateway connections through the pushgate metrics adapter', () =
       await kubectl(kubeconfig, [
         'get',
         '--raw',
-        `/apis/custom.metrics.k8s.io/v1beta2/namespaces/${namespace}/pods/*/${METRIC}?labelSelector=${encodeURIComponent(`pushgate.dev/region=${region}`)}`,
+        `/apis/custom.metrics.k8s.io/v1beta2/namespaces/${namespace}/pods/*/${METRIC}?labelSelector=${encodeURIComponent(`${LABEL_REGION}=${region}`)}`,
       ]),
     ) as { items: Item[] };
     return list.items.map((i) => Number(i.value));
