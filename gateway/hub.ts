@@ -12,7 +12,7 @@ import {
   type HelloFrame,
   type UpdateFrame,
 } from '../common/protocol/frames.js';
-import { verifyDeviceToken } from '../common/protocol/token.js';
+import { verifyDeviceTokenSync } from '../common/protocol/token.js';
 import { forgetDevice, indexDevice, touchDevice } from '../common/redis/app-index.js';
 import type { PgRedis } from '../common/redis/connection.js';
 import type { RedisKeys } from '../common/redis/keys.js';
@@ -23,6 +23,7 @@ import {
   pushFrameText,
   readInbox,
   releasePresence,
+  type ReplayPage,
 } from '../common/redis/offline-store.js';
 import { deadAfterMs, initialHeartbeat, onBeat, onMissed, type HeartbeatPolicy } from './heartbeat.js';
 import type { GatewayMetrics } from './metrics.js';
@@ -245,8 +246,7 @@ export class DeviceHub {
   }
 
   private async hello(ws: DeviceSocket, frame: HelloFrame) {
-    const check = await verifyDeviceToken(frame.token, this.opts.secretOf, ws.appHint);
-    if (ws.readyState !== WebSocket.OPEN || ws.state === State.Closing) return;
+    const check = verifyDeviceTokenSync(frame.token, this.opts.secretOf, ws.appHint);
     if (!check.ok) {
       const expired = check.reason === 'expired';
       this.metrics.connects.inc({ result: expired ? 'token_expired' : 'auth_failed' });
@@ -264,6 +264,10 @@ export class DeviceHub {
     this.sessions.set(ws.key, ws);
     if (older && older !== ws) this.closeWith(older, CloseCode.sessionReplaced, 'session replaced');
 
+    // From the claim on, routed pushes for this device wait in `pending` until the first
+    // inbox page (read atomically with the claim) has been written.
+    ws.pending = [];
+    const announcedTags = frame.tags ? [...new Set(frame.tags)].sort() : undefined;
     const claim = await claimPresence(
       this.redis,
       this.keys,
@@ -271,11 +275,12 @@ export class DeviceHub {
       device,
       { gateway: this.opts.gatewayId, session: ws.sess },
       this.opts.keyTtlMs,
+      { tags: announcedTags, alias: frame.alias },
     );
     if (claim.previous && claim.previous.gateway !== this.opts.gatewayId) {
       this.kickRemote(claim.previous.gateway, app, device, claim.previous.session);
     }
-    const tags = frame.tags ? [...new Set(frame.tags)].sort() : (claim.tags ?? []);
+    const tags = announcedTags ?? claim.tags ?? [];
     const alias = frame.alias !== undefined ? frame.alias : (claim.alias ?? null);
     await indexDevice(
       this.redis,
@@ -284,6 +289,8 @@ export class DeviceHub {
       device,
       { tags, alias },
       { tags: claim.tags, alias: claim.alias },
+      Date.now(),
+      false,
     );
     if (ws.readyState !== WebSocket.OPEN || (ws.state as State) === State.Closing) return;
     const hb = initialHeartbeat(this.opts.heartbeat, claim.learnedHeartbeatMs);
@@ -305,7 +312,7 @@ export class DeviceHub {
         now: Date.now(),
       }),
     );
-    await this.resync(ws, claim.lastSeq);
+    await this.resync(ws, claim.lastSeq, claim.firstPage);
   }
 
   private ping(ws: DeviceSocket, now: number) {
@@ -383,11 +390,12 @@ export class DeviceHub {
   /** A routed push for a device (from this gateway's push API or another's, via Redis). */
   deliver(app: string, device: string, seq: number, body: string, sent: number) {
     const ws = this.sessions.get(`${app}\u0000${device}`);
-    if (!ws || ws.state !== State.Ready) return; // not here (any more): the inbox keeps it
+    if (!ws || ws.state === State.Closing) return; // not here (any more): the inbox keeps it
     if (ws.pending) {
       ws.pending.push([seq, body, sent]);
       return;
     }
+    if (ws.state !== State.Ready) return;
     if (ws.blocked || seq <= ws.lastSeq) return;
     if (seq !== ws.lastSeq + 1) {
       // A gap: an earlier message is still on its way (or was routed elsewhere). Read the
@@ -433,17 +441,20 @@ export class DeviceHub {
    * arrived meanwhile. `floor` is the device's seq at the presence claim: everything at or
    * below it was in the inbox when we read it, or is gone (acked, expired, replaced).
    */
-  async resync(ws: DeviceSocket, floor = 0): Promise<void> {
-    if (ws.pending) {
+  async resync(ws: DeviceSocket, floor = 0, firstPage?: ReplayPage): Promise<void> {
+    if (firstPage) {
+      // hello: the caller set `pending` before the claim that read this page.
+    } else if (ws.pending) {
       ws.resyncAgain = true;
       return;
-    }
-    ws.pending = [];
+    } else ws.pending = [];
     try {
       for (;;) {
         ws.resyncAgain = false;
         for (;;) {
-          const page = await readInbox(this.redis, this.keys, ws.app, ws.device, ws.lastSeq, 100);
+          const page =
+            firstPage ?? (await readInbox(this.redis, this.keys, ws.app, ws.device, ws.lastSeq, 100));
+          firstPage = undefined;
           if (page.expired) this.metrics.stored.inc({ outcome: 'expired' }, page.expired);
           if (ws.readyState !== WebSocket.OPEN) return;
           for (const m of page.messages) if (!this.write(ws, m.seq, m.body, 'replay')) return;
@@ -451,7 +462,7 @@ export class DeviceHub {
         }
         if (floor > ws.lastSeq) ws.lastSeq = floor;
         floor = 0;
-        const waiting = ws.pending.sort((a, b) => a[0] - b[0]);
+        const waiting = (ws.pending ?? []).sort((a, b) => a[0] - b[0]);
         ws.pending = [];
         let gap = false;
         for (const [seq, body, sent] of waiting) {

@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { parseClientFrame } from './frames.js';
 import { signDeviceToken, verifyDeviceToken } from './token.js';
@@ -67,5 +68,37 @@ describe('device tokens', () => {
   });
   it('refuses garbage', async () => {
     expect(await verifyDeviceToken('a.b.c', secrets)).toEqual({ ok: false, reason: 'malformed' });
+    expect(await verifyDeviceToken('only.two', secrets)).toEqual({ ok: false, reason: 'malformed' });
+  });
+
+  const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const signed = (header: object, payload: object, secret = 'secret-one-0123456789') => {
+    const hp = `${b64(header)}.${b64(payload)}`;
+    return `${hp}.${createHmac('sha256', secret).update(hp).digest('base64url')}`;
+  };
+  const good = { iss: 'app1', sub: 'd1', aud: 'pushgate-device', exp: 4_000_000_000 };
+  it.each([
+    ['alg none, unsigned', `${b64({ alg: 'none' })}.${b64(good)}.`, 'malformed'],
+    ['alg HS512', signed({ alg: 'HS512' }, good), 'malformed'],
+    ['a crit header', signed({ alg: 'HS256', crit: ['x'] }, good), 'malformed'],
+    ['a wrong audience', signed({ alg: 'HS256' }, { ...good, aud: 'someone-else' }), 'invalid_claims'],
+    ['no sub', signed({ alg: 'HS256' }, { ...good, sub: undefined }), 'invalid_claims'],
+    ['no exp', signed({ alg: 'HS256' }, { ...good, exp: undefined }), 'invalid_claims'],
+    ['a device id with a brace', signed({ alg: 'HS256' }, { ...good, sub: '{x}' }), 'invalid_claims'],
+    ['not yet valid (nbf)', signed({ alg: 'HS256' }, { ...good, nbf: 4_000_000_000 - 1 }), 'invalid_claims'],
+    [
+      'a payload edited after signing',
+      signed({ alg: 'HS256' }, good).replace(/\.[^.]+\./, `.${b64({ ...good, sub: 'd2' })}.`),
+      'bad_signature',
+    ],
+  ])('refuses %s', async (_label, token, reason) => {
+    expect(await verifyDeviceToken(token, secrets)).toEqual({ ok: false, reason });
+  });
+
+  it('accepts a token signed by hand the way PROTOCOL.md describes', async () => {
+    expect(await verifyDeviceToken(signed({ alg: 'HS256', typ: 'JWT' }, good), secrets)).toMatchObject({
+      ok: true,
+      claims: { device: 'd1' },
+    });
   });
 });

@@ -22,10 +22,19 @@ export async function indexDevice(
   now: DeviceRegistration,
   before: Partial<DeviceRegistration> = {},
   seenAt = Date.now(),
+  /** False when the caller already wrote tags/alias to the device's meta hash (pgClaim does). */
+  writeMeta = true,
 ): Promise<void> {
   const oldTags = new Set(before.tags ?? []);
   const newTags = new Set(now.tags);
-  await redis.hset(keys.deviceMeta(app, device), 'tags', JSON.stringify(now.tags), 'alias', now.alias ?? '');
+  if (writeMeta)
+    await redis.hset(
+      keys.deviceMeta(app, device),
+      'tags',
+      JSON.stringify(now.tags),
+      'alias',
+      now.alias ?? '',
+    );
   const p = redis.pipeline();
   p.zadd(keys.appDevices(app), seenAt, device);
   for (const t of newTags) {

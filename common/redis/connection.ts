@@ -28,10 +28,19 @@ export interface ScriptCommands {
   ): Promise<[number, Reply]>;
   pgClaim(
     meta: string,
+    inbox: string,
+    msgs: string,
+    collapse: string,
     gw: string,
     sess: string,
     ttlMs: number,
-  ): Promise<[string, string, string, string, string, number]>;
+    setTags: '0' | '1',
+    tagsJson: string,
+    setAlias: '0' | '1',
+    alias: string,
+    now: number,
+    limit: number,
+  ): Promise<[string, string, string, string, string, number, number, Reply]>;
   pgRelease(meta: string, sess: string, hb: string, now: number): Promise<number>;
   pgGcra(key: string, intervalMs: number, burst: number, cost: number): Promise<[number, number, number]>;
 }

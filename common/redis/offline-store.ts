@@ -64,6 +64,8 @@ export async function storeMessage(
   message: StoredMessage,
   limits: StoreLimits,
   onlyIfOnline = false,
+  /** encodeStoredMessage(message), when the caller stores one message for many devices. */
+  body = encodeStoredMessage(message),
 ): Promise<StoreResult> {
   const [meta, inbox, msgs, collapse] = deviceStoreKeys(keys, app, device);
   const [stored, seq, gateway, session, replaced, evicted, size] = await redis.pgStore(
@@ -72,7 +74,7 @@ export async function storeMessage(
     msgs,
     collapse,
     message.id,
-    encodeStoredMessage(message),
+    body,
     message.collapse ?? '',
     limits.maxPerDevice,
     limits.keyTtlMs,
@@ -122,6 +124,10 @@ export async function readInbox(
 ): Promise<ReplayPage> {
   const [, inbox, msgs, collapse] = deviceStoreKeys(keys, app, device);
   const [expired, flat] = await redis.pgReplay(inbox, msgs, collapse, now, afterSeq, limit);
+  return replayPage(expired, flat);
+}
+
+function replayPage(expired: unknown, flat: unknown[]): ReplayPage {
   const messages: ReplayPage['messages'] = [];
   for (let i = 0; i + 1 < flat.length; i += 2)
     messages.push({ seq: Number(flat[i]), body: String(flat[i + 1]) });
@@ -150,9 +156,15 @@ export interface ClaimResult {
   alias?: string;
   /** The device's sequence counter at the claim: every message at or below it is in the inbox or gone. */
   lastSeq: number;
+  /** The first page of the inbox, read at the same instant as the claim. */
+  firstPage: ReplayPage;
 }
 
-/** Records that `gateway`/`session` now holds the device; returns what was there before. */
+/**
+ * Records that `gateway`/`session` now holds the device, stores the tags/alias it announced
+ * (undefined: keep the stored ones), and reads the first `limit` inbox messages; returns what
+ * was there before.
+ */
 export async function claimPresence(
   redis: PgRedis,
   keys: RedisKeys,
@@ -160,12 +172,25 @@ export async function claimPresence(
   device: string,
   presence: Presence,
   keyTtlMs: number,
+  announced: { tags?: string[]; alias?: string | null } = {},
+  limit = 100,
+  now = Date.now(),
 ): Promise<ClaimResult> {
-  const [gw, sess, hb, tags, alias, lastSeq] = await redis.pgClaim(
-    keys.deviceMeta(app, device),
+  const [meta, inbox, msgs, collapse] = deviceStoreKeys(keys, app, device);
+  const [gw, sess, hb, tags, alias, lastSeq, expired, flat] = await redis.pgClaim(
+    meta,
+    inbox,
+    msgs,
+    collapse,
     presence.gateway,
     presence.session,
     keyTtlMs,
+    announced.tags ? '1' : '0',
+    JSON.stringify(announced.tags ?? []),
+    announced.alias !== undefined ? '1' : '0',
+    announced.alias ?? '',
+    now,
+    limit,
   );
   let parsedTags: string[] | undefined;
   if (tags) {
@@ -182,6 +207,7 @@ export async function claimPresence(
     tags: parsedTags,
     alias: alias || undefined,
     lastSeq: Number(lastSeq),
+    firstPage: replayPage(expired, flat),
   };
 }
 

@@ -9,12 +9,37 @@ const dropMessageLua = `
 local function drop(inbox, msgs, collapse, id, body)
   redis.call('ZREM', inbox, id)
   redis.call('HDEL', msgs, id)
-  if body then
+  if body and string.find(body, '"collapse":', 1, true) then
     local ok, m = pcall(cjson.decode, body)
     if ok and type(m) == 'table' and type(m.collapse) == 'string' and redis.call('HGET', collapse, m.collapse) == id then
       redis.call('HDEL', collapse, m.collapse)
     end
   end
+end
+`;
+
+/** Reads stored messages after a seq, dropping expired ones (see pgReplay). */
+const replayLua = `
+local function replay(inbox, msgs, collapse, now, after, limit)
+  local ids = redis.call('ZRANGEBYSCORE', inbox, '(' .. after, '+inf', 'WITHSCORES', 'LIMIT', 0, limit)
+  local out, expired = {}, 0
+  for i = 1, #ids, 2 do
+    local id, seq = ids[i], ids[i + 1]
+    local body = redis.call('HGET', msgs, id)
+    if not body then
+      redis.call('ZREM', inbox, id)
+    else
+      local exp = tonumber(string.match(body, '"exp":(%d+)'))
+      if exp and exp < now then
+        drop(inbox, msgs, collapse, id, body)
+        expired = expired + 1
+      else
+        out[#out + 1] = seq
+        out[#out + 1] = body
+      end
+    end
+  end
+  return {expired, out}
 end
 `;
 
@@ -95,41 +120,30 @@ return res
    */
   pgReplay: {
     numberOfKeys: 3,
-    lua: `${dropMessageLua}
-local now, after, limit = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. after, '+inf', 'WITHSCORES', 'LIMIT', 0, limit)
-local out, expired = {}, 0
-for i = 1, #ids, 2 do
-  local id, seq = ids[i], ids[i + 1]
-  local body = redis.call('HGET', KEYS[2], id)
-  if not body then
-    redis.call('ZREM', KEYS[1], id)
-  else
-    local ok, m = pcall(cjson.decode, body)
-    if ok and type(m) == 'table' and tonumber(m.exp) and tonumber(m.exp) < now then
-      drop(KEYS[1], KEYS[2], KEYS[3], id, body)
-      expired = expired + 1
-    else
-      out[#out + 1] = seq
-      out[#out + 1] = body
-    end
-  end
-end
-return {expired, out}
+    lua: `${dropMessageLua}${replayLua}
+return replay(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]))
 `,
   },
 
   /**
-   * Claim presence of a device for a gateway session. KEYS: meta. ARGV: gw, sess, key TTL ms.
-   * Returns {previous gw, previous sess, learned hb, tags JSON, alias, last seq}.
+   * Claim presence of a device for a gateway session, record the tags/alias it said in hello,
+   * and read the first page of its inbox, all at one instant.
+   * KEYS: meta, inbox, msgs, collapse. ARGV: gw, sess, key TTL ms, set tags ('1'/'0'), tags JSON,
+   * set alias ('1'/'0'), alias, now ms, replay limit.
+   * Returns {previous gw, previous sess, learned hb, previous tags JSON, previous alias, last seq,
+   * expired count, {seq, body, ...}}.
    */
   pgClaim: {
-    numberOfKeys: 1,
-    lua: `
-local old = redis.call('HMGET', KEYS[1], 'gw', 'sess', 'hb', 'tags', 'alias', 'seq')
-redis.call('HSET', KEYS[1], 'gw', ARGV[1], 'sess', ARGV[2])
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
-return {old[1] or '', old[2] or '', old[3] or '', old[4] or '', old[5] or '', tonumber(old[6] or '0')}
+    numberOfKeys: 4,
+    lua: `${dropMessageLua}${replayLua}
+local meta = KEYS[1]
+local old = redis.call('HMGET', meta, 'gw', 'sess', 'hb', 'tags', 'alias', 'seq')
+redis.call('HSET', meta, 'gw', ARGV[1], 'sess', ARGV[2])
+if ARGV[4] == '1' then redis.call('HSET', meta, 'tags', ARGV[5]) end
+if ARGV[6] == '1' then redis.call('HSET', meta, 'alias', ARGV[7]) end
+redis.call('PEXPIRE', meta, tonumber(ARGV[3]))
+local page = replay(KEYS[2], KEYS[3], KEYS[4], tonumber(ARGV[8]), '0', tonumber(ARGV[9]))
+return {old[1] or '', old[2] or '', old[3] or '', old[4] or '', old[5] or '', tonumber(old[6] or '0'), page[1], page[2]}
 `,
   },
 
