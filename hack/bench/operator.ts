@@ -44,10 +44,14 @@ function parseArgs(argv: string[]): Args {
     else if (flag === '--idle-seconds') a.idleSeconds = Number(value);
     else if (flag === '--ready-timeout-seconds') a.readyTimeoutSeconds = Number(value);
     else if (flag === '--kubeconfig') a.kubeconfig = value;
-    else throw new Error(`unknown flag ${flag} (--counts, --idle-seconds, --ready-timeout-seconds, --kubeconfig)`);
+    else
+      throw new Error(
+        `unknown flag ${flag} (--counts, --idle-seconds, --ready-timeout-seconds, --kubeconfig)`,
+      );
     i++;
   }
-  if (a.counts.some((n) => !Number.isInteger(n) || n < 1 || n > 1000)) throw new Error('--counts: integers 1..1000');
+  if (a.counts.some((n) => !Number.isInteger(n) || n < 1 || n > 1000))
+    throw new Error('--counts: integers 1..1000');
   return a;
 }
 
@@ -64,13 +68,21 @@ function benchGateway(namespace: string, name: string): KubeObject {
     metadata: { name, namespace },
     spec: {
       resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '128Mi' } },
-      regions: ['cn-north-1', 'cn-east-1', 'cn-south-1'].map((r) => ({ name: r, minReplicas: 1, maxReplicas: 3 })),
+      regions: ['cn-north-1', 'cn-east-1', 'cn-south-1'].map((r) => ({
+        name: r,
+        minReplicas: 1,
+        maxReplicas: 3,
+      })),
       redis: { secretName: 'pushgate-redis' },
     },
   };
 }
 
-const isReadyNow = (gw: KubeObject & { status?: { observedGeneration?: number; conditions?: { type: string; status: string }[] } }) =>
+const isReadyNow = (
+  gw: KubeObject & {
+    status?: { observedGeneration?: number; conditions?: { type: string; status: string }[] };
+  },
+) =>
   gw.status?.observedGeneration === gw.metadata?.generation &&
   gw.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
 
@@ -103,7 +115,9 @@ async function runOnce(kubeconfig: string, client: KubeClient, count: number, a:
   const ns = `bench-op-${count}-${Date.now().toString(36)}`;
   await client.create(Resources.Namespace, { metadata: { name: ns } });
   await createRedisSecret(client, ns);
-  const op: OperatorProcess = startOperator(kubeconfig, ['--namespace', ns, '--lease-namespace', ns], { PUSHGATE_LOG_LEVEL: 'warn' });
+  const op: OperatorProcess = startOperator(kubeconfig, ['--namespace', ns, '--lease-namespace', ns], {
+    PUSHGATE_LOG_LEVEL: 'warn',
+  });
   try {
     const port = await op.probePort;
     for (let i = 0; (await fetch(`http://127.0.0.1:${port}/readyz`)).status !== 200; i++) {
@@ -113,7 +127,9 @@ async function runOnce(kubeconfig: string, client: KubeClient, count: number, a:
     while ((await metricSum(port, 'leader_election_master_status')) !== 1) await sleep(200);
     await sleep(2000);
     const baselineRss = rssBytes(op.pid);
-    progress(`${count} PushGateways: operator up (pid ${op.pid}, RSS ${(baselineRss / 2 ** 20).toFixed(0)} MiB); applying`);
+    progress(
+      `${count} PushGateways: operator up (pid ${op.pid}, RSS ${(baselineRss / 2 ** 20).toFixed(0)} MiB); applying`,
+    );
 
     let peakRss = baselineRss;
     const sampler = setInterval(() => {
@@ -125,7 +141,9 @@ async function runOnce(kubeconfig: string, client: KubeClient, count: number, a:
     }, 500);
     const t0 = Date.now();
     const names = Array.from({ length: count }, (_, i) => `gw-${String(i).padStart(3, '0')}`);
-    await pool(names, 32, (n) => client.apply(PushGatewayResource, benchGateway(ns, n), { fieldManager: 'bench' }));
+    await pool(names, 32, (n) =>
+      client.apply(PushGatewayResource, benchGateway(ns, n), { fieldManager: 'bench' }),
+    );
     progress(`applied ${count} in ${((Date.now() - t0) / 1000).toFixed(1)} s; waiting for Ready`);
 
     let readyMs = 0;
@@ -146,18 +164,26 @@ async function runOnce(kubeconfig: string, client: KubeClient, count: number, a:
       await sleep(1000);
     }
     if (!allReady) readyMs = Date.now() - t0;
-    progress(`${allReady ? 'all Ready' : 'NOT all Ready'} after ${(readyMs / 1000).toFixed(1)} s; settling, then ${a.idleSeconds} s idle window`);
+    progress(
+      `${allReady ? 'all Ready' : 'NOT all Ready'} after ${(readyMs / 1000).toFixed(1)} s; settling, then ${a.idleSeconds} s idle window`,
+    );
 
     // Let the tail (HPA status updates, last rollouts) settle before measuring idleness.
     await sleep(15_000);
     const snapshot = async () => ({
-      requests: await metricSum(port, 'pushgate_operator_api_requests_total', (l) => !l.includes('resource="leases"') && !l.includes('verb="WATCH"')),
+      requests: await metricSum(
+        port,
+        'pushgate_operator_api_requests_total',
+        (l) => !l.includes('resource="leases"') && !l.includes('verb="WATCH"'),
+      ),
       writes: await metricSum(
         port,
         'pushgate_operator_api_requests_total',
         (l) => !l.includes('resource="leases"') && /verb="(APPLY|PATCH|POST|PUT|DELETE)"/.test(l),
       ),
-      lease: await metricSum(port, 'pushgate_operator_api_requests_total', (l) => l.includes('resource="leases"')),
+      lease: await metricSum(port, 'pushgate_operator_api_requests_total', (l) =>
+        l.includes('resource="leases"'),
+      ),
       reconciles: await metricSum(port, 'controller_runtime_reconcile_total'),
     });
     const before = await snapshot();
@@ -205,14 +231,51 @@ export default async function operatorBench(argv: string[]): Promise<void> {
       const mib = (b: number) => b / 2 ** 20;
       const p = `pgw=${count}`;
       rows.push(
-        { metric: `${p} time until all Ready`, unit: 's', value: r.readySeconds, note: r.allReady ? `${count * 3} Deployments` : 'TIMED OUT' },
-        { metric: `${p} operator RSS peak`, unit: 'MiB', value: mib(r.peakRss), baseline: mib(r.baselineRss), baselineName: 'same operator, 0 PushGateways' },
-        { metric: `${p} operator RSS idle`, unit: 'MiB', value: mib(r.idleRss), baseline: mib(r.baselineRss), baselineName: 'same operator, 0 PushGateways' },
-        { metric: `${p} idle API writes/min`, unit: '/min', value: r.idleWritesPerMin, note: 'apply/patch/create/update/delete, lease excluded' },
-        { metric: `${p} idle API requests/min`, unit: '/min', value: r.idleRequestsPerMin, note: 'all verbs but WATCH, lease excluded' },
-        { metric: `${p} idle lease requests/min`, unit: '/min', value: r.idleLeaseRequestsPerMin, note: 'leader election renewals' },
+        {
+          metric: `${p} time until all Ready`,
+          unit: 's',
+          value: r.readySeconds,
+          note: r.allReady ? `${count * 3} Deployments` : 'TIMED OUT',
+        },
+        {
+          metric: `${p} operator RSS peak`,
+          unit: 'MiB',
+          value: mib(r.peakRss),
+          baseline: mib(r.baselineRss),
+          baselineName: 'same operator, 0 PushGateways',
+        },
+        {
+          metric: `${p} operator RSS idle`,
+          unit: 'MiB',
+          value: mib(r.idleRss),
+          baseline: mib(r.baselineRss),
+          baselineName: 'same operator, 0 PushGateways',
+        },
+        {
+          metric: `${p} idle API writes/min`,
+          unit: '/min',
+          value: r.idleWritesPerMin,
+          note: 'apply/patch/create/update/delete, lease excluded',
+        },
+        {
+          metric: `${p} idle API requests/min`,
+          unit: '/min',
+          value: r.idleRequestsPerMin,
+          note: 'all verbs but WATCH, lease excluded',
+        },
+        {
+          metric: `${p} idle lease requests/min`,
+          unit: '/min',
+          value: r.idleLeaseRequestsPerMin,
+          note: 'leader election renewals',
+        },
         { metric: `${p} idle reconciles/min`, unit: '/min', value: r.idleReconcilesPerMin },
-        { metric: `${p} reconciles to converge`, unit: 'count', value: r.reconciles, note: `${r.reconcileErrors} errors` },
+        {
+          metric: `${p} reconciles to converge`,
+          unit: 'count',
+          value: r.reconciles,
+          note: `${r.reconcileErrors} errors`,
+        },
       );
     }
   } finally {

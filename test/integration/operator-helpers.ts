@@ -1,6 +1,7 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- manifests are untyped JSON here */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
 import { KubeClient, isNotFound, type KubeObject } from '../../operator/runtime/kube.js';
@@ -118,6 +119,8 @@ export interface OperatorProcess {
   pid: number;
   probePort: Promise<number>;
   logs(): string;
+  /** Where the process's log is kept (read it when a test fails). */
+  logFile: string;
   /** SIGTERM and wait for exit (graceful shutdown). */
   stop(): Promise<number | null>;
   kill(): Promise<void>;
@@ -153,10 +156,15 @@ export function startOperator(
     },
   );
   let out = '';
+  const logDir = path.join(os.tmpdir(), 'pushgate-test-logs');
+  mkdirSync(logDir, { recursive: true });
+  const logFile = path.join(logDir, `operator-${child.pid}.log`);
+  const log = createWriteStream(logFile);
   let resolvePort: (p: number) => void;
   const probePort = new Promise<number>((r) => (resolvePort = r));
   const onData = (d: Buffer) => {
     out += d.toString();
+    log.write(d);
     const m = /"port":(\d+),"msg":"probe and metrics server listening"/.exec(out);
     if (m) resolvePort(Number(m[1]));
   };
@@ -168,6 +176,7 @@ export function startOperator(
     pid: child.pid!,
     probePort,
     logs: () => out,
+    logFile,
     exited,
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');

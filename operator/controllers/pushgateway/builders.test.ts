@@ -101,7 +101,7 @@ describe('PushGateway builders: behaviour', () => {
       ];
     const base = hash(sample());
     expect(hash(sample())).toBe(base);
-    expect(hash(sample((raw) => (raw.spec.drain.closesPerSecond = 100)))).not.toBe(base);
+    expect(hash(sample((raw) => (raw.spec.drain.closesPerSecond = 1000)))).not.toBe(base);
     expect(hash(sample((raw) => (raw.spec.regions[0].maxReplicas = 99)))).toBe(base);
     expect(hashOf({ a: '1', b: '2' })).toBe(hashOf({ b: '2', a: '1' }));
   });
