@@ -1,8 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createRedis, probeStats, redisKeys, type PgRedis } from '../../common/redis/index.js';
+import { freePort } from '../../workloads/metrics-adapter/testing/harness.js';
 import { eventually } from '../support/k8s.js';
 import { startGatewayProcess, stopGateway, type GatewayProcess } from './gateway-harness.js';
 import { repoRoot } from '../support/stack.js';
@@ -24,13 +24,6 @@ describe('pushgate sidecar probing the gateway beside it', () => {
   let sidecar: ChildProcess;
   let metricsPort: number;
 
-  async function freePort(): Promise<number> {
-    const server = net.createServer();
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const { port } = server.address() as net.AddressInfo;
-    await new Promise((resolve) => server.close(resolve));
-    return port;
-  }
   function sidecarProgram(args: string[]): Promise<ChildProcess> {
     // One process (node with tsx's loader), not the tsx wrapper, so a signal reaches the program.
     const child = spawn(

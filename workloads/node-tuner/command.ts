@@ -1,4 +1,5 @@
 import * as k8s from '@kubernetes/client-node';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { defineCommand, untilSignal } from '../../cli/command.js';
 import { ConfigError, opt } from '../../common/config.js';
@@ -116,21 +117,12 @@ export const nodeTunerCommand = defineCommand({
       return;
     }
 
-    let stopped = false;
-    let wake: (() => void) | undefined;
-    void untilSignal().then(() => {
-      stopped = true;
-      wake?.();
-    });
-    while (!stopped) {
+    // Until SIGTERM/SIGINT: one pass, then sleep the interval (cut short by the signal).
+    const stop = new AbortController();
+    void untilSignal().then(() => stop.abort());
+    while (!stop.signal.aborted) {
       await tuner.pass();
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, config.intervalSeconds * 1000);
-        wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
+      await sleep(config.intervalSeconds * 1000, undefined, { signal: stop.signal }).catch(() => undefined);
     }
     log.info('node tuner stopped');
   },

@@ -1,12 +1,12 @@
 import http from 'node:http';
-import os from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { defineCommand, untilSignal } from '../../cli/command.js';
+import { gatewayOptions } from '../../gateway/options.js';
 import { opt } from '../../common/config.js';
 import type { Logger } from '../../common/logger.js';
 import {
   createRedis,
-  DEFAULT_KEY_PREFIX,
   recordProbeResult,
   redisKeys,
   type PgRedis,
@@ -58,36 +58,13 @@ export const sidecarCommand = defineCommand({
       description:
         'HTTP base URL of the gateway (WebSocket and push API); default http://127.0.0.1:<gateway port>.',
     },
-    redisUrl: { schema: opt.redisUrl(), description: 'Redis holding the gateway registry.' },
-    redisCluster: {
-      schema: z.boolean().default(false),
-      description: 'Treat --redis-url as a seed node of a Redis Cluster.',
-    },
-    keyPrefix: {
-      schema: z
-        .string()
-        .regex(/^[A-Za-z0-9:_-]+$/)
-        .default(DEFAULT_KEY_PREFIX),
-      description: 'Prefix of every Redis key (the gateway’s --key-prefix).',
-    },
-    podName: {
-      schema: z.string().min(1).default(os.hostname()),
-      env: 'POD_NAME',
-      description: 'Pod name (downward API).',
-    },
-    namespace: {
-      schema: z.string().min(1).default('default'),
-      env: 'POD_NAMESPACE',
-      description: 'Pod namespace.',
-    },
-    gatewayId: {
-      schema: z
-        .string()
-        .regex(/^[A-Za-z0-9._-]+$/)
-        .optional(),
-      description:
-        'Registry id of the gateway beside it (default: <namespace>.<pod name>, as the gateway derives it).',
-    },
+    // The gateway's own specs: the same flags and variables (the pod sets them once for both).
+    redisUrl: gatewayOptions.redisUrl,
+    redisCluster: gatewayOptions.redisCluster,
+    keyPrefix: gatewayOptions.keyPrefix,
+    podName: gatewayOptions.podName,
+    namespace: gatewayOptions.namespace,
+    gatewayId: gatewayOptions.gatewayId,
     probeApp: {
       schema: z.string().min(1).default('pushgate-probe'),
       description:
@@ -170,21 +147,12 @@ export const sidecarCommand = defineCommand({
       'sidecar probing',
     );
 
-    let stopped = false;
-    let wake: (() => void) | undefined;
-    void untilSignal().then(() => {
-      stopped = true;
-      wake?.();
-    });
-    while (!stopped) {
+    // Until SIGTERM/SIGINT: one pass, then sleep the interval (cut short by the signal).
+    const stop = new AbortController();
+    void untilSignal().then(() => stop.abort());
+    while (!stop.signal.aborted) {
       await probeAndPublish({ target, gatewayId, redis, keys, metrics, log });
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, config.intervalSeconds * 1000);
-        wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
+      await sleep(config.intervalSeconds * 1000, undefined, { signal: stop.signal }).catch(() => undefined);
     }
     server.close();
     redis.disconnect();
