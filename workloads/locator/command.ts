@@ -39,7 +39,7 @@ export const locatorCommand = defineCommand({
       reply.code(redis.status === 'ready' ? 200 : 503).send({ ready: redis.status === 'ready' }),
     );
     await app.listen({ port: config.port, host: config.host });
-    log.info({ port: config.port }, 'locator listening');
+    log.info({ port: (app.server.address() as { port: number }).port }, 'locator listening');
     await untilSignal();
     await app.close();
     await redis.quit();
