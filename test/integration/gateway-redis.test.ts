@@ -1,0 +1,108 @@
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { indexDevice, resolveTarget, TooManyRecipientsError } from '../../common/redis/app-index.js';
+import { createRedis } from '../../common/redis/connection.js';
+import { redisKeys } from '../../common/redis/keys.js';
+import {
+  ackMessages,
+  readInbox,
+  storeMessage,
+  type StoredMessage,
+} from '../../common/redis/offline-store.js';
+import { takeRate } from '../../common/redis/rate-limit.js';
+import { uniquePrefix } from './gateway-harness.js';
+
+/** The shared Redis layer (key schema + Lua scripts) against a real Redis, without a gateway. */
+describe('common/redis scripts', () => {
+  const redis = createRedis(inject('redisUrl'));
+  const keys = redisKeys(uniquePrefix('redis'));
+  afterAll(() => redis.disconnect());
+  const limits = { maxPerDevice: 3, keyTtlMs: 60_000 };
+  const msg = (id: string, extra: Partial<StoredMessage> = {}): StoredMessage => ({
+    id,
+    exp: Date.now() + 60_000,
+    ttl: 60,
+    priority: 'normal',
+    sent: Date.now(),
+    data: id,
+    ...extra,
+  });
+  const inboxIds = async (device: string) =>
+    (await readInbox(redis, keys, 'a', device, 0, 100)).messages.map((m) => JSON.parse(m.body).id as string);
+
+  it('bounds an inbox: the oldest messages are evicted, and their collapse mapping with them', async () => {
+    await storeMessage(redis, keys, 'a', 'bounded', msg('m1', { collapse: 'k' }), limits);
+    await storeMessage(redis, keys, 'a', 'bounded', msg('m2'), limits);
+    await storeMessage(redis, keys, 'a', 'bounded', msg('m3'), limits);
+    const r = await storeMessage(redis, keys, 'a', 'bounded', msg('m4'), limits);
+    expect(r).toMatchObject({ outcome: 'stored', seq: 4, evicted: 1, inboxSize: 3 });
+    expect(await inboxIds('bounded')).toEqual(['m2', 'm3', 'm4']);
+    expect(await redis.hget(keys.deviceCollapse('a', 'bounded'), 'k')).toBeNull();
+  });
+
+  it('is idempotent by id, and a collapse key replaces the older message', async () => {
+    await storeMessage(redis, keys, 'a', 'col', msg('c1', { collapse: 'score' }), limits);
+    expect(
+      (await storeMessage(redis, keys, 'a', 'col', msg('c1', { collapse: 'score' }), limits)).outcome,
+    ).toBe('duplicate');
+    const r = await storeMessage(redis, keys, 'a', 'col', msg('c2', { collapse: 'score' }), limits);
+    expect(r).toMatchObject({ outcome: 'stored', seq: 2, replaced: 'c1' });
+    expect(await inboxIds('col')).toEqual(['c2']);
+  });
+
+  it('stores only-if-online messages (TTL 0) only for a device some gateway holds', async () => {
+    expect((await storeMessage(redis, keys, 'a', 'nobody', msg('z1'), limits, true)).outcome).toBe('offline');
+    expect(await inboxIds('nobody')).toEqual([]);
+  });
+
+  it('drops expired messages at replay, acks remove, unknown acks are reported', async () => {
+    await storeMessage(redis, keys, 'a', 'exp', msg('e1', { exp: Date.now() - 1 }), limits);
+    await storeMessage(redis, keys, 'a', 'exp', msg('e2'), limits);
+    const page = await readInbox(redis, keys, 'a', 'exp', 0, 100);
+    expect(page.expired).toBe(1);
+    expect(page.messages.map((m) => m.seq)).toEqual([2]);
+    expect(await ackMessages(redis, keys, 'a', 'exp', ['e2', 'e1', 'never'])).toEqual({
+      removed: ['e2'],
+      unknown: ['e1', 'never'],
+    });
+    expect(await inboxIds('exp')).toEqual([]);
+  });
+
+  it('resolves targets from the indexes and refuses audiences over the limit', async () => {
+    for (const [d, tags] of [
+      ['x1', ['t']],
+      ['x2', ['t', 'u']],
+      ['x3', ['u']],
+    ] as const) {
+      await indexDevice(redis, keys, 'idx', d, { tags: [...tags], alias: d === 'x3' ? 'al' : null });
+    }
+    expect(await resolveTarget(redis, keys, 'idx', { tag: 't && !u' }, 10)).toEqual(['x1']);
+    expect(await resolveTarget(redis, keys, 'idx', { alias: 'al' }, 10)).toEqual(['x3']);
+    expect(await resolveTarget(redis, keys, 'idx', { all: true }, 10)).toEqual(['x1', 'x2', 'x3']);
+    await expect(resolveTarget(redis, keys, 'idx', { all: true }, 2)).rejects.toThrow(TooManyRecipientsError);
+    await indexDevice(
+      redis,
+      keys,
+      'idx',
+      'x2',
+      { tags: ['u'], alias: null },
+      { tags: ['t', 'u'], alias: null },
+    );
+    expect(await resolveTarget(redis, keys, 'idx', { tag: 't' }, 10)).toEqual(['x1']);
+  });
+
+  it('limits a rate with GCRA: the burst at once, then one cell per interval, with the wait to retry', async () => {
+    const limit = { ratePerSecond: 2, burst: 5 }; // one cell per 500 ms: robust on a busy machine
+    const decisions = [];
+    for (let i = 0; i < 7; i++) decisions.push(await takeRate(redis, keys, 'bucket-1', limit));
+    expect(decisions.map((d) => d.allowed)).toEqual([true, true, true, true, true, false, false]);
+    const refused = decisions[5]!;
+    expect(refused.retryAfterMs).toBeGreaterThan(0);
+    expect(refused.retryAfterMs).toBeLessThanOrEqual(500);
+    await new Promise((r) => setTimeout(r, refused.retryAfterMs + 5));
+    expect((await takeRate(redis, keys, 'bucket-1', limit)).allowed).toBe(true);
+    expect((await takeRate(redis, keys, 'bucket-1', limit)).allowed).toBe(false);
+    // A cost larger than the burst never passes; other buckets are independent.
+    expect((await takeRate(redis, keys, 'bucket-2', limit, 6)).allowed).toBe(false);
+    expect((await takeRate(redis, keys, 'bucket-2', limit, 5)).allowed).toBe(true);
+  });
+});
