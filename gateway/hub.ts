@@ -113,6 +113,10 @@ export class DeviceHub {
   private draining = false;
   private drainHintCache: string[] = [];
   private onEmpty: (() => void) | undefined;
+  // Label children of the per-message counters, bound once (label lookup per message is not free).
+  private readonly liveDeliveries;
+  private readonly replayDeliveries;
+  private readonly acksRemoved;
   /** Called when another gateway must close an older session of a device (presence moved). */
   kickRemote: (gateway: string, app: string, device: string, sess: string) => void = () => {};
 
@@ -124,6 +128,9 @@ export class DeviceHub {
     private readonly log: Logger,
   ) {
     this.acceptTokens = opts.acceptRate;
+    this.liveDeliveries = metrics.deliveries.labels('live');
+    this.replayDeliveries = metrics.deliveries.labels('replay');
+    this.acksRemoved = metrics.acks.labels('removed');
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: MAX_CLIENT_FRAME_BYTES,
@@ -325,7 +332,7 @@ export class DeviceHub {
 
   private async ack(ws: DeviceSocket, ids: string[]) {
     const { removed, unknown } = await ackMessages(this.redis, this.keys, ws.app, ws.device, ids);
-    if (removed.length) this.metrics.acks.inc({ result: 'removed' }, removed.length);
+    if (removed.length) this.acksRemoved.inc(removed.length);
     for (const id of removed) this.countStatus(id, 'acked');
     if (unknown.length) {
       this.metrics.acks.inc({ result: 'unknown' }, unknown.length);
@@ -429,7 +436,7 @@ export class DeviceHub {
     }
     ws.send(pushFrameText(seq, body));
     ws.lastSeq = seq;
-    this.metrics.deliveries.inc({ path });
+    (path === 'live' ? this.liveDeliveries : this.replayDeliveries).inc();
     if (sent !== undefined) this.metrics.deliveryLatency.observe(Math.max(0, Date.now() - sent) / 1000);
     // Stored bodies start with {"id":"<id>", and ids never need escaping.
     this.countStatus(body.slice(7, body.indexOf('"', 7)), 'sent');

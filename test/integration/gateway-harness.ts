@@ -33,6 +33,61 @@ export interface GatewayProcess {
   kill(signal: NodeJS.Signals): void;
 }
 
+export interface PushgateProcess {
+  port: number;
+  proc: ChildProcess;
+  logs: string[];
+  exited: Promise<number | null>;
+}
+
+/**
+ * Runs `pushgate <command> --port 0 --host 127.0.0.1 ...args` and resolves with the port it
+ * logs in its "<command> listening" line.
+ */
+export async function startPushgateProcess(
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<PushgateProcess> {
+  const proc = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      path.join(repoRoot, 'cli/pushgate.ts'),
+      command,
+      '--port',
+      '0',
+      '--host',
+      '127.0.0.1',
+      ...args,
+    ],
+    {
+      cwd: repoRoot,
+      env: { ...process.env, PUSHGATE_LOG_LEVEL: 'info', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  const logs: string[] = [];
+  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+  const port = await new Promise<number>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`${command} did not start:\n${logs.join('\n')}`)), 30_000);
+    createInterface({ input: proc.stdout! }).on('line', (line) => {
+      logs.push(line);
+      if (line.includes(`"${command} listening"`)) {
+        clearTimeout(t);
+        resolve((JSON.parse(line) as { port: number }).port);
+      }
+    });
+    createInterface({ input: proc.stderr! }).on('line', (line) => logs.push(line));
+    void exited.then((code) => {
+      clearTimeout(t);
+      reject(new Error(`${command} exited with ${code}:\n${logs.join('\n')}`));
+    });
+  });
+  return { port, proc, logs, exited };
+}
+
 export async function startGatewayProcess(opts: {
   redisUrl: string;
   prefix: string;
@@ -41,52 +96,15 @@ export async function startGatewayProcess(opts: {
   args?: string[];
   env?: NodeJS.ProcessEnv;
 }): Promise<GatewayProcess> {
-  const args = [
-    '--import',
-    'tsx',
-    path.join(repoRoot, 'cli/pushgate.ts'),
+  const { port, proc, logs, exited } = await startPushgateProcess(
     'gateway',
-    '--port',
-    '0',
-    '--host',
-    '127.0.0.1',
-    '--redis-url',
-    opts.redisUrl,
-    '--key-prefix',
-    opts.prefix,
-    '--gateway-id',
-    opts.id,
-    '--region',
-    opts.region ?? 'cn-north-1',
-    '--registry-interval-ms',
-    '1000',
-    ...(opts.args ?? []),
-  ];
-  const proc = spawn(process.execPath, args, {
-    cwd: repoRoot,
-    env: { ...process.env, PUSHGATE_APPS: APPS, PUSHGATE_LOG_LEVEL: 'info', ...opts.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const logs: string[] = [];
-  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
-  const port = await new Promise<number>((resolve, reject) => {
-    const t = setTimeout(
-      () => reject(new Error(`gateway ${opts.id} did not start:\n${logs.join('\n')}`)),
-      30_000,
-    );
-    createInterface({ input: proc.stdout! }).on('line', (line) => {
-      logs.push(line);
-      if (line.includes('"gateway listening"')) {
-        clearTimeout(t);
-        resolve((JSON.parse(line) as { port: number }).port);
-      }
-    });
-    createInterface({ input: proc.stderr! }).on('line', (line) => logs.push(line));
-    void exited.then((code) => {
-      clearTimeout(t);
-      reject(new Error(`gateway ${opts.id} exited with ${code}:\n${logs.join('\n')}`));
-    });
-  });
+    [
+      ...['--redis-url', opts.redisUrl, '--key-prefix', opts.prefix, '--gateway-id', opts.id],
+      ...['--region', opts.region ?? 'cn-north-1', '--registry-interval-ms', '1000'],
+      ...(opts.args ?? []),
+    ],
+    { PUSHGATE_APPS: APPS, ...opts.env },
+  );
   return {
     id: opts.id,
     port,

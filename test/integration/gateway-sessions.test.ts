@@ -1,12 +1,8 @@
-import { spawn } from 'node:child_process';
-import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { CloseCode } from '../../common/protocol/close-codes.js';
 import { createRedis } from '../../common/redis/connection.js';
 import { redisKeys } from '../../common/redis/keys.js';
 import { listGateways, recordProbeResult } from '../../common/redis/registry.js';
-import { repoRoot } from '../support/stack.js';
 import {
   APP,
   rawConnect,
@@ -14,6 +10,7 @@ import {
   RecordingDevice,
   sleep,
   startGatewayProcess,
+  startPushgateProcess,
   stopGateway,
   token,
   uniquePrefix,
@@ -155,34 +152,13 @@ describe('gateway sessions, registry and locator', () => {
   });
 
   it('serves the same ranking from `pushgate locator`, and the client library connects where it says', async () => {
-    const proc = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        path.join(repoRoot, 'cli/pushgate.ts'),
-        'locator',
-        '--port',
-        '0',
-        '--host',
-        '127.0.0.1',
-        '--redis-url',
-        redisUrl,
-        '--key-prefix',
-        prefix,
-      ],
-      { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const { port, proc } = await startPushgateProcess('locator', [
+      '--redis-url',
+      redisUrl,
+      '--key-prefix',
+      prefix,
+    ]);
     try {
-      const port = await new Promise<number>((resolve, reject) => {
-        const t = setTimeout(() => reject(new Error('locator did not start')), 30_000);
-        createInterface({ input: proc.stdout! }).on('line', (line) => {
-          if (line.includes('"locator listening"')) {
-            clearTimeout(t);
-            resolve((JSON.parse(line) as { port: number }).port);
-          }
-        });
-      });
       const res = await fetch(`http://127.0.0.1:${port}/v1/locate?app=${APP}&device=dev-9&region=cn-east-1`);
       const body = (await res.json()) as { endpoints: { gateway: string }[] };
       expect(body.endpoints.map((e) => e.gateway)).toEqual(['gw-east', 'gw-north']);
