@@ -13,7 +13,8 @@
  * pods fit; each count gets a fresh namespace and a fresh operator process.
  */
 import { readFileSync } from 'node:fs';
-import { KubeClient, type KubeObject } from '../../operator/runtime/kube.js';
+import type { KubeClient} from '../../operator/runtime/kube.js';
+import { type KubeObject } from '../../operator/runtime/kube.js';
 import { Resources } from '../../operator/runtime/resources.js';
 import { PushGatewayResource } from '../../operator/controllers/pushgateway/controller.js';
 import { startCluster, type StartedCluster } from '../../test/support/stack.js';

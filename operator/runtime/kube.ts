@@ -312,6 +312,15 @@ export class KubeClient {
     await this.request('DELETE', resourcePath(r, namespace, name), { body: { propagationPolicy } });
   }
 
+  /** Deletes, treating "already gone" as success (deletes race with the garbage collector and users). */
+  async deleteIfExists(r: ResourceType, namespace: string | undefined, name: string): Promise<void> {
+    try {
+      await this.delete(r, namespace, name);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+
   /**
    * Opens a watch stream. `onEvent` gets every decoded event (ERROR events included: the
    * caller decides what a 410 means); `onEnd` is called exactly once, when the stream

@@ -38,6 +38,11 @@ export class WorkQueue {
     if (this.shuttingDown || this.dirty.has(key)) return;
     this.dirty.add(key);
     if (this.processing.has(key)) return;
+    this.dispatch(key);
+  }
+
+  /** A dirty key not in processing: straight to a waiting worker, else to the back of the queue. */
+  private dispatch(key: string): void {
     const waiter = this.waiters.shift();
     if (waiter) {
       this.dirty.delete(key);
@@ -108,16 +113,7 @@ export class WorkQueue {
 
   done(key: string): void {
     this.processing.delete(key);
-    if (this.dirty.has(key) && !this.shuttingDown) {
-      const waiter = this.waiters.shift();
-      if (waiter) {
-        this.dirty.delete(key);
-        this.processing.add(key);
-        waiter(key);
-      } else {
-        this.queue.push(key);
-      }
-    }
+    if (this.dirty.has(key) && !this.shuttingDown) this.dispatch(key);
     if (this.processing.size === 0) for (const w of this.idleWaiters.splice(0)) w();
   }
 

@@ -13,7 +13,6 @@ import { Controller } from '../../runtime/controller.js';
 import type { EventRecorder } from '../../runtime/events.js';
 import { Informer, apiListerWatcher } from '../../runtime/informer.js';
 import {
-  isNotFound,
   splitKey,
   type KubeClient,
   type KubeObject,
@@ -235,11 +234,7 @@ export class PushGatewayController {
     const removedRegions = new Set<string>();
     await Promise.all(
       stale.map(async ({ kind, obj }) => {
-        try {
-          await this.o.client.delete(kind, obj.metadata?.namespace, obj.metadata!.name!);
-        } catch (err) {
-          if (!isNotFound(err)) throw err;
-        }
+        await this.o.client.deleteIfExists(kind, obj.metadata?.namespace, obj.metadata!.name!);
         const region = obj.metadata?.labels?.[LABEL_REGION];
         if (kind === Resources.Deployment && region) removedRegions.add(region);
       }),
@@ -260,11 +255,7 @@ export class PushGatewayController {
   private async deleteClusterScopedChildren(key: string): Promise<void> {
     for (const crb of this.clusterRoleBindings.list()) {
       if (ownerKeyOf(crb) !== key) continue;
-      try {
-        await this.o.client.delete(Resources.ClusterRoleBinding, undefined, crb.metadata!.name!);
-      } catch (err) {
-        if (!isNotFound(err)) throw err;
-      }
+      await this.o.client.deleteIfExists(Resources.ClusterRoleBinding, undefined, crb.metadata!.name!);
     }
   }
 
