@@ -18,7 +18,7 @@ import type { PgRedis } from '../common/redis/connection.js';
 import type { RedisKeys } from '../common/redis/keys.js';
 import { countMessage, type MessageCounter } from '../common/redis/messages.js';
 import {
-  ackMessages,
+  ackMessagesForDevices,
   claimPresence,
   pushFrameText,
   readInbox,
@@ -113,6 +113,8 @@ export class DeviceHub {
   private draining = false;
   private drainHintCache: string[] = [];
   private onEmpty: (() => void) | undefined;
+  private readonly ackQueue = new Map<string, { ws: DeviceSocket; ids: string[] }[]>();
+  private ackFlushScheduled = false;
   // Label children of the per-message counters, bound once (label lookup per message is not free).
   private readonly liveDeliveries;
   private readonly replayDeliveries;
@@ -223,10 +225,7 @@ export class DeviceHub {
       case 'ping':
         return this.ping(ws, now);
       case 'ack':
-        this.ack(ws, frame.ids).catch((err: unknown) =>
-          this.log.warn({ err, device: ws.device }, 'ack failed'),
-        );
-        return;
+        return this.queueAck(ws, frame.ids);
       case 'update':
         this.update(ws, frame).catch((err: unknown) => this.internalError(ws, err, 'update'));
         return;
@@ -330,23 +329,51 @@ export class DeviceHub {
     ws.send(`{"t":"pong","hb":${ws.hbMs}}`);
   }
 
-  private async ack(ws: DeviceSocket, ids: string[]) {
-    const { removed, unknown } = await ackMessages(this.redis, this.keys, ws.app, ws.device, ids);
-    if (removed.length) this.acksRemoved.inc(removed.length);
-    for (const id of removed) this.countStatus(id, 'acked');
-    if (unknown.length) {
-      this.metrics.acks.inc({ result: 'unknown' }, unknown.length);
-      if (ws.readyState === WebSocket.OPEN) {
-        ws.send(
-          JSON.stringify({
-            t: 'error',
-            code: 'unknown_id',
-            message: 'no such unacked message',
-            ids: unknown,
-          }),
-        );
+  /**
+   * Acks are applied in batches: every ack that arrives in one turn of the event loop goes to
+   * Redis in one script call per app and hashtag bucket (a fan-out's acks arrive together).
+   */
+  private queueAck(ws: DeviceSocket, ids: string[]) {
+    let list = this.ackQueue.get(ws.app);
+    if (!list) this.ackQueue.set(ws.app, (list = []));
+    list.push({ ws, ids });
+    if (this.ackFlushScheduled) return;
+    this.ackFlushScheduled = true;
+    setImmediate(() => {
+      this.ackFlushScheduled = false;
+      const batch = [...this.ackQueue];
+      this.ackQueue.clear();
+      for (const [app, entries] of batch) {
+        this.applyAcks(app, entries).catch((err: unknown) => this.log.warn({ err, app }, 'acks failed'));
       }
-    }
+    });
+  }
+
+  private async applyAcks(app: string, entries: { ws: DeviceSocket; ids: string[] }[]) {
+    const results = await ackMessagesForDevices(
+      this.redis,
+      this.keys,
+      app,
+      entries.map((e) => ({ device: e.ws.device, ids: e.ids })),
+    );
+    results.forEach(({ removed, unknown }, i) => {
+      const ws = entries[i]!.ws;
+      if (removed.length) this.acksRemoved.inc(removed.length);
+      for (const id of removed) this.countStatus(id, 'acked');
+      if (unknown.length) {
+        this.metrics.acks.inc({ result: 'unknown' }, unknown.length);
+        if (ws.readyState === WebSocket.OPEN) {
+          ws.send(
+            JSON.stringify({
+              t: 'error',
+              code: 'unknown_id',
+              message: 'no such unacked message',
+              ids: unknown,
+            }),
+          );
+        }
+      }
+    });
   }
 
   private async update(ws: DeviceSocket, frame: UpdateFrame) {

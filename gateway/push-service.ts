@@ -9,7 +9,11 @@ import {
   createMessageStatus,
   getMessageStatus,
 } from '../common/redis/messages.js';
-import { encodeStoredMessage, storeMessage, type StoredMessage } from '../common/redis/offline-store.js';
+import {
+  encodeStoredMessage,
+  storeMessageForDevices,
+  type StoredMessage,
+} from '../common/redis/offline-store.js';
 import type { GatewayMetrics } from './metrics.js';
 
 export interface PushRequest {
@@ -33,8 +37,6 @@ export type RoutedDelivery = [string, string, number, number, string];
 export function newMessageId(now = Date.now()): string {
   return `${now.toString(36)}${randomBytes(8).toString('hex')}`;
 }
-
-const BATCH = 1000;
 
 /**
  * Accepting a push: resolve the audience, store the message in every recipient's inbox (the
@@ -87,51 +89,51 @@ export class PushService {
     const body = encodeStoredMessage(message);
     const counts = { recipients: recipients.length, stored: 0, dropped: 0, replaced: 0, evicted: 0 };
     const limits = { maxPerDevice: this.opts.maxInbox, keyTtlMs: this.opts.keyTtlMs };
-    // Every chunk is stored concurrently (one auto-pipelined stream of scripts); each chunk is
+    // One pipelined stream of store scripts (one per hashtag bucket of recipients); each part is
     // routed as soon as it is durable, so sockets are written while Redis works on the rest.
     // TTL 0 means now or never: store only for devices connected right now.
-    const chunks: Promise<void>[] = [];
-    for (let i = 0; i < recipients.length; i += BATCH) {
-      const batch = recipients.slice(i, i + BATCH);
-      chunks.push(
-        Promise.all(
-          batch.map((device) =>
-            storeMessage(this.redis, this.keys, app, device, message, limits, req.ttl === 0, body),
-          ),
-        ).then((results) => {
-          const routes = new Map<string, RoutedDelivery[]>();
-          results.forEach((r, j) => {
-            const device = batch[j]!;
-            if (r.outcome === 'offline') {
-              counts.dropped++;
-              this.metrics.stored.inc({ outcome: 'offline_dropped' });
-              return;
-            }
-            if (r.outcome === 'duplicate') this.metrics.stored.inc({ outcome: 'duplicate' });
-            else {
-              counts.stored++;
-              this.metrics.stored.inc({ outcome: 'stored' });
-              this.metrics.offlineQueue.observe(r.inboxSize);
-            }
-            if (r.replaced) {
-              counts.replaced++;
-              this.metrics.stored.inc({ outcome: 'collapsed' });
-            }
-            if (r.evicted) {
-              counts.evicted += r.evicted;
-              this.metrics.stored.inc({ outcome: 'evicted' }, r.evicted);
-            }
-            if (r.gateway) {
-              let list = routes.get(r.gateway);
-              if (!list) routes.set(r.gateway, (list = []));
-              list.push([app, device, r.seq, sent, body]);
-            }
-          });
-          for (const [gateway, deliveries] of routes) this.route(gateway, deliveries);
-        }),
-      );
-    }
-    await Promise.all(chunks);
+    await storeMessageForDevices(
+      this.redis,
+      this.keys,
+      app,
+      recipients,
+      message,
+      limits,
+      req.ttl === 0,
+      body,
+      (part, results) => {
+        const routes = new Map<string, RoutedDelivery[]>();
+        for (const i of part) {
+          const r = results[i]!;
+          const device = recipients[i]!;
+          if (r.outcome === 'offline') {
+            counts.dropped++;
+            this.metrics.stored.inc({ outcome: 'offline_dropped' });
+            continue;
+          }
+          if (r.outcome === 'duplicate') this.metrics.stored.inc({ outcome: 'duplicate' });
+          else {
+            counts.stored++;
+            this.metrics.stored.inc({ outcome: 'stored' });
+            this.metrics.offlineQueue.observe(r.inboxSize);
+          }
+          if (r.replaced) {
+            counts.replaced++;
+            this.metrics.stored.inc({ outcome: 'collapsed' });
+          }
+          if (r.evicted) {
+            counts.evicted += r.evicted;
+            this.metrics.stored.inc({ outcome: 'evicted' }, r.evicted);
+          }
+          if (r.gateway) {
+            let list = routes.get(r.gateway);
+            if (!list) routes.set(r.gateway, (list = []));
+            list.push([app, device, r.seq, sent, body]);
+          }
+        }
+        for (const [gateway, deliveries] of routes) this.route(gateway, deliveries);
+      },
+    );
     await completeMessageStatus(this.redis, this.keys, id, counts);
     this.log.debug({ id, app, recipients: recipients.length }, 'push accepted');
     return { id, recipients: recipients.length, duplicate };

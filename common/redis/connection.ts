@@ -1,23 +1,14 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
-import { scripts } from './scripts.js';
+import { scripts, type ScriptSpec } from './scripts.js';
 
 type Reply = (string | number | Reply[])[];
 
 /** The script commands every pushgate connection carries (see scripts.ts for their contracts). */
 export interface ScriptCommands {
-  pgStore(
-    meta: string,
-    inbox: string,
-    msgs: string,
-    collapse: string,
-    id: string,
-    body: string,
-    collapseKey: string,
-    max: number,
-    ttlMs: number,
-    onlyIfOnline: '0' | '1',
-  ): Promise<[number, number, string, string, string, number, number]>;
-  pgAck(inbox: string, msgs: string, collapse: string, ...ids: string[]): Promise<number[]>;
+  /** numkeys = 4 x devices; see scripts.ts. Returns 7 values per device. */
+  pgStore(numkeys: number, ...keysThenArgs: (string | number)[]): Promise<(string | number)[]>;
+  /** numkeys = 3 x devices; ARGV: per-device id counts, then ids. */
+  pgAck(numkeys: number, ...keysThenArgs: (string | number)[]): Promise<number[]>;
   pgReplay(
     inbox: string,
     msgs: string,
@@ -59,7 +50,7 @@ export interface RedisConnectOptions {
 
 function defineScripts<T extends Redis | Cluster>(client: T): T & ScriptCommands {
   for (const [name, s] of Object.entries(scripts)) {
-    client.defineCommand(name, { numberOfKeys: s.numberOfKeys, lua: s.lua });
+    client.defineCommand(name, { numberOfKeys: (s as ScriptSpec).numberOfKeys, lua: s.lua });
   }
   return client as T & ScriptCommands;
 }

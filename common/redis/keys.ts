@@ -3,7 +3,11 @@
  * `redisKeys(prefix)`; nothing else spells a key.
  *
  * Redis Cluster: keys that one Lua script or one multi-key command touches share a `{hashtag}`:
- *   - one device's keys        {<app>:<device>}   (store, ack, replay, presence: one slot per device)
+ *   - a bucket of devices      {<app>:<bucket>}   bucket = deviceBucket(device), 0..1023: one device's
+ *                                                 keys (store, ack, replay, presence) are in one slot,
+ *                                                 and a fan-out stores and acks for all recipients of a
+ *                                                 bucket in one script call. 1024 buckets spread an app
+ *                                                 over up to 1024 slots; the number is part of the schema
  *   - one app's indexes        {<app>}            (tag sets, alias sets, the app's device set;
  *                                                 a tag expression combines them)
  *   - one message's status     {m:<id>}
@@ -48,8 +52,21 @@ export interface RedisKeys {
 
 export const DEFAULT_KEY_PREFIX = 'pg';
 
+/** Device buckets per app (part of the key schema: changing it moves every device's keys). */
+export const DEVICE_BUCKETS = 1024;
+
+/** FNV-1a of the device id, modulo DEVICE_BUCKETS. */
+export function deviceBucket(device: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < device.length; i++) {
+    h ^= device.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0) % DEVICE_BUCKETS;
+}
+
 export function redisKeys(prefix: string = DEFAULT_KEY_PREFIX): RedisKeys {
-  const d = (app: string, device: string) => `${prefix}:d:{${app}:${device}}`;
+  const d = (app: string, device: string) => `${prefix}:d:{${app}:${deviceBucket(device)}}:${device}`;
   const a = (app: string) => `${prefix}:a:{${app}}`;
   const reg = `${prefix}:g:{gwreg}`;
   return {

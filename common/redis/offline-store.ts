@@ -1,5 +1,5 @@
 import type { PgRedis } from './connection.js';
-import { deviceStoreKeys, type RedisKeys } from './keys.js';
+import { deviceBucket, deviceStoreKeys, type RedisKeys } from './keys.js';
 
 /**
  * A message as stored in a device's inbox. The body is JSON whose first key is `id`, so the
@@ -56,6 +56,76 @@ export interface StoreLimits {
   keyTtlMs: number;
 }
 
+/** Groups items by their device's hashtag bucket (one script call per bucket). */
+function byBucket<T>(items: T[], deviceOf: (t: T) => string): Map<number, number[]> {
+  const groups = new Map<number, number[]>();
+  items.forEach((item, i) => {
+    const b = deviceBucket(deviceOf(item));
+    let g = groups.get(b);
+    if (!g) groups.set(b, (g = []));
+    g.push(i);
+  });
+  return groups;
+}
+
+/** Largest number of devices in one script call (bounds the time Redis spends in one script). */
+const MAX_DEVICES_PER_CALL = 200;
+
+/**
+ * Stores one message for many devices: one script call per hashtag bucket of devices (so the
+ * same code runs on Redis Cluster), all calls pipelined. Results are in `devices` order.
+ */
+export async function storeMessageForDevices(
+  redis: PgRedis,
+  keys: RedisKeys,
+  app: string,
+  devices: string[],
+  message: StoredMessage,
+  limits: StoreLimits,
+  onlyIfOnline = false,
+  body = encodeStoredMessage(message),
+  /** Called as each script call completes (device indexes into `devices`), to route early. */
+  onPart?: (indexes: number[], results: readonly StoreResult[]) => void,
+): Promise<StoreResult[]> {
+  const results: StoreResult[] = new Array<StoreResult>(devices.length);
+  const calls: Promise<void>[] = [];
+  for (const group of byBucket(devices, (d) => d).values()) {
+    for (let start = 0; start < group.length; start += MAX_DEVICES_PER_CALL) {
+      const part = group.slice(start, start + MAX_DEVICES_PER_CALL);
+      const args: (string | number)[] = [];
+      for (const i of part) args.push(...deviceStoreKeys(keys, app, devices[i]!));
+      args.push(
+        message.id,
+        body,
+        message.collapse ?? '',
+        limits.maxPerDevice,
+        limits.keyTtlMs,
+        onlyIfOnline ? '1' : '0',
+      );
+      calls.push(
+        redis.pgStore(part.length * 4, ...args).then((flat) => {
+          part.forEach((i, k) => {
+            const o = k * 7;
+            const stored = Number(flat[o]);
+            results[i] = {
+              outcome: stored === 1 ? 'stored' : stored === 2 ? 'offline' : 'duplicate',
+              seq: Number(flat[o + 1]),
+              gateway: String(flat[o + 2]),
+              session: String(flat[o + 3]),
+              replaced: String(flat[o + 4]) || undefined,
+              evicted: Number(flat[o + 5]),
+              inboxSize: Number(flat[o + 6]),
+            };
+          });
+          onPart?.(part, results);
+        }),
+      );
+    }
+  }
+  await Promise.all(calls);
+  return results;
+}
+
 export async function storeMessage(
   redis: PgRedis,
   keys: RedisKeys,
@@ -64,47 +134,61 @@ export async function storeMessage(
   message: StoredMessage,
   limits: StoreLimits,
   onlyIfOnline = false,
-  /** encodeStoredMessage(message), when the caller stores one message for many devices. */
-  body = encodeStoredMessage(message),
 ): Promise<StoreResult> {
-  const [meta, inbox, msgs, collapse] = deviceStoreKeys(keys, app, device);
-  const [stored, seq, gateway, session, replaced, evicted, size] = await redis.pgStore(
-    meta,
-    inbox,
-    msgs,
-    collapse,
-    message.id,
-    body,
-    message.collapse ?? '',
-    limits.maxPerDevice,
-    limits.keyTtlMs,
-    onlyIfOnline ? '1' : '0',
-  );
-  return {
-    outcome: stored === 1 ? 'stored' : stored === 2 ? 'offline' : 'duplicate',
-    seq: Number(seq),
-    gateway,
-    session,
-    replaced: replaced || undefined,
-    evicted: Number(evicted),
-    inboxSize: Number(size),
-  };
+  const [result] = await storeMessageForDevices(redis, keys, app, [device], message, limits, onlyIfOnline);
+  return result!;
 }
 
-/** Acknowledges ids; returns the ids the store did not hold (unknown or already acked). */
+export interface AckResult {
+  removed: string[];
+  /** Ids the store did not hold (unknown or already acked). */
+  unknown: string[];
+}
+
+/** Acknowledges ids of many devices, one script call per hashtag bucket; results in input order. */
+export async function ackMessagesForDevices(
+  redis: PgRedis,
+  keys: RedisKeys,
+  app: string,
+  acks: { device: string; ids: string[] }[],
+): Promise<AckResult[]> {
+  const results: AckResult[] = new Array<AckResult>(acks.length);
+  const calls: Promise<void>[] = [];
+  for (const group of byBucket(acks, (a) => a.device).values()) {
+    for (let start = 0; start < group.length; start += MAX_DEVICES_PER_CALL) {
+      const part = group.slice(start, start + MAX_DEVICES_PER_CALL);
+      const args: (string | number)[] = [];
+      for (const i of part) {
+        const [, inbox, msgs, collapse] = deviceStoreKeys(keys, app, acks[i]!.device);
+        args.push(inbox, msgs, collapse);
+      }
+      for (const i of part) args.push(acks[i]!.ids.length);
+      for (const i of part) args.push(...acks[i]!.ids);
+      calls.push(
+        redis.pgAck(part.length * 3, ...args).then((flags) => {
+          let at = 0;
+          for (const i of part) {
+            const r: AckResult = { removed: [], unknown: [] };
+            for (const id of acks[i]!.ids) (flags[at++] === 1 ? r.removed : r.unknown).push(id);
+            results[i] = r;
+          }
+        }),
+      );
+    }
+  }
+  await Promise.all(calls);
+  return results;
+}
+
 export async function ackMessages(
   redis: PgRedis,
   keys: RedisKeys,
   app: string,
   device: string,
   ids: string[],
-): Promise<{ removed: string[]; unknown: string[] }> {
-  const [, inbox, msgs, collapse] = deviceStoreKeys(keys, app, device);
-  const flags = await redis.pgAck(inbox, msgs, collapse, ...ids);
-  const removed: string[] = [];
-  const unknown: string[] = [];
-  ids.forEach((id, i) => (flags[i] === 1 ? removed : unknown).push(id));
-  return { removed, unknown };
+): Promise<AckResult> {
+  const [result] = await ackMessagesForDevices(redis, keys, app, [{ device, ids }]);
+  return result!;
 }
 
 export interface ReplayPage {

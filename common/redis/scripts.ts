@@ -45,68 +45,83 @@ end
 
 export const scripts = {
   /**
-   * Store one message in a device's inbox.
-   * KEYS: meta, inbox, msgs, collapse. ARGV: id, body JSON, collapse key ('' = none),
-   * max messages per device, key TTL ms, only-if-online (1 = store only when a gateway holds the device).
-   * Returns {stored(1 / 0 = already there / 2 = offline and only-if-online), seq, gw, sess, replacedId,
-   * evictedCount, inbox size}.
-   * Idempotent by id: storing an id that is already in the inbox changes nothing.
+   * Store one message in the inboxes of n devices (all in one hashtag bucket, see keys.ts).
+   * KEYS: meta, inbox, msgs, collapse of device 1, then of device 2, ... (numkeys = 4n).
+   * ARGV: id, body JSON, collapse key ('' = none), max messages per device, key TTL ms,
+   * only-if-online (1 = store only when a gateway holds the device).
+   * Returns 7 values per device: stored (1 / 0 = already there / 2 = offline and only-if-online),
+   * seq, gw, sess, replaced id, evicted count, inbox size.
+   * Idempotent by id: storing an id that is already in an inbox changes nothing there.
    */
   pgStore: {
-    numberOfKeys: 4,
     lua: `${dropMessageLua}
-local meta, inbox, msgs, collapse = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local id, body, ckey, max, ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
-local gw = redis.call('HGET', meta, 'gw') or ''
-local sess = redis.call('HGET', meta, 'sess') or ''
-if redis.call('HEXISTS', msgs, id) == 1 then
-  return {0, tonumber(redis.call('ZSCORE', inbox, id)) or 0, gw, sess, '', 0, redis.call('ZCARD', inbox)}
-end
-if ARGV[6] == '1' and gw == '' then
-  return {2, 0, '', '', '', 0, redis.call('ZCARD', inbox)}
-end
-local seq = redis.call('HINCRBY', meta, 'seq', 1)
-local replaced = ''
-if ckey ~= '' then
-  local old = redis.call('HGET', collapse, ckey)
-  if old then
-    redis.call('ZREM', inbox, old)
-    redis.call('HDEL', msgs, old)
-    replaced = old
+local id, body, ckey, max, ttl, onlyOnline = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6] == '1'
+local out = {}
+for d = 0, #KEYS / 4 - 1 do
+  local meta, inbox, msgs, collapse = KEYS[4 * d + 1], KEYS[4 * d + 2], KEYS[4 * d + 3], KEYS[4 * d + 4]
+  local gw = redis.call('HGET', meta, 'gw') or ''
+  local sess = redis.call('HGET', meta, 'sess') or ''
+  local o = 7 * d
+  if redis.call('HEXISTS', msgs, id) == 1 then
+    out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5], out[o + 6], out[o + 7] =
+      0, tonumber(redis.call('ZSCORE', inbox, id)) or 0, gw, sess, '', 0, redis.call('ZCARD', inbox)
+  elseif onlyOnline and gw == '' then
+    out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5], out[o + 6], out[o + 7] = 2, 0, '', '', '', 0, redis.call('ZCARD', inbox)
+  else
+    local seq = redis.call('HINCRBY', meta, 'seq', 1)
+    local replaced = ''
+    if ckey ~= '' then
+      local old = redis.call('HGET', collapse, ckey)
+      if old then
+        redis.call('ZREM', inbox, old)
+        redis.call('HDEL', msgs, old)
+        replaced = old
+      end
+      redis.call('HSET', collapse, ckey, id)
+    end
+    redis.call('ZADD', inbox, seq, id)
+    redis.call('HSET', msgs, id, body)
+    local evicted = 0
+    local n = redis.call('ZCARD', inbox)
+    while n > max do
+      local popped = redis.call('ZPOPMIN', inbox)
+      local oid = popped[1]
+      drop(inbox, msgs, collapse, oid, redis.call('HGET', msgs, oid))
+      evicted = evicted + 1
+      n = n - 1
+    end
+    redis.call('PEXPIRE', meta, ttl)
+    redis.call('PEXPIRE', inbox, ttl)
+    redis.call('PEXPIRE', msgs, ttl)
+    if ckey ~= '' then redis.call('PEXPIRE', collapse, ttl) end
+    out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5], out[o + 6], out[o + 7] = 1, seq, gw, sess, replaced, evicted, n
   end
-  redis.call('HSET', collapse, ckey, id)
 end
-redis.call('ZADD', inbox, seq, id)
-redis.call('HSET', msgs, id, body)
-local evicted = 0
-local n = redis.call('ZCARD', inbox)
-while n > max do
-  local popped = redis.call('ZPOPMIN', inbox)
-  local oid = popped[1]
-  drop(inbox, msgs, collapse, oid, redis.call('HGET', msgs, oid))
-  evicted = evicted + 1
-  n = n - 1
-end
-for _, k in ipairs({meta, inbox, msgs, collapse}) do redis.call('PEXPIRE', k, ttl) end
-return {1, seq, gw, sess, replaced, evicted, n}
+return out
 `,
   },
 
   /**
-   * Acknowledge messages. KEYS: inbox, msgs, collapse. ARGV: ids.
+   * Acknowledge messages of n devices (one hashtag bucket). KEYS: inbox, msgs, collapse of each
+   * device (numkeys = 3n). ARGV: n counts (ids per device), then all ids in device order.
    * Returns one 1 (removed) / 0 (unknown) per id.
    */
   pgAck: {
-    numberOfKeys: 3,
     lua: `${dropMessageLua}
-local res = {}
-for i, id in ipairs(ARGV) do
-  local body = redis.call('HGET', KEYS[2], id)
-  if body then
-    drop(KEYS[1], KEYS[2], KEYS[3], id, body)
-    res[i] = 1
-  else
-    res[i] = 0
+local n = #KEYS / 3
+local res, at = {}, n + 1
+for d = 0, n - 1 do
+  local inbox, msgs, collapse = KEYS[3 * d + 1], KEYS[3 * d + 2], KEYS[3 * d + 3]
+  for _ = 1, tonumber(ARGV[d + 1]) do
+    local id = ARGV[at]
+    local body = redis.call('HGET', msgs, id)
+    if body then
+      drop(inbox, msgs, collapse, id, body)
+      res[#res + 1] = 1
+    else
+      res[#res + 1] = 0
+    end
+    at = at + 1
   end
 end
 return res
@@ -190,3 +205,6 @@ return {1, 0, math.floor((now - allowAt) / interval)}
 } as const;
 
 export type ScriptName = keyof typeof scripts;
+
+/** Scripts without numberOfKeys take the key count as their first argument. */
+export type ScriptSpec = { lua: string; numberOfKeys?: number };
