@@ -81,8 +81,8 @@ export async function forgetDevice(
     p.zincrby(keys.appTags(app), -1, t);
   }
   if (reg.alias) p.srem(keys.aliasDevices(app, reg.alias), device);
-  p.hdel(keys.deviceMeta(app, device), 'tags', 'alias');
-  await p.exec();
+  await p.exec(); // one slot ({app}); the device's meta is in its bucket's slot
+  await redis.hdel(keys.deviceMeta(app, device), 'tags', 'alias');
 }
 
 export type PushTarget = { device: string } | { alias: string } | { tag: string } | { all: true };

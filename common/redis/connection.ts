@@ -36,6 +36,10 @@ export interface ScriptCommands {
   pgGcra(key: string, intervalMs: number, burst: number, cost: number): Promise<[number, number, number]>;
 }
 
+const VARIABLE_KEY_SCRIPTS = Object.entries(scripts)
+  .filter(([, s]) => (s as ScriptSpec).numberOfKeys === undefined)
+  .map(([name]) => name);
+
 /** A Redis or Redis Cluster client with the pushgate scripts defined. */
 export type PgRedis = (Redis | Cluster) & ScriptCommands;
 
@@ -65,6 +69,10 @@ export function createRedis(url: string, opts: RedisConnectOptions = {}): PgRedi
     connectionName: opts.name,
     maxRetriesPerRequest: 5,
     enableAutoPipelining: true,
+    // Scripts with a variable key count take the count as their first argument; ioredis'
+    // auto-pipelining would hash that number as if it were the key and, on a cluster, group
+    // the call with the wrong node. They are sent on their own (still without waiting).
+    autoPipeliningIgnoredCommands: VARIABLE_KEY_SCRIPTS,
     retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
     ...opts.options,
   };
@@ -73,6 +81,7 @@ export function createRedis(url: string, opts: RedisConnectOptions = {}): PgRedi
     const cluster = new Cluster([{ host: u.hostname, port: Number(u.port || 6379) }], {
       redisOptions: { ...base, password: u.password || undefined },
       enableAutoPipelining: true,
+      autoPipeliningIgnoredCommands: VARIABLE_KEY_SCRIPTS,
     });
     return defineScripts(cluster);
   }
