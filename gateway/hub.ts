@@ -288,16 +288,25 @@ export class DeviceHub {
     }
     const tags = announcedTags ?? claim.tags ?? [];
     const alias = frame.alias !== undefined ? frame.alias : (claim.alias ?? null);
-    await indexDevice(
-      this.redis,
-      this.keys,
-      app,
-      device,
-      { tags, alias },
-      { tags: claim.tags, alias: claim.alias },
-      Date.now(),
-      false,
-    );
+    // A device reconnecting with the tags and alias it already had (the common case in a
+    // reconnect storm) is already in the indexes: skip the round trip.
+    const known =
+      claim.tags !== undefined &&
+      claim.tags.length === tags.length &&
+      claim.tags.every((t, i) => t === tags[i]) &&
+      (claim.alias ?? null) === alias;
+    if (!known) {
+      await indexDevice(
+        this.redis,
+        this.keys,
+        app,
+        device,
+        { tags, alias },
+        { tags: claim.tags, alias: claim.alias },
+        Date.now(),
+        false,
+      );
+    }
     if (ws.readyState !== WebSocket.OPEN || (ws.state as State) === State.Closing) return;
     const hb = initialHeartbeat(this.opts.heartbeat, claim.learnedHeartbeatMs);
     ws.hbMs = hb.intervalMs;
