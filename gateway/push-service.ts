@@ -9,11 +9,8 @@ import {
   createMessageStatus,
   getMessageStatus,
 } from '../common/redis/messages.js';
-import {
-  encodeStoredMessage,
-  storeMessageForDevices,
-  type StoredMessage,
-} from '../common/redis/offline-store.js';
+import { deliverMessage, type RoutedDelivery } from '../common/redis/delivery.js';
+import type { StoredMessage } from '../common/redis/offline-store.js';
 import type { GatewayMetrics } from './metrics.js';
 
 export interface PushRequest {
@@ -31,17 +28,13 @@ export interface PushAccepted {
   duplicate: boolean;
 }
 
-/** One routed delivery: [app, device, seq, sent, stored body]. */
-export type RoutedDelivery = [string, string, number, number, string];
-
 export function newMessageId(now = Date.now()): string {
   return `${now.toString(36)}${randomBytes(8).toString('hex')}`;
 }
 
 /**
- * Accepting a push: resolve the audience, store the message in every recipient's inbox (the
- * durable step: from here a gateway crash loses nothing), then route a notification to the
- * gateway holding each online device. Devices on this gateway are served in-process.
+ * Accepting a push: idempotency, the audience, message status, and deliverMessage (store in
+ * every inbox, then route). Devices on this gateway are served in-process.
  */
 export class PushService {
   constructor(
@@ -86,55 +79,26 @@ export class PushService {
       createdAt: sent,
       expiresAt: message.exp,
     });
-    const body = encodeStoredMessage(message);
-    const counts = { recipients: recipients.length, stored: 0, dropped: 0, replaced: 0, evicted: 0 };
-    const limits = { maxPerDevice: this.opts.maxInbox, keyTtlMs: this.opts.keyTtlMs };
-    // One pipelined stream of store scripts (one per hashtag bucket of recipients); each part is
-    // routed as soon as it is durable, so sockets are written while Redis works on the rest.
-    // TTL 0 means now or never: store only for devices connected right now.
-    await storeMessageForDevices(
-      this.redis,
-      this.keys,
-      app,
-      recipients,
-      message,
-      limits,
-      req.ttl === 0,
-      body,
-      (part, results) => {
-        const routes = new Map<string, RoutedDelivery[]>();
-        for (const i of part) {
-          const r = results[i]!;
-          const device = recipients[i]!;
-          if (r.outcome === 'offline') {
-            counts.dropped++;
-            this.metrics.stored.inc({ outcome: 'offline_dropped' });
-            continue;
-          }
-          if (r.outcome === 'duplicate') this.metrics.stored.inc({ outcome: 'duplicate' });
-          else {
-            counts.stored++;
-            this.metrics.stored.inc({ outcome: 'stored' });
-            this.metrics.offlineQueue.observe(r.inboxSize);
-          }
-          if (r.replaced) {
-            counts.replaced++;
-            this.metrics.stored.inc({ outcome: 'collapsed' });
-          }
-          if (r.evicted) {
-            counts.evicted += r.evicted;
-            this.metrics.stored.inc({ outcome: 'evicted' }, r.evicted);
-          }
-          if (r.gateway) {
-            let list = routes.get(r.gateway);
-            if (!list) routes.set(r.gateway, (list = []));
-            list.push([app, device, r.seq, sent, body]);
-          }
-        }
-        for (const [gateway, deliveries] of routes) this.route(gateway, deliveries);
+    const counts = await deliverMessage(this.redis, this.keys, app, recipients, message, {
+      maxPerDevice: this.opts.maxInbox,
+      keyTtlMs: this.opts.keyTtlMs,
+      onlyIfOnline: req.ttl === 0, // TTL 0 means now or never
+      route: this.route,
+      onResult: (r) => {
+        if (r.outcome === 'offline') return this.metrics.stored.inc({ outcome: 'offline_dropped' });
+        this.metrics.stored.inc({ outcome: r.outcome });
+        if (r.outcome === 'stored') this.metrics.offlineQueue.observe(r.inboxSize);
+        if (r.replaced) this.metrics.stored.inc({ outcome: 'collapsed' });
+        if (r.evicted) this.metrics.stored.inc({ outcome: 'evicted' }, r.evicted);
       },
-    );
-    await completeMessageStatus(this.redis, this.keys, id, counts);
+    });
+    await completeMessageStatus(this.redis, this.keys, id, {
+      recipients: counts.recipients,
+      stored: counts.stored,
+      dropped: counts.dropped,
+      replaced: counts.replaced,
+      evicted: counts.evicted,
+    });
     this.log.debug({ id, app, recipients: recipients.length }, 'push accepted');
     return { id, recipients: recipients.length, duplicate };
   }

@@ -22,13 +22,13 @@ import { rankGateways, registerLocateRoute } from './locator.js';
 import { createGatewayMetrics } from './metrics.js';
 import type { GatewayConfig } from './options.js';
 import { registerPushApi } from './push-api.js';
-import { PushService, type RoutedDelivery } from './push-service.js';
-
-/** Routed over Redis pub/sub to the gateway holding the devices: deliveries and kicks. */
-interface ChannelMessage {
-  d?: RoutedDelivery[];
-  k?: [string, string, string][];
-}
+import { PushService } from './push-service.js';
+import {
+  parseChannelMessage,
+  publishToGateway,
+  type ChannelMessage,
+  type RoutedDelivery,
+} from '../common/redis/delivery.js';
 
 export interface Gateway {
   id: string;
@@ -102,9 +102,9 @@ export function createGateway(config: GatewayConfig, log: Logger): Gateway {
   );
 
   const publish = (gateway: string, msg: ChannelMessage) => {
-    redis
-      .publish(keys.gatewayChannel(gateway), JSON.stringify(msg))
-      .catch((err: unknown) => log.warn({ err, gateway }, 'publish failed'));
+    publishToGateway(redis, keys, gateway, msg).catch((err: unknown) =>
+      log.warn({ err, gateway }, 'publish failed'),
+    );
   };
   hub.kickRemote = (gateway, app, device, sess) => publish(gateway, { k: [[app, device, sess]] });
   const route = (gateway: string, deliveries: RoutedDelivery[]) => {
@@ -123,12 +123,8 @@ export function createGateway(config: GatewayConfig, log: Logger): Gateway {
 
   let subscribedOnce = false;
   subscriber.on('message', (_channel: string, text: string) => {
-    let msg: ChannelMessage;
-    try {
-      msg = JSON.parse(text) as ChannelMessage;
-    } catch {
-      return;
-    }
+    const msg = parseChannelMessage(text);
+    if (!msg) return;
     for (const [app, device, seq, sent, body] of msg.d ?? []) hub.deliver(app, device, seq, body, sent);
     for (const [app, device, sess] of msg.k ?? []) hub.kick(app, device, sess);
   });

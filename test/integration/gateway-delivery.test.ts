@@ -1,4 +1,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createRedis } from '../../common/redis/connection.js';
+import { deliverMessage } from '../../common/redis/delivery.js';
+import { redisKeys } from '../../common/redis/keys.js';
 import {
   APP,
   basicAuth,
@@ -199,6 +202,37 @@ describe('gateway delivery across two gateways', () => {
     await sleep(800);
     expect(third.pushes).toEqual([]);
     third.client.stop();
+  });
+
+  it('delivers a message stored and routed by another program with deliverMessage (as the campaign dispatcher does)', async () => {
+    reset();
+    const redis = createRedis(redisUrl);
+    try {
+      const now = Date.now();
+      const message = {
+        id: `dispatch-${now}`,
+        exp: now + 60_000,
+        ttl: 60,
+        priority: 'normal' as const,
+        sent: now,
+        data: 'from a dispatcher',
+      };
+      const counts = await deliverMessage(
+        redis,
+        redisKeys(prefix),
+        APP,
+        ['d1', 'd2', 'nobody-here'],
+        message,
+        {
+          maxPerDevice: 100,
+          keyTtlMs: 3600_000,
+        },
+      );
+      expect(counts).toMatchObject({ recipients: 3, stored: 3, routed: 2 });
+      expect(await receivers(message.id, ['d1', 'd2'])).toEqual(['d1', 'd2']);
+    } finally {
+      redis.disconnect();
+    }
   });
 
   it('ttl 0 is now or never: delivered to an online device, dropped for an offline one', async () => {

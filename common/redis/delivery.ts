@@ -1,0 +1,133 @@
+import type { PgRedis } from './connection.js';
+import type { RedisKeys } from './keys.js';
+import {
+  encodeStoredMessage,
+  storeMessageForDevices,
+  type StoreLimits,
+  type StoreResult,
+  type StoredMessage,
+} from './offline-store.js';
+
+/**
+ * Delivering one message to many devices, the way every sender does it (the push API, the
+ * campaign dispatcher): store it in each device's inbox first (the durable step: a gateway
+ * crash after this loses nothing), then route a notification to the gateway holding each
+ * online device, over that gateway's pub/sub channel. Offline devices get it from their inbox
+ * when they reconnect.
+ */
+
+/** One routed delivery: [app, device, seq, sent, stored body]. */
+export type RoutedDelivery = [string, string, number, number, string];
+
+/** What a gateway receives on its channel: deliveries, and kicks of sessions that moved. */
+export interface ChannelMessage {
+  d?: RoutedDelivery[];
+  /** [app, device, session]: close that session (the device connected elsewhere). */
+  k?: [string, string, string][];
+}
+
+export function parseChannelMessage(text: string): ChannelMessage | undefined {
+  try {
+    const m = JSON.parse(text) as unknown;
+    return typeof m === 'object' && m !== null ? (m as ChannelMessage) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function publishToGateway(
+  redis: PgRedis,
+  keys: RedisKeys,
+  gateway: string,
+  msg: ChannelMessage,
+): Promise<void> {
+  await redis.publish(keys.gatewayChannel(gateway), JSON.stringify(msg));
+}
+
+export interface DeliveryCounts {
+  recipients: number;
+  stored: number;
+  /** Already in the inbox under this id (a retried send): not stored again. */
+  duplicate: number;
+  /** TTL 0 and not connected. */
+  dropped: number;
+  replaced: number;
+  evicted: number;
+  /** Notifications routed to gateways (devices online at store time). */
+  routed: number;
+}
+
+export interface DeliverOptions extends StoreLimits {
+  /** TTL 0: store (and deliver) only for devices connected right now. */
+  onlyIfOnline?: boolean;
+  /**
+   * Where routed deliveries go. Default: publish to the gateway's channel. A gateway passes
+   * its own function to serve its own devices in-process.
+   */
+  route?: (gateway: string, deliveries: RoutedDelivery[]) => void;
+  /** Called for every device's store result (metrics). */
+  onResult?: (result: StoreResult) => void;
+}
+
+/**
+ * Stores `message` for `devices` (one pipelined stream of scripts, one per hashtag bucket)
+ * and routes each part as soon as it is durable. Resolves when every store has completed
+ * (routing notifications are fire-and-forget: the inbox is the truth).
+ */
+export async function deliverMessage(
+  redis: PgRedis,
+  keys: RedisKeys,
+  app: string,
+  devices: string[],
+  message: StoredMessage,
+  opts: DeliverOptions,
+): Promise<DeliveryCounts> {
+  const counts: DeliveryCounts = {
+    recipients: devices.length,
+    stored: 0,
+    duplicate: 0,
+    dropped: 0,
+    replaced: 0,
+    evicted: 0,
+    routed: 0,
+  };
+  const route =
+    opts.route ??
+    ((gateway: string, deliveries: RoutedDelivery[]) =>
+      void publishToGateway(redis, keys, gateway, { d: deliveries }).catch(() => {}));
+  const body = encodeStoredMessage(message);
+  await storeMessageForDevices(
+    redis,
+    keys,
+    app,
+    devices,
+    message,
+    opts,
+    opts.onlyIfOnline ?? false,
+    body,
+    (part, results) => {
+      const routes = new Map<string, RoutedDelivery[]>();
+      for (const i of part) {
+        const r = results[i]!;
+        opts.onResult?.(r);
+        if (r.outcome === 'offline') {
+          counts.dropped++;
+          continue;
+        }
+        if (r.outcome === 'duplicate') counts.duplicate++;
+        else counts.stored++;
+        if (r.replaced) counts.replaced++;
+        counts.evicted += r.evicted;
+        // Duplicates are routed too: a retried send may be finishing one that died before routing.
+        if (r.gateway) {
+          let list = routes.get(r.gateway);
+          if (!list) routes.set(r.gateway, (list = []));
+          list.push([app, devices[i]!, r.seq, message.sent, body]);
+          counts.routed++;
+        }
+      }
+      for (const [gateway, deliveries] of routes) route(gateway, deliveries);
+    },
+  );
+  return counts;
+}
