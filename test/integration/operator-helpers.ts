@@ -135,20 +135,13 @@ export function startOperator(
   kubeconfig: string,
   args: string[],
   env: NodeJS.ProcessEnv = {},
+  /** A compiled cli/pushgate.js to run instead of the TypeScript source under tsx (for memory figures). */
+  compiledCli?: string,
 ): OperatorProcess {
+  const entry = compiledCli ? [compiledCli] : ['--import', 'tsx', path.join(repoRoot, 'cli/pushgate.ts')];
   const child = spawn(
     process.execPath,
-    [
-      '--import',
-      'tsx',
-      path.join(repoRoot, 'cli/pushgate.ts'),
-      'operator',
-      '--kubeconfig',
-      kubeconfig,
-      '--probe-port',
-      '0',
-      ...args,
-    ],
+    [...entry, 'operator', '--kubeconfig', kubeconfig, '--probe-port', '0', ...args],
     {
       cwd: repoRoot,
       env: { ...process.env, PUSHGATE_LOG_LEVEL: 'info', ...env },
@@ -161,7 +154,12 @@ export function startOperator(
   const logFile = path.join(logDir, `operator-${child.pid}.log`);
   const log = createWriteStream(logFile);
   let resolvePort: (p: number) => void;
-  const probePort = new Promise<number>((r) => (resolvePort = r));
+  let rejectPort: (err: Error) => void;
+  const probePort = new Promise<number>((resolve, reject) => {
+    resolvePort = resolve;
+    rejectPort = reject;
+  });
+  probePort.catch(() => undefined); // observed by whoever awaits it
   const onData = (d: Buffer) => {
     out += d.toString();
     log.write(d);
@@ -170,7 +168,12 @@ export function startOperator(
   };
   child.stdout!.on('data', onData);
   child.stderr!.on('data', onData);
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  const exited = new Promise<number | null>((r) =>
+    child.once('exit', (code) => {
+      rejectPort(new Error(`operator exited (code ${code}) before listening:\n${out.slice(-2000)}`));
+      r(code);
+    }),
+  );
   return {
     child,
     pid: child.pid!,
