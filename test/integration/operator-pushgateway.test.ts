@@ -129,7 +129,10 @@ describe('PushGateway controller', () => {
     expect(ready.status).toBe(200);
   });
 
-  it('restores a child Deployment deleted by hand, and a Service edited by hand', async () => {
+  it('restores a child Deployment deleted by hand, and a Service edited by hand; the probe secret keeps its value', async () => {
+    type Secret = KubeObject & { data: Record<string, string> };
+    const probe = await client.get<Secret>(Resources.Secret, ns, 'main-probe');
+    expect(Buffer.from(probe.data.secret!, 'base64').toString().length).toBeGreaterThanOrEqual(32);
     const before = await client.get(Resources.Deployment, ns, 'main-cn-east-1');
     await client.delete(Resources.Deployment, ns, 'main-cn-east-1');
     await eventually(
@@ -154,6 +157,7 @@ describe('PushGateway controller', () => {
       { timeoutMs: 30_000, what: 'the Service selector to be restored' },
     );
     await eventually(() => isReady(client, ns, 'main'), { timeoutMs: 60_000, what: 'Ready again' });
+    expect((await client.get<Secret>(Resources.Secret, ns, 'main-probe')).data).toEqual(probe.data);
   });
 
   it('converges spec changes: a region removed loses its objects, a region added gets them', async () => {
@@ -234,6 +238,7 @@ describe('PushGateway controller', () => {
           Resources.PodDisruptionBudget,
           Resources.DaemonSet,
           Resources.ConfigMap,
+          Resources.Secret,
           Resources.ServiceAccount,
           Resources.Role,
           Resources.RoleBinding,

@@ -13,6 +13,7 @@ import {
   buildGatewayRBAC,
   buildGatewayService,
   buildNodeTunerDaemonSet,
+  buildProbeSecret,
   hashOf,
   gatewayConfigData,
 } from './builders.js';
@@ -67,6 +68,11 @@ describe('PushGateway builders: golden files (CR in, manifests out)', () => {
   });
   it('RBAC', async () => {
     await expect(buildGatewayRBAC(gw).map(yaml).join('---\n')).toMatchFileSnapshot(golden('rbac'));
+  });
+  it('probe secret (value from the controller)', async () => {
+    await expect(yaml(buildProbeSecret(gw, 'fixed-probe-secret-for-golden'))).toMatchFileSnapshot(
+      golden('secret-probe'),
+    );
   });
   it('the whole set, in apply order', async () => {
     const all = buildAll(gw, opts).map((o) => `${o.kind}/${o.metadata?.name}`);

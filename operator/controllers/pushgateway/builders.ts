@@ -76,6 +76,30 @@ export function buildGatewayConfigMap(gw: PushGateway): KubeObject {
 
 const fieldEnv = (name: string, fieldPath: string) => ({ name, valueFrom: { fieldRef: { fieldPath } } });
 
+/** The app the sidecar's probe device belongs to: its own, never a real one. */
+export const PROBE_APP = 'pushgate-probe';
+export const PROBE_SECRET_KEY = 'secret';
+
+const probeSecretEnv = (gw: PushGateway) => ({
+  name: 'PUSHGATE_PROBE_SECRET',
+  valueFrom: { secretKeyRef: { name: names.probeSecret(gw), key: PROBE_SECRET_KEY } },
+});
+
+/**
+ * The probe app's secret, generated once per PushGateway by the controller (the value is an
+ * input so this stays pure). The gateway learns the probe app from it and the sidecar signs its
+ * probe device's token with it.
+ */
+export function buildProbeSecret(gw: PushGateway, secret: string): KubeObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: childMeta(gw, names.probeSecret(gw), 'gateway'),
+    type: 'Opaque',
+    data: { [PROBE_SECRET_KEY]: Buffer.from(secret).toString('base64') },
+  };
+}
+
 /** Env every pushgate container of a gateway pod shares: pod identity, region, Redis. */
 function podEnv(gw: PushGateway, region: PushGatewayRegion) {
   return [
@@ -116,6 +140,9 @@ export function buildGatewayDeployment(
     env: [
       ...podEnv(gw, region),
       { name: 'PUSHGATE_MAX_CONNECTIONS', value: String(region.maxConnectionsPerPod) },
+      probeSecretEnv(gw),
+      // Kubernetes expands $(VAR) from earlier entries: the probe app joins the gateway's apps.
+      { name: 'PUSHGATE_APPS', value: `${PROBE_APP}:$(PUSHGATE_PROBE_SECRET)` },
     ],
     resources: s.resources,
     // Ready = accepting devices (false while draining, so the Service stops sending new ones).
@@ -145,7 +172,7 @@ export function buildGatewayDeployment(
     imagePullPolicy: s.imagePullPolicy,
     command: ['pushgate', 'sidecar'],
     envFrom: [{ configMapRef: { name: names.config(gw) } }],
-    env: podEnv(gw, region),
+    env: [...podEnv(gw, region), probeSecretEnv(gw), { name: 'PUSHGATE_PROBE_APP', value: PROBE_APP }],
     resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '256Mi' } },
     securityContext: restrictedSecurityContext,
   };

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import {
   ApiValidationError,
   GROUP,
@@ -9,10 +10,11 @@ import {
 } from '../../api/index.js';
 import type { Logger } from '../../../common/logger.js';
 import { findCondition, setCondition, type Condition } from '../../runtime/conditions.js';
-import { Controller } from '../../runtime/controller.js';
+import { Controller, type ReconcileResult } from '../../runtime/controller.js';
 import type { EventRecorder } from '../../runtime/events.js';
 import { Informer, apiListerWatcher } from '../../runtime/informer.js';
 import {
+  isAlreadyExists,
   splitKey,
   type KubeClient,
   type KubeObject,
@@ -22,8 +24,8 @@ import type { Manager } from '../../runtime/manager.js';
 import type { OperatorMetrics } from '../../runtime/metrics.js';
 import { Resources, resourceOf } from '../../runtime/resources.js';
 import { writeStatus } from '../../runtime/status.js';
-import { done, runSteps, type Step } from '../../runtime/steps.js';
-import { buildAll, type BuildOptions } from './builders.js';
+import { done, requeue, runSteps, type Step, type StepsOutcome } from '../../runtime/steps.js';
+import { PROBE_SECRET_KEY, buildAll, buildProbeSecret, type BuildOptions } from './builders.js';
 import { FIELD_MANAGER, LABEL_REGION, MANAGED_SELECTOR, names, ownerKeyOf } from './names.js';
 import { computeStatus } from './status.js';
 
@@ -37,6 +39,7 @@ export const PushGatewayResource: ResourceType = {
 
 /** The namespaced kinds a PushGateway owns; each is watched (label-selected) so drift is seen. */
 const OWNED_KINDS: ResourceType[] = [
+  Resources.Secret,
   Resources.ServiceAccount,
   Resources.Role,
   Resources.RoleBinding,
@@ -146,7 +149,7 @@ export class PushGatewayController {
     for (const crb of this.clusterRoleBindings.list()) this.enqueueOwner(crb);
   }
 
-  async reconcile(key: string): Promise<void> {
+  async reconcile(key: string): Promise<ReconcileResult> {
     const raw = this.gateways.get(key);
     if (!raw || raw.metadata?.deletionTimestamp) {
       // Namespaced children go with the owner (garbage collector); cluster-scoped ones are ours to delete.
@@ -162,18 +165,21 @@ export class PushGatewayController {
     }
     const ctx: ReconcileContext = { key, raw, gw, desired: buildAll(gw, this.o.build) };
     const steps: Step<ReconcileContext>[] = [
+      { name: 'ensure-probe-secret', run: (c) => this.ensureProbeSecret(c) },
       { name: 'apply-identities-and-config', run: (c) => this.applyPhase(c, (o) => !isWorkload(o)) },
       { name: 'apply-workloads', run: (c) => this.applyPhase(c, isWorkload) },
       { name: 'prune', run: (c) => this.prune(c) },
     ];
     let applyError: string | undefined;
+    let outcome: StepsOutcome | undefined;
     try {
-      await runSteps(steps, ctx);
+      outcome = await runSteps(steps, ctx);
     } catch (err) {
       applyError = err instanceof Error ? err.message : String(err);
     }
     await this.updateStatus(ctx, applyError);
     if (applyError) throw new Error(applyError);
+    return outcome?.requeue ? { requeueAfterMs: outcome.requeue.afterMs } : undefined;
   }
 
   private async applyPhase(ctx: ReconcileContext, which: (o: KubeObject) => boolean) {
@@ -195,6 +201,31 @@ export class PushGatewayController {
         }
       }),
     );
+    return done();
+  }
+
+  /**
+   * The probe secret is generated once and then kept: created (never applied over) when
+   * missing, and from then on part of the desired set with the value it already has.
+   */
+  private async ensureProbeSecret(ctx: ReconcileContext) {
+    const name = names.probeSecret(ctx.gw);
+    const cached = this.children.get('Secret')!.get(`${ctx.gw.metadata.namespace}/${name}`) as
+      (KubeObject & { data?: Record<string, string> }) | undefined;
+    const existing = cached?.data?.[PROBE_SECRET_KEY];
+    if (existing) {
+      ctx.desired.unshift(buildProbeSecret(ctx.gw, Buffer.from(existing, 'base64').toString()));
+      return done();
+    }
+    const value = randomBytes(24).toString('base64url');
+    try {
+      await this.o.client.create(Resources.Secret, buildProbeSecret(ctx.gw, value));
+      ctx.desired.unshift(buildProbeSecret(ctx.gw, value));
+    } catch (err) {
+      // Created meanwhile (our cache lags): its informer event brings us back with its value.
+      if (!isAlreadyExists(err)) throw err;
+      return requeue(1000, 'probe secret exists but is not in the cache yet');
+    }
     return done();
   }
 

@@ -36,6 +36,8 @@ export const namespaceOf = (gw: PushGateway) => gw.metadata.namespace!;
 
 export const names = {
   config: (gw: PushGateway) => `${gatewayName(gw)}-gateway-config`,
+  /** The secret of the probe app the built-in sidecar uses to test its gateway like a device. */
+  probeSecret: (gw: PushGateway) => `${gatewayName(gw)}-probe`,
   region: (gw: PushGateway, region: string) => `${gatewayName(gw)}-${region}`,
   nodeTuner: (gw: PushGateway) => `${gatewayName(gw)}-node-tuner`,
   gatewayServiceAccount: (gw: PushGateway) => `${gatewayName(gw)}-gateway`,
