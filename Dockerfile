@@ -4,7 +4,7 @@
 FROM node:22-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
-RUN npm ci --no-fund --no-audit
+RUN npm install --no-fund --no-audit
 COPY tsconfig.json tsconfig.build.json ./
 COPY cli cli
 COPY common common
