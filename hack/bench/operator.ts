@@ -262,6 +262,17 @@ export default async function operatorBench(argv: string[]): Promise<void> {
     compiledDir = outDir;
     const compiledCli = path.join(outDir, 'cli/pushgate.js');
     await installCRDs(kubeconfig);
+    // Three Services per PushGateway outgrow the local cluster's /24 service range; add a
+    // range through the API (networking.k8s.io/v1 ServiceCIDR) rather than restart the cluster.
+    await client
+      .apply(
+        Resources.ServiceCIDR,
+        { metadata: { name: 'bench-operator' }, spec: { cidrs: ['10.100.0.0/16'] } },
+        { fieldManager: 'bench' },
+      )
+      .catch((err: unknown) =>
+        progress(`could not add a ServiceCIDR (${String(err)}); more than ~80 PushGateways will not fit`),
+      );
     for (const count of a.counts) {
       const r = await runOnce(kubeconfig, client, count, a, compiledCli);
       const mib = (b: number) => b / 2 ** 20;

@@ -44,6 +44,7 @@ export const Resources = {
   ),
   Lease: r('coordination.k8s.io', 'v1', 'Lease', 'leases'),
   Event: r('events.k8s.io', 'v1', 'Event', 'events'),
+  ServiceCIDR: r('networking.k8s.io', 'v1', 'ServiceCIDR', 'servicecidrs', false),
   CustomResourceDefinition: r(
     'apiextensions.k8s.io',
     'v1',

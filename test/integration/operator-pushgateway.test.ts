@@ -156,6 +156,23 @@ describe('PushGateway controller', () => {
       },
       { timeoutMs: 30_000, what: 'the Service selector to be restored' },
     );
+    // A spec edit of a child that reports status (generation bumps) is undone too.
+    type Dep = KubeObject & {
+      spec: { template: { spec: { containers: { name: string; image: string }[] } } };
+    };
+    const image = (d: Dep) => d.spec.template.spec.containers.find((c) => c.name === 'gateway')!.image;
+    const want = image(await client.get<Dep>(Resources.Deployment, ns, 'main-cn-south-1'));
+    await client.request('PATCH', `/apis/apps/v1/namespaces/${ns}/deployments/main-cn-south-1`, {
+      body: { spec: { template: { spec: { containers: [{ name: 'gateway', image: 'evil:latest' }] } } } },
+      contentType: 'application/strategic-merge-patch+json',
+    });
+    await eventually(
+      async () => image(await client.get<Dep>(Resources.Deployment, ns, 'main-cn-south-1')) === want,
+      {
+        timeoutMs: 30_000,
+        what: 'the Deployment image to be restored',
+      },
+    );
     await eventually(() => isReady(client, ns, 'main'), { timeoutMs: 60_000, what: 'Ready again' });
     expect((await client.get<Secret>(Resources.Secret, ns, 'main-probe')).data).toEqual(probe.data);
   });

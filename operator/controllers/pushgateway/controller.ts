@@ -10,6 +10,7 @@ import {
 } from '../../api/index.js';
 import type { Logger } from '../../../common/logger.js';
 import { findCondition, setCondition, type Condition } from '../../runtime/conditions.js';
+import { onlyStatusChanged } from '../../runtime/changes.js';
 import { Controller, type ReconcileResult } from '../../runtime/controller.js';
 import type { EventRecorder } from '../../runtime/events.js';
 import { Informer, apiListerWatcher } from '../../runtime/informer.js';
@@ -112,9 +113,7 @@ export class PushGatewayController {
         informerOpts(PUSH_GATEWAY.plural),
       ),
     );
-    this.gateways.on((_event, obj) =>
-      this.controller.enqueue(`${obj.metadata?.namespace}/${obj.metadata?.name}`),
-    );
+    this.gateways.on((_event, obj) => this.enqueueFull(`${obj.metadata?.namespace}/${obj.metadata?.name}`));
     for (const kind of OWNED_KINDS) {
       const inf = manager.addInformer(
         new Informer(
@@ -122,7 +121,7 @@ export class PushGatewayController {
           informerOpts(kind.plural),
         ),
       );
-      inf.on((_event, obj) => this.enqueueOwner(obj));
+      inf.on((event, obj, old) => this.enqueueOwner(obj, event === 'update' && onlyStatusChanged(old, obj)));
       this.children.set(kind.kind, inf);
     }
     this.clusterRoleBindings = manager.addInformer(
@@ -134,22 +133,45 @@ export class PushGatewayController {
     this.clusterRoleBindings.on((_event, obj) => this.enqueueOwner(obj));
   }
 
-  private enqueueOwner(child: KubeObject): void {
+  /**
+   * A child's event brings its owner back. When only the child's status moved (a rollout
+   * progressing, the HPA reporting) the owner's status is recomputed without re-applying
+   * anything; any other change (an edit, a delete, a resync) re-applies the desired state.
+   */
+  private enqueueOwner(child: KubeObject, statusOnly = false): void {
     const key = ownerKeyOf(child);
     if (!key) return;
     if (this.o.namespace && splitKey(key).namespace !== this.o.namespace) return;
+    if (statusOnly) this.controller.enqueue(key);
+    else this.enqueueFull(key);
+  }
+
+  /** Keys whose next reconcile must apply desired state (not only recompute status). */
+  private needsApply = new Set<string>();
+
+  private enqueueFull(key: string): void {
+    this.needsApply.add(key);
     this.controller.enqueue(key);
   }
 
   /** Enqueue every PushGateway (a new leader catches up on whatever happened meanwhile). */
   enqueueAll(): void {
-    for (const gw of this.gateways.list())
-      this.controller.enqueue(`${gw.metadata?.namespace}/${gw.metadata?.name}`);
+    for (const gw of this.gateways.list()) this.enqueueFull(`${gw.metadata?.namespace}/${gw.metadata?.name}`);
     // Leftover cluster-scoped children whose PushGateway is gone are cleaned up by their key.
     for (const crb of this.clusterRoleBindings.list()) this.enqueueOwner(crb);
   }
 
   async reconcile(key: string): Promise<ReconcileResult> {
+    const apply = this.needsApply.delete(key);
+    try {
+      return await this.reconcileOnce(key, apply);
+    } catch (err) {
+      if (apply) this.needsApply.add(key); // the retry must apply too
+      throw err;
+    }
+  }
+
+  private async reconcileOnce(key: string, apply: boolean): Promise<ReconcileResult> {
     const raw = this.gateways.get(key);
     if (!raw || raw.metadata?.deletionTimestamp) {
       // Namespaced children go with the owner (garbage collector); cluster-scoped ones are ours to delete.
@@ -164,6 +186,10 @@ export class PushGatewayController {
       throw err;
     }
     const ctx: ReconcileContext = { key, raw, gw, desired: buildAll(gw, this.o.build) };
+    if (!apply) {
+      await this.updateStatus(ctx, undefined);
+      return;
+    }
     const steps: Step<ReconcileContext>[] = [
       { name: 'ensure-probe-secret', run: (c) => this.ensureProbeSecret(c) },
       { name: 'apply-identities-and-config', run: (c) => this.applyPhase(c, (o) => !isWorkload(o)) },
@@ -179,7 +205,11 @@ export class PushGatewayController {
     }
     await this.updateStatus(ctx, applyError);
     if (applyError) throw new Error(applyError);
-    return outcome?.requeue ? { requeueAfterMs: outcome.requeue.afterMs } : undefined;
+    if (outcome?.requeue) {
+      this.needsApply.add(key);
+      return { requeueAfterMs: outcome.requeue.afterMs };
+    }
+    return undefined;
   }
 
   private async applyPhase(ctx: ReconcileContext, which: (o: KubeObject) => boolean) {
