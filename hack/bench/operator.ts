@@ -14,7 +14,6 @@
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import type { KubeClient } from '../../operator/runtime/kube.js';
 import { type KubeObject } from '../../operator/runtime/kube.js';
