@@ -25,6 +25,7 @@ import {
   createRedisSecret,
   installCRDs,
   metricSum,
+  probe,
   startOperator,
   type OperatorProcess,
 } from '../../test/integration/operator-helpers.js';
@@ -99,6 +100,18 @@ async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<unkno
   );
 }
 
+/** pushgate_operator_enqueues_total by `trigger/mode`. */
+async function enqueueCounts(port: number): Promise<Map<string, number>> {
+  const { body } = await probe(port, '/metrics');
+  const out = new Map<string, number>();
+  for (const m of body.matchAll(/^pushgate_operator_enqueues_total\{([^}]*)\} ([0-9.e+]+)$/gm)) {
+    const trigger = /trigger="([^"]*)"/.exec(m[1]!)?.[1];
+    const mode = /mode="([^"]*)"/.exec(m[1]!)?.[1];
+    out.set(`${trigger}/${mode}`, Number(m[2]));
+  }
+  return out;
+}
+
 interface RunResult {
   count: number;
   readySeconds: number;
@@ -110,6 +123,8 @@ interface RunResult {
   idleWritesPerMin: number;
   idleLeaseRequestsPerMin: number;
   idleReconcilesPerMin: number;
+  /** What brought keys back while idle: `trigger/mode` -> count. */
+  idleTriggers: string;
   reconciles: number;
   reconcileErrors: number;
 }
@@ -197,6 +212,7 @@ async function runOnce(
         l.includes('resource="leases"'),
       ),
       reconciles: await metricSum(port, 'controller_runtime_reconcile_total'),
+      triggers: await enqueueCounts(port),
     });
     const before = await snapshot();
     await sleep(a.idleSeconds * 1000);
@@ -214,6 +230,12 @@ async function runOnce(
       idleWritesPerMin: perMin(after.writes - before.writes),
       idleLeaseRequestsPerMin: perMin(after.lease - before.lease),
       idleReconcilesPerMin: perMin(after.reconciles - before.reconciles),
+      idleTriggers:
+        [...after.triggers]
+          .map(([k, v]) => [k, v - (before.triggers.get(k) ?? 0)] as const)
+          .filter(([, d]) => d > 0)
+          .map(([k, d]) => `${k}=${d}`)
+          .join(' ') || 'none',
       reconciles: after.reconciles,
       reconcileErrors: await metricSum(port, 'controller_runtime_reconcile_errors_total'),
     };
@@ -315,7 +337,12 @@ export default async function operatorBench(argv: string[]): Promise<void> {
           value: r.idleLeaseRequestsPerMin,
           note: 'leader election renewals',
         },
-        { metric: `${p} idle reconciles/min`, unit: '/min', value: r.idleReconcilesPerMin },
+        {
+          metric: `${p} idle reconciles/min`,
+          unit: '/min',
+          value: r.idleReconcilesPerMin,
+          note: `triggers: ${r.idleTriggers}`,
+        },
         {
           metric: `${p} reconciles to converge`,
           unit: 'count',

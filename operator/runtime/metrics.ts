@@ -39,6 +39,12 @@ export class OperatorMetrics {
     labelNames: ['name'] as const,
     registers: [this.registry],
   });
+  readonly enqueues = new Counter({
+    name: 'pushgate_operator_enqueues_total',
+    help: 'Keys enqueued, by controller, what triggered it (the watched resource) and whether desired state is re-applied (apply) or only status recomputed (status).',
+    labelNames: ['controller', 'trigger', 'mode'] as const,
+    registers: [this.registry],
+  });
   readonly watchRestarts = new Counter({
     name: 'pushgate_operator_watch_restarts_total',
     help: 'Watch streams restarted, by resource and reason (closed, gone, stalled, error).',

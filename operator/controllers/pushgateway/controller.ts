@@ -113,7 +113,13 @@ export class PushGatewayController {
         informerOpts(PUSH_GATEWAY.plural),
       ),
     );
-    this.gateways.on((_event, obj) => this.enqueueFull(`${obj.metadata?.namespace}/${obj.metadata?.name}`));
+    // Our own status writes come back as updates of the PushGateway: those (status moved,
+    // generation did not) only need the status recomputed, or each write would re-apply everything.
+    this.gateways.on((event, obj, old) => {
+      const key = `${obj.metadata?.namespace}/${obj.metadata?.name}`;
+      if (event === 'update' && onlyStatusChanged(old, obj)) this.enqueueStatus(key, PUSH_GATEWAY.plural);
+      else this.enqueueFull(key, PUSH_GATEWAY.plural);
+    });
     for (const kind of OWNED_KINDS) {
       const inf = manager.addInformer(
         new Informer(
@@ -121,7 +127,9 @@ export class PushGatewayController {
           informerOpts(kind.plural),
         ),
       );
-      inf.on((event, obj, old) => this.enqueueOwner(obj, event === 'update' && onlyStatusChanged(old, obj)));
+      inf.on((event, obj, old) =>
+        this.enqueueOwner(obj, kind.plural, event === 'update' && onlyStatusChanged(old, obj)),
+      );
       this.children.set(kind.kind, inf);
     }
     this.clusterRoleBindings = manager.addInformer(
@@ -130,7 +138,7 @@ export class PushGatewayController {
         informerOpts(Resources.ClusterRoleBinding.plural),
       ),
     );
-    this.clusterRoleBindings.on((_event, obj) => this.enqueueOwner(obj));
+    this.clusterRoleBindings.on((_event, obj) => this.enqueueOwner(obj, Resources.ClusterRoleBinding.plural));
   }
 
   /**
@@ -138,27 +146,34 @@ export class PushGatewayController {
    * progressing, the HPA reporting) the owner's status is recomputed without re-applying
    * anything; any other change (an edit, a delete, a resync) re-applies the desired state.
    */
-  private enqueueOwner(child: KubeObject, statusOnly = false): void {
+  private enqueueOwner(child: KubeObject, trigger: string, statusOnly = false): void {
     const key = ownerKeyOf(child);
     if (!key) return;
     if (this.o.namespace && splitKey(key).namespace !== this.o.namespace) return;
-    if (statusOnly) this.controller.enqueue(key);
-    else this.enqueueFull(key);
+    if (statusOnly) this.enqueueStatus(key, trigger);
+    else this.enqueueFull(key, trigger);
+  }
+
+  private enqueueStatus(key: string, trigger: string): void {
+    this.o.metrics.enqueues.inc({ controller: 'pushgateway', trigger, mode: 'status' });
+    this.controller.enqueue(key);
   }
 
   /** Keys whose next reconcile must apply desired state (not only recompute status). */
   private needsApply = new Set<string>();
 
-  private enqueueFull(key: string): void {
+  private enqueueFull(key: string, trigger: string): void {
+    this.o.metrics.enqueues.inc({ controller: 'pushgateway', trigger, mode: 'apply' });
     this.needsApply.add(key);
     this.controller.enqueue(key);
   }
 
   /** Enqueue every PushGateway (a new leader catches up on whatever happened meanwhile). */
   enqueueAll(): void {
-    for (const gw of this.gateways.list()) this.enqueueFull(`${gw.metadata?.namespace}/${gw.metadata?.name}`);
+    for (const gw of this.gateways.list())
+      this.enqueueFull(`${gw.metadata?.namespace}/${gw.metadata?.name}`, 'leader-elected');
     // Leftover cluster-scoped children whose PushGateway is gone are cleaned up by their key.
-    for (const crb of this.clusterRoleBindings.list()) this.enqueueOwner(crb);
+    for (const crb of this.clusterRoleBindings.list()) this.enqueueOwner(crb, 'leader-elected');
   }
 
   async reconcile(key: string): Promise<ReconcileResult> {
