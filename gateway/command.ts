@@ -1,3 +1,5 @@
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { defineCommand, untilSignal } from '../cli/command.js';
 import { gatewayOptions } from './options.js';
 import { createGateway } from './server.js';
@@ -15,6 +17,7 @@ export const gatewayCommand = defineCommand({
     const gateway = createGateway(config, log);
     await gateway.listen();
     reportMemoryOverIpc(() => gateway.hub.connectionCount);
+    profileOverIpc();
     const signal = await untilSignal();
     log.info({ signal }, 'shutting down');
     await gateway.drain();
@@ -44,4 +47,32 @@ export function reportMemoryOverIpc(connections: () => number) {
     });
   });
   process.channel?.unref();
+}
+
+/**
+ * When started with an IPC channel (the gateway benchmark), `{type:'pushgate:profile', action:
+ * 'start'}` starts the V8 CPU profiler and `{..., action:'stop', file}` writes a .cpuprofile,
+ * so one phase of a benchmark can be profiled alone. Each answers `{rid}`.
+ */
+export function profileOverIpc() {
+  if (!process.send) return;
+  let session: Session | undefined;
+  process.on('message', (msg: { type?: string; action?: string; file?: string; rid?: number }) => {
+    if (msg?.type !== 'pushgate:profile') return;
+    void (async () => {
+      if (msg.action === 'start' && !session) {
+        session = new Session();
+        session.connect();
+        await session.post('Profiler.enable');
+        await session.post('Profiler.setSamplingInterval', { interval: 200 });
+        await session.post('Profiler.start');
+      } else if (msg.action === 'stop' && session && msg.file) {
+        const { profile } = await session.post('Profiler.stop');
+        writeFileSync(msg.file, JSON.stringify(profile));
+        session.disconnect();
+        session = undefined;
+      }
+      process.send?.({ rid: msg.rid });
+    })();
+  });
 }

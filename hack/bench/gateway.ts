@@ -14,6 +14,7 @@
  * This is a benchmark, not a test: nothing is asserted; report() writes .bench/gateway-*.json.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import type { Duplex } from 'node:stream';
 import { execFile } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import path from 'node:path';
@@ -56,6 +57,23 @@ const options = {
     schema: z.number().int().positive().default(64),
     description: '127.x source addresses for clients.',
   },
+  only: {
+    schema: z.enum(['all', 'fanout']).default('all'),
+    description: 'fanout: connect only the fan-out devices and measure fan-out alone (no memory, latency).',
+  },
+  ackEach: {
+    schema: z.boolean().default(false),
+    description:
+      'Clients ack every push in its own frame (default: one ack frame per read, as the protocol asks).',
+  },
+  profile: {
+    schema: z.string().default(''),
+    description: 'Write a V8 CPU profile of the gateway during the fan-out phase to this file.',
+  },
+  gatewayNodeArgs: {
+    schema: z.array(z.string()).default([]),
+    description: 'Extra node flags for the gateway process (e.g. --prof, --cpu-prof), comma-separated.',
+  },
 };
 
 // ------------------------------------------------------------------ child processes
@@ -68,8 +86,13 @@ interface Child {
 }
 
 let requestSeq = 0;
-function startChild(args: string[], readyPattern: RegExp, env: NodeJS.ProcessEnv = {}): Promise<Child> {
-  const proc = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', ...args], {
+function startChild(
+  args: string[],
+  readyPattern: RegExp,
+  env: NodeJS.ProcessEnv = {},
+  nodeArgs: string[] = [],
+): Promise<Child> {
+  const proc = spawn(process.execPath, ['--expose-gc', ...nodeArgs, '--import', 'tsx', ...args], {
     cwd: repoRoot,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
@@ -154,25 +177,42 @@ async function runBareServer() {
     clientTracking: true,
   });
   await new Promise((r) => wss.once('listening', r));
-  wss.on('connection', (ws) => ws.on('error', () => {}));
-  process.on('message', (m: { type: string; rid?: number; count?: number; frame?: string }) => {
-    if (m.type === 'pushgate:mem') {
-      const gc = (globalThis as { gc?: () => void }).gc;
-      gc?.();
-      gc?.();
-      const u = process.memoryUsage();
-      process.send?.({ type: 'pushgate:mem', rss: u.rss, heapUsed: u.heapUsed });
-    } else if (m.type === 'broadcast') {
-      for (let i = 0; i < (m.count ?? 1); i++)
-        for (const ws of wss.clients) ws.send(m.frame!.replace('#', String(i)));
-      process.send?.({ rid: m.rid });
-    }
+  const tcp = new Map<WebSocket, Duplex>();
+  wss.on('connection', (ws, req) => {
+    ws.on('error', () => {});
+    tcp.set(ws, req.socket);
+    ws.once('close', () => tcp.delete(ws));
   });
+  process.on(
+    'message',
+    (m: { type: string; rid?: number; count?: number; frame?: string; cork?: boolean }) => {
+      if (m.type === 'pushgate:mem') {
+        const gc = (globalThis as { gc?: () => void }).gc;
+        gc?.();
+        gc?.();
+        const u = process.memoryUsage();
+        process.send?.({ type: 'pushgate:mem', rss: u.rss, heapUsed: u.heapUsed });
+      } else if (m.type === 'broadcast') {
+        // cork: the frames of the whole broadcast leave each socket in one write, as the gateway
+        // writes the pushes stored together for a device (the stronger baseline).
+        if (m.cork) for (const socket of tcp.values()) socket.cork();
+        for (let i = 0; i < (m.count ?? 1); i++)
+          for (const ws of wss.clients) ws.send(m.frame!.replace('#', String(i)));
+        if (m.cork) for (const socket of tcp.values()) socket.uncork();
+        process.send?.({ rid: m.rid });
+      }
+    },
+  );
   console.log(`bare ws listening ${(wss.address() as { port: number }).port}`);
 }
 
 /** A client worker: holds connections, counts pushes, acks them (gateway mode), times latency. */
-async function runClientWorker(workerIndex: number, workerCount: number, sourceAddresses: number) {
+async function runClientWorker(
+  workerIndex: number,
+  workerCount: number,
+  sourceAddresses: number,
+  ackEach: boolean,
+) {
   const sockets = new Map<number, WebSocket>();
   let received = 0;
   let target = 0;
@@ -181,11 +221,26 @@ async function runClientWorker(workerIndex: number, workerCount: number, sourceA
   const latencies: number[] = [];
   let mode: 'gateway' | 'bare' = 'gateway';
 
+  // Acks as gateway/PROTOCOL.md asks and client/device-client.ts does: every push that arrived
+  // in one read is acknowledged in one frame (or, with --ack-each, one frame per push).
+  const unacked = new Map<WebSocket, string[]>();
+  const flushAcks = () => {
+    for (const [ws, ids] of unacked)
+      if (ws.readyState === WebSocket.OPEN) ws.send(`{"t":"ack","ids":${JSON.stringify(ids)}}`);
+    unacked.clear();
+  };
+  const ack = (ws: WebSocket, id: string) => {
+    if (ackEach) return ws.send(`{"t":"ack","ids":["${id}"]}`);
+    const ids = unacked.get(ws);
+    if (ids) return void ids.push(id);
+    if (unacked.size === 0) setImmediate(flushAcks);
+    unacked.set(ws, [id]);
+  };
   const onMessage = function (this: WebSocket, data: Buffer) {
     const f = JSON.parse(data.toString()) as { t?: string; id?: string; data?: { k?: number } };
     if (f.t === 'push') {
       received++;
-      if (mode === 'gateway') this.send(`{"t":"ack","ids":["${f.id}"]}`);
+      if (mode === 'gateway') ack(this, f.id!);
       const k = f.data?.k;
       if (k !== undefined && latencyStart.has(k)) {
         latencies.push(performance.now() - latencyStart.get(k)!);
@@ -313,6 +368,8 @@ interface ServerRun {
   mem: Map<number, { rss: number; heap: number; note?: string }>;
   connectsPerSecond: number;
   fanoutPerSecond: number;
+  /** Bare ws only: the broadcast with every socket corked. */
+  fanoutCorkedPerSecond?: number;
   latency?: { p50: number; p99: number; samples: number; lost: number };
 }
 
@@ -327,8 +384,11 @@ async function measure(
     latencyRate: number;
     latencySeconds: number;
     limit: number;
+    only: 'all' | 'fanout';
+    profile: string;
   },
 ): Promise<ServerRun> {
+  const fanoutOnly = cfg.only === 'fanout';
   const url =
     kind === 'gateway' ? `ws://127.0.0.1:${server.port}/v1/connect` : `ws://127.0.0.1:${server.port}`;
   const run: ServerRun = { mem: new Map(), connectsPerSecond: 0, fanoutPerSecond: 0 };
@@ -340,8 +400,8 @@ async function measure(
   );
   await Promise.all(workers.map((w) => w.request({ type: 'close', from: warm })));
   await new Promise((r) => setTimeout(r, 1000));
-  const base = await memoryOf(server);
-  progress(`${kind}: idle RSS ${(base.rss / 2 ** 20).toFixed(1)} MiB`);
+  const base = fanoutOnly ? { rss: 0, heapUsed: 0 } : await memoryOf(server);
+  if (!fanoutOnly) progress(`${kind}: idle RSS ${(base.rss / 2 ** 20).toFixed(1)} MiB`);
   let have = 0;
   for (const wanted of sizes) {
     const size = Math.min(wanted, cfg.limit);
@@ -360,6 +420,10 @@ async function measure(
     const failed = results.reduce((s, r) => s + r.failed, 0);
     if (have === 0) run.connectsPerSecond = (size - failed) / elapsed;
     have = size;
+    if (fanoutOnly) {
+      progress(`${kind}: ${size - failed} connections in ${elapsed.toFixed(1)} s`);
+      continue;
+    }
     await new Promise((r) => setTimeout(r, 2000));
     const m = await memoryOf(server);
     const held = size - failed;
@@ -380,49 +444,62 @@ async function measure(
       Array.from({ length: fanout }, (_, i) => i).filter((i) => i % workers.length === k).length *
       cfg.fanoutPushes,
   );
-  await Promise.all(workers.map((w, k) => w.request({ type: 'expect', count: perWorker[k] })));
-  const t0 = Date.now();
-  if (kind === 'bare') {
-    const frame = JSON.stringify({
-      t: 'push',
-      seq: 1,
-      id: 'mwq0mp4ee06ec5cdf98e8bdc#',
-      exp: t0,
-      ttl: 86400,
-      priority: 'normal',
-      sent: t0,
-      data: { n: 1 },
-    });
-    await server.request({ type: 'broadcast', count: cfg.fanoutPushes, frame });
-  } else {
-    const auth = `Basic ${Buffer.from(`${APP}:${SECRET}`).toString('base64')}`;
-    // The pushes are offered at once (as a campaign dispatcher would), so storing one overlaps
-    // writing another; the bare server likewise sends its frames back to back.
-    await Promise.all(
-      Array.from({ length: cfg.fanoutPushes }, async (_, p) => {
-        const res = await fetch(`http://127.0.0.1:${server.port}/v1/apps/${APP}/push`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', authorization: auth },
-          body: JSON.stringify({ to: { tag: 'fan' }, data: { n: p } }),
-        });
-        if (res.status !== 202) throw new Error(`fan-out push: ${res.status} ${await res.text()}`);
-      }),
-    );
+  // The bare server broadcasts twice: a send() per frame, then with every socket corked for the
+  // whole broadcast (each device's frames in one write, as the gateway writes the pushes it
+  // stored together for a device). The gateway is compared with both.
+  for (const cork of kind === 'bare' ? [false, true] : [false]) {
+    await Promise.all(workers.map((w, k) => w.request({ type: 'expect', count: perWorker[k] })));
+    const profiling = kind === 'gateway' && cfg.profile !== '';
+    if (profiling) await server.request({ type: 'pushgate:profile', action: 'start' });
+    const t0 = Date.now();
+    if (kind === 'bare') {
+      const frame = JSON.stringify({
+        t: 'push',
+        seq: 1,
+        id: 'mwq0mp4ee06ec5cdf98e8bdc#',
+        exp: t0,
+        ttl: 86400,
+        priority: 'normal',
+        sent: t0,
+        data: { n: 1 },
+      });
+      await server.request({ type: 'broadcast', count: cfg.fanoutPushes, frame, cork });
+    } else {
+      const auth = `Basic ${Buffer.from(`${APP}:${SECRET}`).toString('base64')}`;
+      // The pushes are offered at once (as a campaign dispatcher would), so storing one overlaps
+      // writing another; the bare server likewise sends its frames back to back.
+      await Promise.all(
+        Array.from({ length: cfg.fanoutPushes }, async (_, p) => {
+          const res = await fetch(`http://127.0.0.1:${server.port}/v1/apps/${APP}/push`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', authorization: auth },
+            body: JSON.stringify({ to: { tag: 'fan' }, data: { n: p } }),
+          });
+          if (res.status !== 202) throw new Error(`fan-out push: ${res.status} ${await res.text()}`);
+        }),
+      );
+    }
+    const deadline = Date.now() + 120_000;
+    let done: { received: number; reachedAt: number }[] = [];
+    while (Date.now() < deadline) {
+      done = await Promise.all(
+        workers.map((w) => w.request<{ received: number; reachedAt: number }>({ type: 'progress' })),
+      );
+      if (done.every((d) => d.reachedAt > 0)) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const end = Math.max(...done.map((d) => d.reachedAt || Date.now()));
+    const delivered = done.reduce((s, d) => s + d.received, 0);
+    const perSecond = delivered / ((end - t0) / 1000);
+    if (cork) run.fanoutCorkedPerSecond = perSecond;
+    else run.fanoutPerSecond = perSecond;
+    progress(`${kind}${cork ? ' (corked)' : ''}: fan-out ${delivered} deliveries in ${end - t0} ms`);
+    if (profiling) {
+      await server.request({ type: 'pushgate:profile', action: 'stop', file: path.resolve(cfg.profile) });
+      progress(`gateway: CPU profile of the fan-out written to ${cfg.profile}`);
+    }
   }
-  const deadline = Date.now() + 120_000;
-  let done: { received: number; reachedAt: number }[] = [];
-  while (Date.now() < deadline) {
-    done = await Promise.all(
-      workers.map((w) => w.request<{ received: number; reachedAt: number }>({ type: 'progress' })),
-    );
-    if (done.every((d) => d.reachedAt > 0)) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  const end = Math.max(...done.map((d) => d.reachedAt || Date.now()));
-  const delivered = done.reduce((s, d) => s + d.received, 0);
-  run.fanoutPerSecond = delivered / ((end - t0) / 1000);
-  progress(`${kind}: fan-out ${delivered} deliveries in ${end - t0} ms`);
-  if (kind === 'gateway') {
+  if (kind === 'gateway' && !fanoutOnly) {
     await new Promise((r) => setTimeout(r, 2000));
     const lat = await workers[0]!.request<{ latencies: number[]; lost: number }>({
       type: 'latency',
@@ -446,6 +523,7 @@ async function measure(
 
 export default async function bench(argv: string[]) {
   const cfg = parseConfig(options, argv);
+  if (cfg.only === 'fanout') cfg.sizes = [cfg.fanoutDevices];
   const startedAt = new Date();
   const limit = (await fileLimit()) - 500;
   const workerCount = Math.max(cfg.workers, Math.ceil(Math.max(...cfg.sizes) / limit));
@@ -472,6 +550,7 @@ export default async function bench(argv: string[]) {
             String(k),
             String(workerCount),
             String(cfg.sourceAddresses),
+            cfg.ackEach ? 'ack-each' : 'ack-per-read',
           ],
           /^worker ready (\d+)/,
         ),
@@ -520,12 +599,13 @@ export default async function bench(argv: string[]) {
       ],
       /"port":(\d+).*"gateway listening"/,
       { PUSHGATE_APPS: `${APP}:${SECRET}`, PUSHGATE_LOG_LEVEL: 'info' },
+      cfg.gatewayNodeArgs,
     );
     children.push(gateway);
     const gwRun = await measure('gateway', gateway, workers, cfg.sizes, { ...cfg, limit });
 
     const rows: BenchRow[] = [];
-    for (const size of cfg.sizes) {
+    for (const size of cfg.only === 'fanout' ? [] : cfg.sizes) {
       const g = gwRun.mem.get(size)!;
       const b = bareRun.mem.get(size)!;
       const note = g.note ?? b.note;
@@ -546,21 +626,32 @@ export default async function bench(argv: string[]) {
         note,
       });
     }
+    if (cfg.only !== 'fanout')
+      rows.push({
+        metric: 'connects per second',
+        unit: 'conn/s',
+        value: gwRun.connectsPerSecond,
+        baseline: bareRun.connectsPerSecond,
+        baselineName: 'bare ws',
+        note: 'gateway: upgrade + hello + JWT + Redis presence/tags',
+      });
+    const fanoutMetric = `fan-out deliveries per second (${cfg.fanoutDevices} devices x ${cfg.fanoutPushes})`;
+    const fanoutNote = `gateway: push API -> Redis inbox -> frame, devices ack (${cfg.ackEach ? 'a frame per push' : 'one frame per read'})`;
     rows.push({
-      metric: 'connects per second',
-      unit: 'conn/s',
-      value: gwRun.connectsPerSecond,
-      baseline: bareRun.connectsPerSecond,
-      baselineName: 'bare ws',
-      note: 'gateway: upgrade + hello + JWT + Redis presence/tags',
-    });
-    rows.push({
-      metric: `fan-out deliveries per second (${cfg.fanoutDevices} devices x ${cfg.fanoutPushes})`,
+      metric: fanoutMetric,
       unit: 'msg/s',
       value: gwRun.fanoutPerSecond,
       baseline: bareRun.fanoutPerSecond,
-      baselineName: 'bare ws broadcast',
-      note: 'gateway: push API -> Redis inbox -> frame, devices ack',
+      baselineName: 'bare ws broadcast, a send per frame',
+      note: fanoutNote,
+    });
+    rows.push({
+      metric: fanoutMetric,
+      unit: 'msg/s',
+      value: gwRun.fanoutPerSecond,
+      baseline: bareRun.fanoutCorkedPerSecond,
+      baselineName: 'bare ws broadcast, corked per socket',
+      note: fanoutNote,
     });
     if (gwRun.latency) {
       const note = `${gwRun.latency.samples} samples at ${cfg.latencyRate}/s, ${gwRun.latency.lost} lost`;
@@ -583,5 +674,6 @@ if (roleAt >= 0) {
       Number(process.argv[roleAt + 2]),
       Number(process.argv[roleAt + 3]),
       Number(process.argv[roleAt + 4]),
+      process.argv[roleAt + 5] === 'ack-each',
     );
 }
