@@ -66,6 +66,8 @@ export class DeviceSocket extends WebSocket {
   resyncAgain = false;
   /** Send buffer over the limit: pushes stay in the store until it drains. */
   blocked = false;
+  /** The TCP socket under the WebSocket: corked while a batch of pushes is written to it. */
+  raw: Duplex | null = null;
 }
 
 // Shared listeners (one function for all sockets, `this` is the socket): no closure per connection.
@@ -113,6 +115,12 @@ export class DeviceHub {
   private draining = false;
   private drainHintCache: string[] = [];
   private onEmpty: (() => void) | undefined;
+  /** Sockets corked by write() in this tick; uncorked together once the tick's work is done. */
+  private readonly corked: Duplex[] = [];
+  private readonly uncorkAll = () => {
+    for (const raw of this.corked) raw.uncork();
+    this.corked.length = 0;
+  };
   private readonly ackQueue = new Map<string, { ws: DeviceSocket; ids: string[] }[]>();
   private ackFlushScheduled = false;
   // Label children of the per-message counters, bound once (label lookup per message is not free).
@@ -175,6 +183,7 @@ export class DeviceHub {
         return;
       }
       s.hub = this;
+      s.raw = socket;
       s.appHint = url.searchParams.get('app') ?? undefined;
       s.deadline = Date.now() + this.opts.helloTimeoutMs;
       s.frameTokens = this.opts.frameRate * 2;
@@ -469,6 +478,13 @@ export class DeviceHub {
         this.metrics.backpressure.inc();
       }
       return false;
+    }
+    // Pushes written in one tick (several messages stored together for this device, a replay
+    // page) leave in one TCP write: cork now, uncork after the tick.
+    const raw = ws.raw;
+    if (raw && raw.writableCorked === 0) {
+      raw.cork();
+      if (this.corked.push(raw) === 1) process.nextTick(this.uncorkAll);
     }
     ws.send(pushFrameText(seq, body));
     ws.lastSeq = seq;

@@ -70,12 +70,183 @@ function byBucket<T>(items: T[], deviceOf: (t: T) => string): Map<number, number
 
 /** Largest number of devices in one script call (bounds the time Redis spends in one script). */
 const MAX_DEVICES_PER_CALL = 200;
+/** Largest number of (device, message) entries in one store call, for the same reason. */
+const MAX_ENTRIES_PER_CALL = 1000;
+
+/** One caller's storeMessageForDevices, waiting in (or being written by) a store batch. */
+interface StoreJob {
+  keys: RedisKeys;
+  app: string;
+  devices: string[];
+  message: StoredMessage;
+  body: string;
+  onlyIfOnline: boolean;
+  limits: StoreLimits;
+  onPart?: (indexes: number[], results: readonly StoreResult[]) => void;
+  results: StoreResult[];
+  /** Script calls of this job still running. */
+  calls: number;
+  failed: boolean;
+  resolve(results: StoreResult[]): void;
+  reject(err: unknown): void;
+}
+
+/** The entries of one script call: devices (in call order) and, per device, its jobs' indexes. */
+interface StoreCall {
+  keys: RedisKeys;
+  app: string;
+  limits: StoreLimits;
+  devices: Map<string, [StoreJob, number][]>;
+  entries: number;
+}
+
+/**
+ * Group commit of stores on one Redis client: stores asked for in one turn of the event loop,
+ * or while the previous batch is still running, go to Redis together, as one script call per
+ * hashtag bucket that stores every message of the batch for that bucket's devices. A fan-out
+ * of several pushes to the same audience then costs one call per bucket (not per push), and
+ * each device's new messages come back together, so the gateway writes them in one go.
+ * Messages of one batch are stored for a device in the order they were asked for, and a batch
+ * starts only when the previous one has finished: seq order is acceptance order.
+ */
+class StoreBatcher {
+  private queue: StoreJob[] = [];
+  private running = 0;
+  private scheduled = false;
+
+  constructor(private readonly redis: PgRedis) {}
+
+  add(job: StoreJob) {
+    this.queue.push(job);
+    this.schedule();
+  }
+
+  private schedule() {
+    if (this.scheduled || this.running > 0 || this.queue.length === 0) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.flush();
+    });
+  }
+
+  private flush() {
+    const jobs = this.queue;
+    this.queue = [];
+    const open = new Map<string, StoreCall>();
+    const calls: StoreCall[] = [];
+    for (const job of jobs) {
+      job.devices.forEach((device, i) => {
+        const group = `${job.keys.prefix}\u0000${job.app}\u0000${deviceBucket(device)}\u0000${job.limits.maxPerDevice}\u0000${job.limits.keyTtlMs}`;
+        let call = open.get(group);
+        let entries = call?.devices.get(device);
+        if (
+          call &&
+          !entries &&
+          (call.devices.size >= MAX_DEVICES_PER_CALL || call.entries >= MAX_ENTRIES_PER_CALL)
+        )
+          call = undefined;
+        if (!call) {
+          call = { keys: job.keys, app: job.app, limits: job.limits, devices: new Map(), entries: 0 };
+          open.set(group, call);
+          calls.push(call);
+        }
+        if (!entries) call.devices.set(device, (entries = []));
+        entries.push([job, i]);
+        call.entries++;
+      });
+    }
+    for (const job of jobs) if (job.devices.length === 0) job.resolve(job.results);
+    for (const call of calls) this.send(call);
+  }
+
+  private send(call: StoreCall) {
+    const messages = new Map<StoreJob, number>();
+    const keyArgs: string[] = [];
+    const entryArgs: (string | number)[] = [];
+    for (const [device, entries] of call.devices) {
+      keyArgs.push(...deviceStoreKeys(call.keys, call.app, device));
+      entryArgs.push(entries.length);
+      for (const [job] of entries) {
+        let m = messages.get(job);
+        if (m === undefined) {
+          messages.set(job, (m = messages.size + 1));
+          job.calls++;
+        }
+        entryArgs.push(m);
+      }
+    }
+    const messageArgs: string[] = [];
+    for (const job of messages.keys())
+      messageArgs.push(job.message.id, job.body, job.message.collapse ?? '', job.onlyIfOnline ? '1' : '0');
+    this.running++;
+    this.redis
+      .pgStore(
+        keyArgs.length,
+        ...keyArgs,
+        call.limits.maxPerDevice,
+        call.limits.keyTtlMs,
+        messages.size,
+        ...messageArgs,
+        ...entryArgs,
+      )
+      .then(
+        (flat) => {
+          const parts = new Map<StoreJob, number[]>();
+          let o = 0;
+          for (const entries of call.devices.values()) {
+            for (const [job, i] of entries) {
+              const stored = Number(flat[o]);
+              job.results[i] = {
+                outcome: stored === 1 ? 'stored' : stored === 2 ? 'offline' : 'duplicate',
+                seq: Number(flat[o + 1]),
+                gateway: String(flat[o + 2]),
+                session: String(flat[o + 3]),
+                replaced: String(flat[o + 4]) || undefined,
+                evicted: Number(flat[o + 5]),
+                inboxSize: Number(flat[o + 6]),
+              };
+              o += 7;
+              let part = parts.get(job);
+              if (!part) parts.set(job, (part = []));
+              part.push(i);
+            }
+          }
+          for (const [job, part] of parts) {
+            if (job.failed) continue;
+            try {
+              job.onPart?.(part, job.results);
+            } catch (err) {
+              job.failed = true;
+              job.reject(err);
+            }
+          }
+        },
+        (err: unknown) => {
+          for (const job of messages.keys()) {
+            if (job.failed) continue;
+            job.failed = true;
+            job.reject(err);
+          }
+        },
+      )
+      .finally(() => {
+        for (const job of messages.keys()) if (--job.calls === 0 && !job.failed) job.resolve(job.results);
+        this.running--;
+        this.schedule();
+      })
+      .catch(() => {});
+  }
+}
+
+const batchers = new WeakMap<PgRedis, StoreBatcher>();
 
 /**
  * Stores one message for many devices: one script call per hashtag bucket of devices (so the
- * same code runs on Redis Cluster), all calls pipelined. Results are in `devices` order.
+ * same code runs on Redis Cluster), all calls pipelined, shared with the other stores asked
+ * for at the same time (see StoreBatcher). Results are in `devices` order.
  */
-export async function storeMessageForDevices(
+export function storeMessageForDevices(
   redis: PgRedis,
   keys: RedisKeys,
   app: string,
@@ -87,43 +258,25 @@ export async function storeMessageForDevices(
   /** Called as each script call completes (device indexes into `devices`), to route early. */
   onPart?: (indexes: number[], results: readonly StoreResult[]) => void,
 ): Promise<StoreResult[]> {
-  const results: StoreResult[] = new Array<StoreResult>(devices.length);
-  const calls: Promise<void>[] = [];
-  for (const group of byBucket(devices, (d) => d).values()) {
-    for (let start = 0; start < group.length; start += MAX_DEVICES_PER_CALL) {
-      const part = group.slice(start, start + MAX_DEVICES_PER_CALL);
-      const args: (string | number)[] = [];
-      for (const i of part) args.push(...deviceStoreKeys(keys, app, devices[i]!));
-      args.push(
-        message.id,
-        body,
-        message.collapse ?? '',
-        limits.maxPerDevice,
-        limits.keyTtlMs,
-        onlyIfOnline ? '1' : '0',
-      );
-      calls.push(
-        redis.pgStore(part.length * 4, ...args).then((flat) => {
-          part.forEach((i, k) => {
-            const o = k * 7;
-            const stored = Number(flat[o]);
-            results[i] = {
-              outcome: stored === 1 ? 'stored' : stored === 2 ? 'offline' : 'duplicate',
-              seq: Number(flat[o + 1]),
-              gateway: String(flat[o + 2]),
-              session: String(flat[o + 3]),
-              replaced: String(flat[o + 4]) || undefined,
-              evicted: Number(flat[o + 5]),
-              inboxSize: Number(flat[o + 6]),
-            };
-          });
-          onPart?.(part, results);
-        }),
-      );
-    }
-  }
-  await Promise.all(calls);
-  return results;
+  let batcher = batchers.get(redis);
+  if (!batcher) batchers.set(redis, (batcher = new StoreBatcher(redis)));
+  return new Promise<StoreResult[]>((resolve, reject) => {
+    batcher.add({
+      keys,
+      app,
+      devices,
+      message,
+      body,
+      onlyIfOnline,
+      limits,
+      onPart,
+      results: new Array<StoreResult>(devices.length),
+      calls: 0,
+      failed: false,
+      resolve,
+      reject,
+    });
+  });
 }
 
 export async function storeMessage(

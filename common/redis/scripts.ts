@@ -45,56 +45,72 @@ end
 
 export const scripts = {
   /**
-   * Store one message in the inboxes of n devices (all in one hashtag bucket, see keys.ts).
+   * Store messages in the inboxes of n devices (all in one hashtag bucket, see keys.ts): each
+   * device gets its own list of the call's messages, stored in that order (so several pushes
+   * accepted together cost one call per bucket, not one per push).
    * KEYS: meta, inbox, msgs, collapse of device 1, then of device 2, ... (numkeys = 4n).
-   * ARGV: id, body JSON, collapse key ('' = none), max messages per device, key TTL ms,
-   * only-if-online (1 = store only when a gateway holds the device).
-   * Returns 7 values per device: stored (1 / 0 = already there / 2 = offline and only-if-online),
-   * seq, gw, sess, replaced id, evicted count, inbox size.
+   * ARGV: max messages per device, key TTL ms, M (messages in the call); then M times: id, body
+   * JSON, collapse key ('' = none), only-if-online (1 = store only when a gateway holds the
+   * device); then per device: k, followed by k message numbers (1..M).
+   * Returns 7 values per (device, message) entry, in argument order: stored (1 / 0 = already
+   * there / 2 = offline and only-if-online), seq, gw, sess, replaced id, evicted count, inbox size.
    * Idempotent by id: storing an id that is already in an inbox changes nothing there.
    */
   pgStore: {
     lua: `${dropMessageLua}
-local id, body, ckey, max, ttl, onlyOnline = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6] == '1'
-local out = {}
+local max, ttl, nmsg = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local at = 4 + 4 * nmsg
+local out, o = {}, 0
 for d = 0, #KEYS / 4 - 1 do
   local meta, inbox, msgs, collapse = KEYS[4 * d + 1], KEYS[4 * d + 2], KEYS[4 * d + 3], KEYS[4 * d + 4]
-  local gw = redis.call('HGET', meta, 'gw') or ''
-  local sess = redis.call('HGET', meta, 'sess') or ''
-  local o = 7 * d
-  if redis.call('HEXISTS', msgs, id) == 1 then
-    out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5], out[o + 6], out[o + 7] =
-      0, tonumber(redis.call('ZSCORE', inbox, id)) or 0, gw, sess, '', 0, redis.call('ZCARD', inbox)
-  elseif onlyOnline and gw == '' then
-    out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5], out[o + 6], out[o + 7] = 2, 0, '', '', '', 0, redis.call('ZCARD', inbox)
-  else
-    local seq = redis.call('HINCRBY', meta, 'seq', 1)
-    local replaced = ''
-    if ckey ~= '' then
-      local old = redis.call('HGET', collapse, ckey)
-      if old then
-        redis.call('ZREM', inbox, old)
-        redis.call('HDEL', msgs, old)
-        replaced = old
+  local presence = redis.call('HMGET', meta, 'gw', 'sess')
+  local gw, sess = presence[1] or '', presence[2] or ''
+  local stored, collapsed = false, false
+  local k = tonumber(ARGV[at])
+  at = at + 1
+  for _ = 1, k do
+    local b = 4 * tonumber(ARGV[at])
+    at = at + 1
+    local id, body, ckey, onlyOnline = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3] == '1'
+    if redis.call('HEXISTS', msgs, id) == 1 then
+      out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5], out[o + 6], out[o + 7] =
+        0, tonumber(redis.call('ZSCORE', inbox, id)) or 0, gw, sess, '', 0, redis.call('ZCARD', inbox)
+    elseif onlyOnline and gw == '' then
+      out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5], out[o + 6], out[o + 7] = 2, 0, '', '', '', 0, redis.call('ZCARD', inbox)
+    else
+      local seq = redis.call('HINCRBY', meta, 'seq', 1)
+      local replaced = ''
+      if ckey ~= '' then
+        local old = redis.call('HGET', collapse, ckey)
+        if old then
+          redis.call('ZREM', inbox, old)
+          redis.call('HDEL', msgs, old)
+          replaced = old
+        end
+        redis.call('HSET', collapse, ckey, id)
+        collapsed = true
       end
-      redis.call('HSET', collapse, ckey, id)
+      redis.call('ZADD', inbox, seq, id)
+      redis.call('HSET', msgs, id, body)
+      local evicted = 0
+      local n = redis.call('ZCARD', inbox)
+      while n > max do
+        local popped = redis.call('ZPOPMIN', inbox)
+        local oid = popped[1]
+        drop(inbox, msgs, collapse, oid, redis.call('HGET', msgs, oid))
+        evicted = evicted + 1
+        n = n - 1
+      end
+      stored = true
+      out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5], out[o + 6], out[o + 7] = 1, seq, gw, sess, replaced, evicted, n
     end
-    redis.call('ZADD', inbox, seq, id)
-    redis.call('HSET', msgs, id, body)
-    local evicted = 0
-    local n = redis.call('ZCARD', inbox)
-    while n > max do
-      local popped = redis.call('ZPOPMIN', inbox)
-      local oid = popped[1]
-      drop(inbox, msgs, collapse, oid, redis.call('HGET', msgs, oid))
-      evicted = evicted + 1
-      n = n - 1
-    end
+    o = o + 7
+  end
+  if stored then
     redis.call('PEXPIRE', meta, ttl)
     redis.call('PEXPIRE', inbox, ttl)
     redis.call('PEXPIRE', msgs, ttl)
-    if ckey ~= '' then redis.call('PEXPIRE', collapse, ttl) end
-    out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5], out[o + 6], out[o + 7] = 1, seq, gw, sess, replaced, evicted, n
+    if collapsed then redis.call('PEXPIRE', collapse, ttl) end
   end
 end
 return out
