@@ -52,12 +52,14 @@ export function reportMemoryOverIpc(connections: () => number) {
 /**
  * When started with an IPC channel (the gateway benchmark), `{type:'pushgate:profile', action:
  * 'start'}` starts the V8 CPU profiler and `{..., action:'stop', file}` writes a .cpuprofile,
- * so one phase of a benchmark can be profiled alone. Each answers `{rid}`.
+ * so one phase of a benchmark can be profiled alone. Each answers `{rid}`. `{type:'pushgate:cpu'}`
+ * answers `{rid, user, system}` (process.cpuUsage(), µs), for CPU per delivery.
  */
 export function profileOverIpc() {
   if (!process.send) return;
   let session: Session | undefined;
   process.on('message', (msg: { type?: string; action?: string; file?: string; rid?: number }) => {
+    if (msg?.type === 'pushgate:cpu') return void process.send?.({ rid: msg.rid, ...process.cpuUsage() });
     if (msg?.type !== 'pushgate:profile') return;
     void (async () => {
       if (msg.action === 'start' && !session) {

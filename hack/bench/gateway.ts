@@ -165,6 +165,33 @@ async function memoryOf(server: Child): Promise<Mem> {
   return { rss: median(samples.map((m) => m.rss)), heapUsed: median(samples.map((m) => m.heapUsed)) };
 }
 
+/** CPU seconds used so far by a child (process.cpuUsage over IPC). */
+async function cpuSecondsOf(child: Child): Promise<number> {
+  const u = await child.request<{ user: number; system: number }>({ type: 'pushgate:cpu' }, 30_000);
+  return (u.user + u.system) / 1e6;
+}
+
+/** CPU seconds used so far by redis-server (INFO cpu). */
+async function redisCpuSeconds(redisUrl: string): Promise<number> {
+  const { stdout } = await promisify(execFile)('redis-cli', ['-u', redisUrl, 'INFO', 'cpu']);
+  const field = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(stdout)?.[1] ?? 0);
+  return field('used_cpu_user') + field('used_cpu_sys');
+}
+
+interface CpuSample {
+  server: number;
+  redis: number;
+  clients: number;
+}
+async function cpuSample(server: Child, workers: Child[], redisUrl?: string): Promise<CpuSample> {
+  const [s, r, ...w] = await Promise.all([
+    cpuSecondsOf(server),
+    redisUrl ? redisCpuSeconds(redisUrl) : Promise.resolve(0),
+    ...workers.map(cpuSecondsOf),
+  ]);
+  return { server: s!, redis: r!, clients: w.reduce((a, b) => a + b, 0) };
+}
+
 // ------------------------------------------------------------------ roles run in children
 
 /** The baseline: a bare ws server with the same socket settings as the gateway. */
@@ -186,7 +213,8 @@ async function runBareServer() {
   process.on(
     'message',
     (m: { type: string; rid?: number; count?: number; frame?: string; cork?: boolean }) => {
-      if (m.type === 'pushgate:mem') {
+      if (m.type === 'pushgate:cpu') process.send?.({ rid: m.rid, ...process.cpuUsage() });
+      else if (m.type === 'pushgate:mem') {
         const gc = (globalThis as { gc?: () => void }).gc;
         gc?.();
         gc?.();
@@ -278,7 +306,8 @@ async function runClientWorker(
 
   process.on('message', async (m: Record<string, unknown> & { type: string; rid: number }) => {
     const reply = (extra: Record<string, unknown> = {}) => process.send?.({ rid: m.rid, ...extra });
-    if (m.type === 'connect') {
+    if (m.type === 'pushgate:cpu') reply({ ...process.cpuUsage() });
+    else if (m.type === 'connect') {
       mode = m.mode as 'gateway' | 'bare';
       const mine: number[] = [];
       for (let i = m.from as number; i < (m.to as number); i++)
@@ -370,6 +399,8 @@ interface ServerRun {
   fanoutPerSecond: number;
   /** Bare ws only: the broadcast with every socket corked. */
   fanoutCorkedPerSecond?: number;
+  /** CPU ms per 1000 deliveries in the fan-out (send-per-frame run for bare ws), to 1 s after the last one. */
+  fanoutCpu?: { server: number; redis: number; clients: number };
   latency?: { p50: number; p99: number; samples: number; lost: number };
 }
 
@@ -386,6 +417,7 @@ async function measure(
     limit: number;
     only: 'all' | 'fanout';
     profile: string;
+    redisUrl?: string;
   },
 ): Promise<ServerRun> {
   const fanoutOnly = cfg.only === 'fanout';
@@ -451,6 +483,7 @@ async function measure(
     await Promise.all(workers.map((w, k) => w.request({ type: 'expect', count: perWorker[k] })));
     const profiling = kind === 'gateway' && cfg.profile !== '';
     if (profiling) await server.request({ type: 'pushgate:profile', action: 'start' });
+    const cpuBefore = await cpuSample(server, workers, cfg.redisUrl);
     const t0 = Date.now();
     if (kind === 'bare') {
       const frame = JSON.stringify({
@@ -491,6 +524,16 @@ async function measure(
     const end = Math.max(...done.map((d) => d.reachedAt || Date.now()));
     const delivered = done.reduce((s, d) => s + d.received, 0);
     const perSecond = delivered / ((end - t0) / 1000);
+    // CPU includes the acks that trail the last delivery (and ~1 s of idle timers).
+    await new Promise((r) => setTimeout(r, 1000));
+    const cpuAfter = await cpuSample(server, workers, cfg.redisUrl);
+    const perK = (k: keyof CpuSample) => ((cpuAfter[k] - cpuBefore[k]) * 1000 * 1000) / delivered;
+    if (!cork) {
+      run.fanoutCpu = { server: perK('server'), redis: perK('redis'), clients: perK('clients') };
+      progress(
+        `${kind}: fan-out CPU per 1k deliveries: server ${perK('server').toFixed(1)} ms, redis ${perK('redis').toFixed(1)} ms, clients ${perK('clients').toFixed(1)} ms`,
+      );
+    }
     if (cork) run.fanoutCorkedPerSecond = perSecond;
     else run.fanoutPerSecond = perSecond;
     progress(`${kind}${cork ? ' (corked)' : ''}: fan-out ${delivered} deliveries in ${end - t0} ms`);
@@ -602,7 +645,7 @@ export default async function bench(argv: string[]) {
       cfg.gatewayNodeArgs,
     );
     children.push(gateway);
-    const gwRun = await measure('gateway', gateway, workers, cfg.sizes, { ...cfg, limit });
+    const gwRun = await measure('gateway', gateway, workers, cfg.sizes, { ...cfg, limit, redisUrl });
 
     const rows: BenchRow[] = [];
     for (const size of cfg.only === 'fanout' ? [] : cfg.sizes) {
@@ -652,6 +695,23 @@ export default async function bench(argv: string[]) {
       baseline: bareRun.fanoutCorkedPerSecond,
       baselineName: 'bare ws broadcast, corked per socket',
       note: fanoutNote,
+    });
+    const cpuNote = 'CPU ms per 1000 deliveries (lower is better), counted to 1 s after the last';
+    rows.push({
+      metric: 'fan-out CPU, server side (gateway + redis-server)',
+      unit: 'ms/1k',
+      value: gwRun.fanoutCpu!.server + gwRun.fanoutCpu!.redis,
+      baseline: bareRun.fanoutCpu!.server,
+      baselineName: 'bare ws, a send per frame',
+      note: `${cpuNote}; gateway ${gwRun.fanoutCpu!.server.toFixed(1)} + redis ${gwRun.fanoutCpu!.redis.toFixed(1)}`,
+    });
+    rows.push({
+      metric: 'fan-out CPU, clients',
+      unit: 'ms/1k',
+      value: gwRun.fanoutCpu!.clients,
+      baseline: bareRun.fanoutCpu!.clients,
+      baselineName: 'bare ws clients',
+      note: `${cpuNote}; gateway clients ack`,
     });
     if (gwRun.latency) {
       const note = `${gwRun.latency.samples} samples at ${cfg.latencyRate}/s, ${gwRun.latency.lost} lost`;
