@@ -4,6 +4,9 @@ import * as k8s from '@kubernetes/client-node';
 import { z } from 'zod';
 import { defineCommand, untilSignal } from '../cli/command.js';
 import { ConfigError, opt } from '../common/config.js';
+import { readFileSync } from 'node:fs';
+import { MetricsAPIServiceController } from './controllers/metrics-apiservice/controller.js';
+import { parseAdapterServiceRef } from './controllers/metrics-apiservice/desired.js';
 import { PushGatewayController } from './controllers/pushgateway/controller.js';
 import { EventRecorder } from './runtime/events.js';
 import { KubeClient } from './runtime/kube.js';
@@ -79,6 +82,19 @@ export const operatorCommand = defineCommand({
       schema: z.string().default(''),
       description: 'This replica in the Lease; empty = POD_NAME or hostname, plus the process id.',
     },
+    metricsAdapterService: {
+      schema: z
+        .string()
+        .regex(/^$|^[a-z0-9-]+\/[a-z0-9-]+:\d{1,5}$/, 'must be namespace/name:port')
+        .default(''),
+      description:
+        'Service of the pushgate metrics adapter (namespace/name:port). When set, the operator registers the custom.metrics.k8s.io APIServices while any PushGateway has spec.metricsAdapter.enabled; empty = never (prometheus-adapter serves the metric).',
+    },
+    metricsAdapterCaFile: {
+      schema: z.string().default(''),
+      description:
+        "PEM of the CA that signed the adapter's serving certificate (the APIService caBundle); empty = the APIService skips verifying it.",
+    },
     probeHost: { schema: opt.host(), description: 'Address of the /healthz, /readyz and /metrics server.' },
     probePort: {
       schema: opt.port(8081),
@@ -120,7 +136,10 @@ export const operatorCommand = defineCommand({
             },
           }
         : {}),
-      onStartedLeading: () => gateways.enqueueAll(),
+      onStartedLeading: () => {
+        gateways.enqueueAll();
+        metricsAPIService.enqueue();
+      },
     });
     const gateways = new PushGatewayController({
       client,
@@ -131,6 +150,21 @@ export const operatorCommand = defineCommand({
       build: { defaultImage: config.image },
       ...(config.namespace ? { namespace: config.namespace } : {}),
       workers: config.workers,
+      resyncMs: config.resyncSeconds * 1000,
+    });
+    const adapterService = parseAdapterServiceRef(config.metricsAdapterService);
+    const metricsAPIService = new MetricsAPIServiceController({
+      client,
+      manager,
+      metrics,
+      log,
+      gateways: gateways.gateways,
+      service: adapterService && {
+        ...adapterService,
+        ...(config.metricsAdapterCaFile
+          ? { caBundle: readFileSync(config.metricsAdapterCaFile, 'utf8') }
+          : {}),
+      },
       resyncMs: config.resyncSeconds * 1000,
     });
     log.info({ identity, namespace: config.namespace || '<all>', leaseNamespace }, 'operator starting');

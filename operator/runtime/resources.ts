@@ -43,6 +43,7 @@ export const Resources = {
     false,
   ),
   Lease: r('coordination.k8s.io', 'v1', 'Lease', 'leases'),
+  APIService: r('apiregistration.k8s.io', 'v1', 'APIService', 'apiservices', false),
   Event: r('events.k8s.io', 'v1', 'Event', 'events'),
   ServiceCIDR: r('networking.k8s.io', 'v1', 'ServiceCIDR', 'servicecidrs', false),
   CustomResourceDefinition: r(

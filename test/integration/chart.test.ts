@@ -76,10 +76,12 @@ describe('Helm chart', () => {
       'prometheusAdapter.rules=true',
     ]);
     const out = await kubectl(kubeconfig, ['apply', '--dry-run=server', '-f', '-'], all);
+    // With the adapter on, the operator is told where it is and registers the APIServices itself.
+    expect(all).toContain(`--metrics-adapter-service=${releaseNs}/pushgate-metrics-adapter:443`);
     for (const kind of [
       'deployment.apps/pushgate-operator',
       'deployment.apps/pushgate-metrics-adapter',
-      'apiservice.apiregistration.k8s.io/v1beta2.custom.metrics.k8s.io',
+      'service/pushgate-metrics-adapter',
       'configmap/pushgate-prometheus-adapter-rules',
     ]) {
       expect(out).toContain(`${kind} created (server dry run)`);

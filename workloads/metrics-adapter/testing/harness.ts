@@ -42,6 +42,8 @@ export async function startAdapterBehindAggregator(opts: {
   keyPrefix: string;
   namespace: string;
   serviceName?: string;
+  /** Create the APIServices here (default); false = someone else registers them (the operator). */
+  registerAPIServices?: boolean;
 }): Promise<RunningAdapter> {
   const serviceName = opts.serviceName ?? 'pushgate-metrics-adapter';
   const kc = new k8s.KubeConfig();
@@ -120,29 +122,18 @@ export async function startAdapterBehindAggregator(opts: {
       spec: { type: 'ExternalName', externalName: 'localhost', ports: [{ name: 'https', port }] },
     },
   });
-  for (const apiService of buildMetricsAPIServices({
-    namespace: opts.namespace,
-    name: serviceName,
-    port,
-    caBundle: serving.cert,
-  })) {
-    // A run that crashed may have left its APIService behind; the group has one owner.
-    await registration.deleteAPIService({ name: apiService.metadata!.name! }).catch(() => undefined);
-    await registration.createAPIService({ body: apiService });
-  }
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const states = await Promise.all(
-      ['v1beta2', 'v1beta1'].map(async (v) => {
-        const s = await registration.readAPIService({ name: `${v}.custom.metrics.k8s.io` });
-        return s.status?.conditions?.find((c) => c.type === 'Available');
-      }),
-    );
-    if (states.every((c) => c?.status === 'True')) break;
-    if (Date.now() > deadline) {
-      throw new Error(`APIService not Available: ${JSON.stringify(states)}\nadapter logs:\n${logs}`);
+  if (opts.registerAPIServices !== false) {
+    for (const apiService of buildMetricsAPIServices({
+      namespace: opts.namespace,
+      name: serviceName,
+      port,
+      caBundle: serving.cert,
+    })) {
+      // A run that crashed may have left its APIService behind; the group has one owner.
+      await registration.deleteAPIService({ name: apiService.metadata!.name! }).catch(() => undefined);
+      await registration.createAPIService({ body: apiService });
     }
-    await new Promise((r) => setTimeout(r, 500));
+    await waitForMetricsAPIAvailable(opts.kubeconfig, 60_000, logs);
   }
 
   return {
@@ -161,4 +152,31 @@ export async function startAdapterBehindAggregator(opts: {
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Resolves when the aggregator reports both custom.metrics.k8s.io APIServices Available. */
+export async function waitForMetricsAPIAvailable(
+  kubeconfig: string,
+  timeoutMs = 60_000,
+  context = '',
+): Promise<void> {
+  const kc = new k8s.KubeConfig();
+  kc.loadFromFile(kubeconfig);
+  const registration = kc.makeApiClient(k8s.ApiregistrationV1Api);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const states = await Promise.all(
+      ['v1beta2', 'v1beta1'].map(async (v) => {
+        const s = await registration
+          .readAPIService({ name: `${v}.custom.metrics.k8s.io` })
+          .catch(() => undefined);
+        return s?.status?.conditions?.find((c) => c.type === 'Available');
+      }),
+    );
+    if (states.every((c) => c?.status === 'True')) return;
+    if (Date.now() > deadline) {
+      throw new Error(`APIService not Available: ${JSON.stringify(states)}\n${context}`);
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
 }
