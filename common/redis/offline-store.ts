@@ -195,18 +195,22 @@ class StoreBatcher {
           const parts = new Map<StoreJob, number[]>();
           let o = 0;
           for (const entries of call.devices.values()) {
+            const gateway = String(flat[o]);
+            const session = String(flat[o + 1]);
+            o += 2;
             for (const [job, i] of entries) {
               const stored = Number(flat[o]);
+              const offline = stored === 2;
               job.results[i] = {
-                outcome: stored === 1 ? 'stored' : stored === 2 ? 'offline' : 'duplicate',
+                outcome: stored === 1 ? 'stored' : offline ? 'offline' : 'duplicate',
                 seq: Number(flat[o + 1]),
-                gateway: String(flat[o + 2]),
-                session: String(flat[o + 3]),
-                replaced: String(flat[o + 4]) || undefined,
-                evicted: Number(flat[o + 5]),
-                inboxSize: Number(flat[o + 6]),
+                gateway: offline ? '' : gateway,
+                session: offline ? '' : session,
+                replaced: String(flat[o + 2]) || undefined,
+                evicted: Number(flat[o + 3]),
+                inboxSize: Number(flat[o + 4]),
               };
-              o += 7;
+              o += 5;
               let part = parts.get(job);
               if (!part) parts.set(job, (part = []));
               part.push(i);

@@ -52,8 +52,9 @@ export const scripts = {
    * ARGV: max messages per device, key TTL ms, M (messages in the call); then M times: id, body
    * JSON, collapse key ('' = none), only-if-online (1 = store only when a gateway holds the
    * device); then per device: k, followed by k message numbers (1..M).
-   * Returns 7 values per (device, message) entry, in argument order: stored (1 / 0 = already
-   * there / 2 = offline and only-if-online), seq, gw, sess, replaced id, evicted count, inbox size.
+   * Returns, per device in argument order: gw, sess (its presence), then 5 values per message
+   * entry: stored (1 / 0 = already there / 2 = offline and only-if-online), seq, replaced id,
+   * evicted count, inbox size.
    * Idempotent by id: storing an id that is already in an inbox changes nothing there.
    */
   pgStore: {
@@ -64,7 +65,9 @@ local out, o = {}, 0
 for d = 0, #KEYS / 4 - 1 do
   local meta, inbox, msgs, collapse = KEYS[4 * d + 1], KEYS[4 * d + 2], KEYS[4 * d + 3], KEYS[4 * d + 4]
   local presence = redis.call('HMGET', meta, 'gw', 'sess')
-  local gw, sess = presence[1] or '', presence[2] or ''
+  local gw = presence[1] or ''
+  out[o + 1], out[o + 2] = gw, presence[2] or ''
+  o = o + 2
   local stored, collapsed = false, false
   local k = tonumber(ARGV[at])
   at = at + 1
@@ -73,10 +76,10 @@ for d = 0, #KEYS / 4 - 1 do
     at = at + 1
     local id, body, ckey, onlyOnline = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3] == '1'
     if redis.call('HEXISTS', msgs, id) == 1 then
-      out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5], out[o + 6], out[o + 7] =
-        0, tonumber(redis.call('ZSCORE', inbox, id)) or 0, gw, sess, '', 0, redis.call('ZCARD', inbox)
+      out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] =
+        0, tonumber(redis.call('ZSCORE', inbox, id)) or 0, '', 0, redis.call('ZCARD', inbox)
     elseif onlyOnline and gw == '' then
-      out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5], out[o + 6], out[o + 7] = 2, 0, '', '', '', 0, redis.call('ZCARD', inbox)
+      out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] = 2, 0, '', 0, redis.call('ZCARD', inbox)
     else
       local seq = redis.call('HINCRBY', meta, 'seq', 1)
       local replaced = ''
@@ -102,9 +105,9 @@ for d = 0, #KEYS / 4 - 1 do
         n = n - 1
       end
       stored = true
-      out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5], out[o + 6], out[o + 7] = 1, seq, gw, sess, replaced, evicted, n
+      out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] = 1, seq, replaced, evicted, n
     end
-    o = o + 7
+    o = o + 5
   end
   if stored then
     redis.call('PEXPIRE', meta, ttl)
