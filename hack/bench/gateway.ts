@@ -138,7 +138,7 @@ function startChild(
             proc.send({ ...msg, rid });
           }),
         stop: async () => {
-          if (proc.exitCode !== null) return;
+          if (proc.exitCode !== null || proc.signalCode !== null) return;
           proc.removeAllListeners('exit');
           const exited = new Promise((r) => proc.once('exit', r));
           proc.kill('SIGKILL');
