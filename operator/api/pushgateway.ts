@@ -121,6 +121,17 @@ export const tlsSchema = z
     'Serve devices over TLS (wss://) with this certificate. Omit to serve plain ws:// (TLS ends at a load balancer).',
   );
 
+export const appsSchema = z
+  .object({
+    secretName: objectName(
+      'Name of a Secret in the same namespace with one key per app: the key is the app id, the value ' +
+        'its secret (16 characters or more). The secret signs device tokens and authenticates the ' +
+        "app's push API calls. Gateways read it when they start: after changing it, restart them " +
+        '(kubectl rollout restart).',
+    ),
+  })
+  .describe('The apps this gateway serves. Omit only for a gateway that serves no real app yet.');
+
 export const heartbeatSchema = withRules(
   z.object({
     minSeconds: z
@@ -362,6 +373,7 @@ export const pushGatewaySpecSchema = withRules(
     ),
     ports: defaultsToFull(portsSchema),
     tls: tlsSchema.optional(),
+    apps: appsSchema.optional(),
     heartbeat: defaultsToFull(heartbeatSchema),
     drain: defaultsToFull(drainSchema),
     redis: redisSchema,

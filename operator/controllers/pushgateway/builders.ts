@@ -32,6 +32,7 @@ export interface BuildOptions {
 
 const WS_PORT_NAME = 'ws';
 const TLS_MOUNT = '/etc/pushgate/tls';
+const APPS_MOUNT = '/etc/pushgate/apps';
 /** Seconds on top of the drain grace for the process to exit after draining. */
 const EXIT_MARGIN_SECONDS = 15;
 const PRESTOP_PAUSE_SECONDS = 5;
@@ -62,6 +63,7 @@ export function gatewayConfigData(gw: PushGateway): Record<string, string> {
     ...(s.tls
       ? { PUSHGATE_TLS_CERT_FILE: `${TLS_MOUNT}/tls.crt`, PUSHGATE_TLS_KEY_FILE: `${TLS_MOUNT}/tls.key` }
       : {}),
+    ...(s.apps ? { PUSHGATE_APPS_FILE: APPS_MOUNT } : {}),
   };
 }
 
@@ -164,7 +166,14 @@ export function buildGatewayDeployment(
     // device lands on a pod that is about to close it; the grace period covers the drain.
     lifecycle: { preStop: { sleep: { seconds: PRESTOP_PAUSE_SECONDS } } },
     securityContext: restrictedSecurityContext,
-    ...(s.tls ? { volumeMounts: [{ name: 'tls', mountPath: TLS_MOUNT, readOnly: true }] } : {}),
+    ...(s.tls || s.apps
+      ? {
+          volumeMounts: [
+            ...(s.tls ? [{ name: 'tls', mountPath: TLS_MOUNT, readOnly: true }] : []),
+            ...(s.apps ? [{ name: 'apps', mountPath: APPS_MOUNT, readOnly: true }] : []),
+          ],
+        }
+      : {}),
   };
   const sidecar = {
     name: 'sidecar',
@@ -219,7 +228,14 @@ export function buildGatewayDeployment(
             seccompProfile: { type: 'RuntimeDefault' },
           },
           containers: [gateway, sidecar, ...s.sidecars],
-          ...(s.tls ? { volumes: [{ name: 'tls', secret: { secretName: s.tls.secretName } }] } : {}),
+          ...(s.tls || s.apps
+            ? {
+                volumes: [
+                  ...(s.tls ? [{ name: 'tls', secret: { secretName: s.tls.secretName } }] : []),
+                  ...(s.apps ? [{ name: 'apps', secret: { secretName: s.apps.secretName } }] : []),
+                ],
+              }
+            : {}),
         },
       },
     },
