@@ -30,8 +30,13 @@ export interface LeaderElectionOptions {
 /**
  * Leader election on a coordination.k8s.io/v1 Lease, as client-go does it:
  * - writes are optimistic (PUT with resourceVersion), so of two candidates only one wins;
- * - expiry is judged on the local clock from when we last saw the record change, never by
- *   comparing our clock with the holder's renewTime, so clock skew cannot make two leaders;
+ * - expiry is judged on the local clock from when the record changed, never by comparing our
+ *   clock with the holder's renewTime, so clock skew cannot make two leaders. A renew seen at
+ *   this poll happened after the previous poll, which saw the old record: when that poll is
+ *   recent (less than half the margin leaseDuration - renewDeadline ago) its time is the
+ *   estimate, else the time of this poll. With a timer at the expiry itself, a standby takes
+ *   over within leaseDuration of the holder's last renew, not up to two poll periods later;
+ *   the early estimate stays inside the margin by which the holder steps down first;
  * - the leader stops acting when it has not renewed for renewDeadline, which is shorter
  *   than the lease duration others wait for: it steps down before anyone else may step up;
  * - after stepping down it stays a candidate (an API server outage does not need a process
@@ -40,7 +45,9 @@ export interface LeaderElectionOptions {
 export class LeaderElector {
   private leading = false;
   private stopped = false;
-  private observed: { key: string; at: number } | undefined;
+  private observed: { key: string; at: number; durationMs: number; byOther: boolean } | undefined;
+  /** Local time of the last successful read of the Lease. */
+  private lastPollAt: number | undefined;
   private lastRenew = 0;
   private timer: NodeJS.Timeout | undefined;
   private loop: Promise<void> | undefined;
@@ -67,6 +74,9 @@ export class LeaderElector {
   private async run(): Promise<void> {
     while (!this.stopped) {
       let ok = false;
+      // Measured from before the request: the renew deadline then counts from no later than the
+      // moment the API server recorded the renew, which is what standbys estimate from.
+      const attemptAt = Date.now();
       try {
         ok = await this.tryAcquireOrRenew();
       } catch (err) {
@@ -74,7 +84,7 @@ export class LeaderElector {
       }
       const now = Date.now();
       if (ok) {
-        this.lastRenew = now;
+        this.lastRenew = attemptAt;
         if (!this.leading && !this.stopped) {
           this.leading = true;
           this.o.log.info({ lease: this.o.name, identity: this.o.identity }, 'became leader');
@@ -87,7 +97,12 @@ export class LeaderElector {
       }
       if (this.stopped) break;
       // While leading, renew on time; while waiting, add jitter so candidates do not collide.
-      const delay = this.leading ? this.o.retryPeriodMs : this.o.retryPeriodMs * (1 + Math.random() * 0.2);
+      let delay = this.leading ? this.o.retryPeriodMs : this.o.retryPeriodMs * (1 + Math.random() * 0.2);
+      // A standby tries again the moment the holder's lease runs out, not up to a period later.
+      const held = this.observed;
+      if (!this.leading && held?.byOther) {
+        delay = Math.min(delay, Math.max(0, held.at + held.durationMs - Date.now() + 10));
+      }
       await new Promise<void>((resolve) => {
         this.wake = resolve;
         this.timer = setTimeout(resolve, delay);
@@ -100,6 +115,7 @@ export class LeaderElector {
     const now = new Date();
     const leaseSeconds = Math.max(1, Math.round(this.o.leaseDurationMs / 1000));
     let lease: Lease;
+    const pollAt = Date.now();
     try {
       lease = await this.client.get<Lease>(Resources.Lease, namespace, name);
     } catch (err) {
@@ -124,9 +140,15 @@ export class LeaderElector {
     const spec = lease.spec ?? {};
     const holder = spec.holderIdentity ?? '';
     const recordKey = `${holder}|${spec.renewTime}|${lease.metadata?.resourceVersion}`;
-    if (this.observed?.key !== recordKey) this.observed = { key: recordKey, at: Date.now() };
     const heldByOther = holder !== '' && holder !== identity;
     const observedDuration = (spec.leaseDurationSeconds ?? leaseSeconds) * 1000;
+    if (this.observed?.key !== recordKey) {
+      const margin = (this.o.leaseDurationMs - this.o.renewDeadlineMs) / 2;
+      const previous = this.lastPollAt;
+      const at = previous !== undefined && this.observed && pollAt - previous < margin ? previous : pollAt;
+      this.observed = { key: recordKey, at, durationMs: observedDuration, byOther: heldByOther };
+    }
+    this.lastPollAt = pollAt;
     if (heldByOther && Date.now() < this.observed.at + observedDuration) return false;
     const next: Lease = {
       ...lease,

@@ -93,9 +93,10 @@ describe('operator leader election', () => {
     console.log(
       `takeover after SIGKILL: ${takeoverMs} ms (lease ${LEASE_SECONDS} s, retry ${RETRY_SECONDS} s)`,
     );
-    // The standby waits out the lease from the last renew it saw (at most one retry period
-    // before the kill), then wins on its next try.
-    expect(takeoverMs).toBeLessThanOrEqual((LEASE_SECONDS + 2 * RETRY_SECONDS) * 1000 + 1500);
+    // Within the lease duration of the leader's last renew (which was before the kill): the
+    // standby times its try to the expiry. The slack covers the test's own polling and the
+    // API round trips of the takeover, not a retry period.
+    expect(takeoverMs).toBeLessThanOrEqual(LEASE_SECONDS * 1000 + 1000);
 
     // It keeps reconciling: a spec change converges under op-b.
     await applyPushGateway(
