@@ -4,8 +4,10 @@ import { createRedis } from '../../common/redis/connection.js';
 import { redisKeys } from '../../common/redis/keys.js';
 import {
   ackMessages,
+  claimPresence,
   readInbox,
   storeMessage,
+  storeMessageForDevices,
   type StoredMessage,
 } from '../../common/redis/offline-store.js';
 import { takeRate } from '../../common/redis/rate-limit.js';
@@ -65,6 +67,32 @@ describe('common/redis scripts', () => {
       unknown: ['e1', 'never'],
     });
     expect(await inboxIds('exp')).toEqual([]);
+  });
+
+  it('stores asked for together keep their order per device, with idempotency, collapse and only-if-online per message', async () => {
+    // Started in one tick, these go to Redis as one batch (one script call per bucket).
+    const online = 'batch-online';
+    await claimPresence(redis, keys, 'a', online, { gateway: 'gw-1', session: 's1' }, 60_000);
+    const devices = [online, 'batch-off-1', 'batch-off-2'];
+    const wide = { maxPerDevice: 10, keyTtlMs: 60_000 };
+    const [r1, r2, r3, r4, r5] = await Promise.all([
+      storeMessageForDevices(redis, keys, 'a', devices, msg('b1', { collapse: 'k' }), wide),
+      storeMessageForDevices(redis, keys, 'a', devices, msg('b2'), wide),
+      storeMessageForDevices(redis, keys, 'a', devices, msg('b1', { collapse: 'k' }), wide),
+      storeMessageForDevices(redis, keys, 'a', devices, msg('b3', { collapse: 'k' }), wide),
+      storeMessageForDevices(redis, keys, 'a', devices, msg('b4'), wide, true),
+    ]);
+    for (const [i, device] of devices.entries()) {
+      expect(r1![i]).toMatchObject({ outcome: 'stored', seq: 1 });
+      expect(r2![i]).toMatchObject({ outcome: 'stored', seq: 2 });
+      expect(r3![i]).toMatchObject({ outcome: 'duplicate', seq: 1 });
+      expect(r4![i]).toMatchObject({ outcome: 'stored', seq: 3, replaced: 'b1' });
+      expect(await inboxIds(device)).toEqual(device === online ? ['b2', 'b3', 'b4'] : ['b2', 'b3']);
+    }
+    expect(r1![0]).toMatchObject({ gateway: 'gw-1', session: 's1' });
+    expect(r1![1]).toMatchObject({ gateway: '', session: '' });
+    expect(r5!.map((r) => r.outcome)).toEqual(['stored', 'offline', 'offline']);
+    expect(r5![0]).toMatchObject({ seq: 4, gateway: 'gw-1' });
   });
 
   it('resolves targets from the indexes and refuses audiences over the limit', async () => {
