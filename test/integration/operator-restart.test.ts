@@ -16,6 +16,7 @@ import {
   isReady,
   metricSum,
   probe,
+  pushGatewayStatus,
   samplePushGateway,
   startOperator,
   type OperatorProcess,
@@ -116,6 +117,19 @@ describe('operator through a kube-apiserver outage', () => {
     const st = await eventually(() => isReady(client, ns, 'main'), {
       timeoutMs: 180_000,
       what: 'Ready after the outage',
+    }).catch(async (err: Error) => {
+      // Say whose recovery is missing: the operator's status, or the children themselves.
+      const gw = await pushGatewayStatus(client, ns, 'main');
+      const deployments = await client.list(Resources.Deployment, ns);
+      const seen = deployments.items.map((d) => ({
+        name: d.metadata?.name,
+        generation: d.metadata?.generation,
+        spec: (d as { spec?: { replicas?: number } }).spec?.replicas,
+        status: (d as { status?: unknown }).status,
+      }));
+      throw new Error(
+        `${err.message}\nPushGateway status: ${JSON.stringify(gw)}\nDeployments: ${JSON.stringify(seen)}`,
+      );
     });
     expect(st.readyRegions).toBe('2/2');
     phase('Ready');
