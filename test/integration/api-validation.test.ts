@@ -26,6 +26,7 @@ import {
   type Manifest,
 } from '../../operator/api/testdata/manifests.js';
 import { createTestNamespace, eventually, testKubeConfig } from '../support/k8s.js';
+import { installCRDs } from '../support/crds.js';
 import { kubectl, repoRoot } from '../support/stack.js';
 
 /**
@@ -72,29 +73,8 @@ describe('pushgate API in the real kube-apiserver', () => {
   }
 
   beforeAll(async () => {
-    await kubectl(kubeconfig, [
-      'apply',
-      '--server-side',
-      '--force-conflicts',
-      '--field-manager=pushgate-crds',
-      '-f',
-      path.join(repoRoot, 'crds'),
-    ]);
-    await kubectl(kubeconfig, [
-      'wait',
-      '--for=condition=Established',
-      '--timeout=60s',
-      ...KINDS.map((k) => `crd/${crdName(k)}`),
-    ]);
+    await installCRDs(kubeconfig);
     namespace = await createTestNamespace(kc, 'api-validation');
-    // Established is set before every API server handler serves the new resource; wait until lists work.
-    for (const k of KINDS) {
-      await eventually(
-        () =>
-          custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: k.plural }),
-        { what: `${k.plural} served`, timeoutMs: 30_000 },
-      );
-    }
   });
 
   afterAll(async () => {

@@ -7,7 +7,7 @@ import YAML from 'yaml';
 import { KubeClient, isNotFound, type KubeObject } from '../../operator/runtime/kube.js';
 import { Resources } from '../../operator/runtime/resources.js';
 import { PushGatewayResource } from '../../operator/controllers/pushgateway/controller.js';
-import { kubectl, repoRoot } from '../support/stack.js';
+import { repoRoot } from '../support/stack.js';
 import * as k8s from '@kubernetes/client-node';
 
 /** Helpers shared by the operator's integration tests (test/integration/operator-*.test.ts). */
@@ -18,22 +18,8 @@ export function clientFor(kubeconfigPath: string): KubeClient {
   return new KubeClient(kc);
 }
 
-/** Installs the generated CRDs (idempotent; other test files may have done it already). */
-export async function installCRDs(kubeconfig: string): Promise<void> {
-  await kubectl(kubeconfig, [
-    'apply',
-    '--server-side',
-    '--force-conflicts',
-    '-f',
-    path.join(repoRoot, 'crds'),
-  ]);
-  await kubectl(kubeconfig, [
-    'wait',
-    '--for=condition=Established',
-    '--timeout=60s',
-    'crd/pushgateways.pushgate.dev',
-  ]);
-}
+/** One CRD installer for every test file (test/support/crds.ts). */
+export { installCRDs } from '../support/crds.js';
 
 /** The sample users apply (examples/pushgateway.yaml), placed in `namespace` under `name`. */
 export function samplePushGateway(
