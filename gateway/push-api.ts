@@ -17,13 +17,40 @@ const target = z.union([
   z.strictObject({ all: z.literal(true) }),
 ]);
 
+/** Deepest nesting of objects and arrays in `data` (PROTOCOL.md section 9). */
+export const MAX_PUSH_DATA_DEPTH = 32;
+
+/**
+ * Whether `value` nests at most `max` objects/arrays deep. Iterative on purpose: the body
+ * parser accepts any depth that fits in 64 KB, and every recursive walk after it (zod's JSON
+ * check, JSON.stringify, a device's parser, Redis' cjson with its limit of 1000) would overflow
+ * its stack on a few thousand levels. This check runs first, so they only ever see bounded data.
+ */
+export function jsonDepthAtMost(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length) {
+    const [v, depth] = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth + 1 > max) return false;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return true;
+}
+
+const pushData = z.unknown().superRefine((d, ctx) => {
+  if (d === undefined) return void ctx.addIssue({ code: 'custom', message: 'required' });
+  if (!jsonDepthAtMost(d, MAX_PUSH_DATA_DEPTH))
+    return void ctx.addIssue({ code: 'custom', message: `nested deeper than ${MAX_PUSH_DATA_DEPTH} levels` });
+  if (Buffer.byteLength(JSON.stringify(d)) > MAX_PUSH_DATA_BYTES)
+    ctx.addIssue({ code: 'custom', message: `larger than ${MAX_PUSH_DATA_BYTES} bytes of JSON` });
+});
+
 export function pushBodySchema(maxTtlSeconds: number) {
   return z.strictObject({
     /** Exactly one of {device}, {alias}, {tag: expression}, {all: true}. */
     to: target,
-    data: z.json().refine((d) => Buffer.byteLength(JSON.stringify(d)) <= MAX_PUSH_DATA_BYTES, {
-      message: `larger than ${MAX_PUSH_DATA_BYTES} bytes of JSON`,
-    }),
+    /** Any JSON value (the body parser only produces JSON), bounded in depth and size. */
+    data: pushData,
     ttl: z.number().int().min(0).max(maxTtlSeconds).default(86_400),
     priority: pushPriority.default('normal'),
     collapseKey: tagName.optional(),

@@ -95,6 +95,27 @@ describe('device tokens', () => {
     expect(await verifyDeviceToken(token, secrets)).toEqual({ ok: false, reason });
   });
 
+  // One token, one spelling: Node's base64url decoder would accept every one of these as the
+  // same signature, header or payload.
+  const token = signed({ alg: 'HS256' }, good);
+  const [h, p, sig] = token.split('.') as [string, string, string];
+  // The 43rd character of a 32-byte signature carries 2 unused bits: flip one of them (the
+  // decoded bytes stay the same).
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+  const sameBitsOtherChar = alphabet[alphabet.indexOf(sig.at(-1)!) ^ 1]!;
+  it.each([
+    ['a padded signature', `${h}.${p}.${sig}=`],
+    ['a signature with a stray character', `${h}.${p}.${sig}!`],
+    ['a signature with a space inside', `${h}.${p}.${sig.slice(0, 10)} ${sig.slice(10)}`],
+    ['a padded payload', `${h}.${p}==.${sig}`],
+    ['standard base64 characters in the header', `${h.replace(/-/g, '+').replace(/_/g, '/')}+.${p}.${sig}`],
+    ['non-zero unused bits in the signature', `${h}.${p}.${sig.slice(0, -1)}${sameBitsOtherChar}`],
+  ])('refuses %s as malformed', async (_label, t) => {
+    expect(t).not.toBe(token);
+    expect(await verifyDeviceToken(token, secrets)).toMatchObject({ ok: true });
+    expect(await verifyDeviceToken(t, secrets)).toEqual({ ok: false, reason: 'malformed' });
+  });
+
   it('accepts a token signed by hand the way PROTOCOL.md describes', async () => {
     expect(await verifyDeviceToken(signed({ alg: 'HS256', typ: 'JWT' }, good), secrets)).toMatchObject({
       ok: true,

@@ -59,6 +59,18 @@ export async function verifyDeviceToken(
 
 const HS256_HEADER_ALG = 'HS256';
 
+/**
+ * One token, one spelling: each part must be canonical unpadded base64url (RFC 7515 section 2).
+ * Node's decoder skips `=`, whitespace and any stray character and ignores non-zero trailing
+ * bits, so without this check many strings would verify as the same token (a token could not be
+ * compared, logged or revoked by its text).
+ */
+function canonicalBase64url(part: string): Buffer | undefined {
+  if (!/^[A-Za-z0-9_-]+$/.test(part)) return undefined;
+  const bytes = Buffer.from(part, 'base64url');
+  return bytes.toString('base64url') === part ? bytes : undefined;
+}
+
 export function verifyDeviceTokenSync(
   token: string,
   secretOf: (app: string) => string | undefined,
@@ -68,11 +80,15 @@ export function verifyDeviceTokenSync(
   const parts = token.split('.');
   if (parts.length !== 3) return { ok: false, reason: 'malformed' };
   const [h, p, sig] = parts as [string, string, string];
+  const headerBytes = canonicalBase64url(h);
+  const payloadBytes = canonicalBase64url(p);
+  const given = canonicalBase64url(sig);
+  if (!headerBytes || !payloadBytes || !given) return { ok: false, reason: 'malformed' };
   let header: { alg?: unknown; crit?: unknown };
   let payload: { iss?: unknown; sub?: unknown; aud?: unknown; exp?: unknown; nbf?: unknown };
   try {
-    header = JSON.parse(Buffer.from(h, 'base64url').toString('utf8')) as typeof header;
-    payload = JSON.parse(Buffer.from(p, 'base64url').toString('utf8')) as typeof payload;
+    header = JSON.parse(headerBytes.toString('utf8')) as typeof header;
+    payload = JSON.parse(payloadBytes.toString('utf8')) as typeof payload;
   } catch {
     return { ok: false, reason: 'malformed' };
   }
@@ -86,7 +102,6 @@ export function verifyDeviceTokenSync(
   const secret = secretOf(app);
   if (!secret) return { ok: false, reason: 'unknown_app' };
   const expected = createHmac('sha256', secret).update(`${h}.${p}`).digest();
-  const given = Buffer.from(sig, 'base64url');
   if (given.length !== expected.length || !timingSafeEqual(given, expected))
     return { ok: false, reason: 'bad_signature' };
   const aud = payload.aud;

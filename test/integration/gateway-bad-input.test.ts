@@ -192,6 +192,23 @@ describe('gateway bad input', () => {
       },
       CloseCode.authFailed,
     ],
+    [
+      // One token, one spelling: `=` padding or a stray character is not another spelling of
+      // a valid token (Node's base64 decoder would skip both).
+      'a valid token with its signature padded',
+      async (ws) => ws.send(JSON.stringify({ t: 'hello', v: 1, token: `${await token('padded')}=` })),
+      CloseCode.authFailed,
+      /auth: malformed/,
+    ],
+    [
+      'a valid token with a stray character in its signature',
+      async (ws) => {
+        const t = await token('stray');
+        ws.send(JSON.stringify({ t: 'hello', v: 1, token: `${t.slice(0, -4)}!${t.slice(-4)}` }));
+      },
+      CloseCode.authFailed,
+      /auth: malformed/,
+    ],
     ['no hello at all (hello timeout)', () => {}, CloseCode.helloTimeout],
   ];
 
@@ -306,6 +323,26 @@ describe('gateway bad input', () => {
       () => pushApi(gw.httpUrl, { to: { device: 'a' }, data: 'x'.repeat(5000) }),
       400,
       /^data: larger than/,
+    ],
+    [
+      // The body parser accepts it (it fits in 64 KB); the check runs before any recursive
+      // walk, so it is a 400 naming the field, not a stack overflow and a 500.
+      'data nested 5,000 deep',
+      () =>
+        pushApi(gw.httpUrl, null, {
+          rawBody: `{"to":{"device":"a"},"data":${'{"a":'.repeat(5000)}1${'}'.repeat(5000)}}`,
+        }),
+      400,
+      /^data: nested deeper than 32 levels/,
+    ],
+    [
+      'data nested 33 deep in arrays',
+      () =>
+        pushApi(gw.httpUrl, null, {
+          rawBody: `{"to":{"device":"a"},"data":${'['.repeat(33)}${']'.repeat(33)}}`,
+        }),
+      400,
+      /^data: nested deeper than 32 levels/,
     ],
     ['a body over 64 KB', () => pushApi(gw.httpUrl, { to: { device: 'a' }, data: 'x'.repeat(70_000) }), 413],
     [
