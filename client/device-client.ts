@@ -41,6 +41,19 @@ export interface DeviceClientOptions {
   heartbeat?: boolean;
   /** Reconnect after a close (default true). */
   reconnect?: boolean;
+  /** How long to wait for `welcome` after the upgrade before giving up on a gateway (default 10 s). */
+  welcomeTimeoutMs?: number;
+}
+
+/**
+ * How long a device waits for the answer to a ping before it judges the gateway dead: half the
+ * advised interval, at least 1 s, at most 20 s (PROTOCOL.md section 5, "Liveness"). A gateway
+ * answers a ping at once, so a missing pong means a frozen process, a dead path or a black-holed
+ * NAT mapping; the device then drops the connection and moves to the next endpoint. With a ping
+ * every `hb`, a frozen gateway is noticed within 1.5 x hb.
+ */
+export function pongWaitMs(hbMs: number): number {
+  return Math.max(1000, Math.min(hbMs / 2, 20_000));
 }
 
 export interface DeviceClientEvents {
@@ -53,6 +66,8 @@ export interface DeviceClientEvents {
   close: [number, string];
   /** The client gave up (auth failure, session replaced, or stop()). */
   stopped: [number, string];
+  /** The gateway did not answer in time (no welcome, or no pong): the connection is dropped. */
+  unresponsive: [string];
 }
 
 const NO_RECONNECT: ReadonlySet<number> = new Set([
@@ -70,6 +85,8 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
   private drainWithinMs = 0;
   private hbTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
+  /** Armed while an answer from the gateway is due (welcome after the upgrade, pong after a ping). */
+  private answerTimer: NodeJS.Timeout | undefined;
   private hbMs = 0;
   private seen = new Set<string>();
   private seenOrder: string[] = [];
@@ -114,6 +131,7 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
     this.stopped = true;
     clearTimeout(this.retryTimer);
     clearTimeout(this.hbTimer);
+    this.clearAnswer();
     this.ws?.close(CloseCode.normal, 'client stop');
     this.emit('stopped', CloseCode.normal, 'client stop');
   }
@@ -196,6 +214,7 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
     });
     this.ws = ws;
     ws.on('open', () => {
+      this.expectAnswer(ws, this.opts.welcomeTimeoutMs ?? 10_000, 'no welcome');
       ws.send(
         JSON.stringify({
           t: 'hello',
@@ -215,7 +234,31 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
     return typeof this.opts.token === 'string' ? this.opts.token : this.opts.token();
   }
 
+  /**
+   * Liveness from the device's side: the gateway must answer within `ms` (any frame will do;
+   * the awaited one is welcome or pong). A gateway that does not is dropped without a closing
+   * handshake (a frozen one would never complete it), and the next endpoint is tried.
+   */
+  private expectAnswer(ws: WebSocket, ms: number, what: string) {
+    // An answer already due keeps its (earlier) deadline: pings faster than the wait must not
+    // push it out for ever.
+    if (this.answerTimer) return;
+    this.answerTimer = setTimeout(() => {
+      this.answerTimer = undefined;
+      if (ws !== this.ws || ws.readyState !== WebSocket.OPEN) return;
+      this.emit('unresponsive', `${what} within ${ms} ms from ${this.gateway || 'gateway'}`);
+      ws.terminate();
+    }, ms);
+    this.answerTimer.unref();
+  }
+
+  private clearAnswer() {
+    clearTimeout(this.answerTimer);
+    this.answerTimer = undefined;
+  }
+
   private onFrame(ws: WebSocket, text: string) {
+    if (ws === this.ws) this.clearAnswer();
     let f: { t?: string };
     try {
       f = JSON.parse(text) as { t?: string };
@@ -285,6 +328,7 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
     this.hbTimer = setTimeout(() => {
       if (ws.readyState !== WebSocket.OPEN) return;
       ws.send('{"t":"ping"}');
+      this.expectAnswer(ws, pongWaitMs(this.hbMs), 'no pong');
       this.scheduleHeartbeat(ws);
     }, this.hbMs);
     this.hbTimer.unref();
@@ -293,6 +337,7 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
   private onClose(ws: WebSocket, code: number, reason: string) {
     if (ws !== this.ws) return;
     clearTimeout(this.hbTimer);
+    this.clearAnswer();
     this.connected = false;
     this.gateway = '';
     this.emit('close', code, reason);

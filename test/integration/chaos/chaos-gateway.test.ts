@@ -1,0 +1,116 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  RecordingDevice,
+  sleep,
+  stopGateway,
+  uniquePrefix,
+  until,
+  type GatewayProcess,
+} from '../gateway-harness.js';
+import { ChaosRedis, Ledger, report, startChaosGateway } from './harness.js';
+
+/**
+ * Chaos on the gateway side (issue 13, failures 1 and 7): real gateway processes frozen with
+ * SIGSTOP or started without ids, a Redis of the test's own, real devices. Each test counts
+ * accepted, delivered, lost and duplicated-to-app pushes; lost and duplicates are 0.
+ */
+describe('chaos: gateways', () => {
+  let redis: ChaosRedis;
+  const gateways: GatewayProcess[] = [];
+  const devices: RecordingDevice[] = [];
+  beforeAll(async () => {
+    redis = await ChaosRedis.start();
+  });
+  afterAll(async () => {
+    for (const d of devices) d.client.stop();
+    for (const g of gateways) g.kill('SIGCONT');
+    await Promise.all(gateways.map(stopGateway));
+    await redis?.stop();
+  });
+
+  it('1. frozen gateway (SIGSTOP): devices move within 2x the heartbeat and the stuck pushes arrive', async () => {
+    const prefix = uniquePrefix('frozen');
+    const hbMs = 2000;
+    // A fixed advised interval, so "2x the heartbeat" is one number.
+    const hb = [
+      '--heartbeat-min-ms',
+      `${hbMs}`,
+      '--heartbeat-initial-ms',
+      `${hbMs}`,
+      '--heartbeat-max-ms',
+      `${hbMs}`,
+    ];
+    const a = await startChaosGateway({ redisUrl: redis.url, prefix, id: 'gw-frozen', args: hb });
+    const b = await startChaosGateway({ redisUrl: redis.url, prefix, id: 'gw-alive', args: hb });
+    gateways.push(a, b);
+
+    const fleet: RecordingDevice[] = [];
+    for (let i = 0; i < 100; i++) {
+      const d = new RecordingDevice({ device: `f${i}`, endpoints: [a.wsUrl, b.wsUrl] });
+      fleet.push(d);
+      devices.push(d);
+    }
+    await Promise.all(fleet.map((d) => d.client.start()));
+    expect(fleet.every((d) => d.client.gateway === 'gw-frozen')).toBe(true);
+    const ledger = new Ledger();
+    ledger.track(...fleet);
+
+    // A steady stream of pushes through the live gateway's API, to devices held by the other.
+    let streaming = true;
+    let n = 0;
+    const stream = (async () => {
+      for (; streaming && n < 600; n++) {
+        const d = fleet[n % fleet.length]!;
+        await ledger.push(b.httpUrl, { device: d.device }, [d.device], { n });
+        await sleep(20);
+      }
+    })();
+    await sleep(1000);
+
+    const movedAfter = new Map<string, number>();
+    const t0 = Date.now();
+    for (const d of fleet)
+      d.client.on('welcome', (w) => {
+        if (w.gateway === 'gw-alive' && !movedAfter.has(d.device)) movedAfter.set(d.device, Date.now() - t0);
+      });
+    a.kill('SIGSTOP');
+    const acceptedBeforeFreeze = ledger.figures().accepted;
+
+    await until(() => movedAfter.size === fleet.length, 4 * hbMs, 'every device on the live gateway');
+    const slowest = Math.max(...movedAfter.values());
+    // Pushes accepted while the devices were still attached to the frozen gateway: stored, routed
+    // to a process that cannot send them; they must arrive by replay on the next gateway.
+    const stuck = ledger.figures().accepted - acceptedBeforeFreeze;
+    await sleep(2000);
+    streaming = false;
+    await stream;
+
+    const figures = await ledger.settle(20_000);
+    report('frozen gateway', {
+      ...figures,
+      devices: fleet.length,
+      hbMs,
+      moveMsMax: slowest,
+      moveMsMedian: [...movedAfter.values()].sort((x, y) => x - y)[movedAfter.size >> 1],
+      acceptedWhileStuck: stuck,
+    });
+    expect(slowest).toBeLessThan(2 * hbMs);
+    expect(stuck).toBeGreaterThan(0);
+    expect(figures.accepted).toBeGreaterThan(100);
+    expect(figures.lost).toBe(0);
+    expect(figures.duplicatesToApp).toBe(0);
+
+    // The frozen gateway wakes up: its old sockets are gone, it must not disturb anyone.
+    a.kill('SIGCONT');
+    const before = ledger.figures().accepted;
+    for (let i = 0; i < 50; i++) {
+      const d = fleet[i]!;
+      await ledger.push(a.httpUrl, { device: d.device }, [d.device], { thawed: i });
+    }
+    const after = await ledger.settle(15_000);
+    expect(after.accepted).toBe(before + 50);
+    expect(after.lost).toBe(0);
+    expect(after.duplicatesToApp).toBe(0);
+    expect(fleet.every((d) => d.client.gateway === 'gw-alive')).toBe(true);
+  });
+});
