@@ -39,7 +39,9 @@ export const gatewayOptions = {
       .string()
       .regex(/^[A-Za-z0-9._-]+$/)
       .optional(),
-    description: 'Unique gateway id in the registry and routing (default: <namespace>.<pod name>).',
+    description:
+      'Unique gateway id in the registry and routing (default: <namespace>.<pod name> in a pod, ' +
+      '<namespace>.<hostname>.<pid> elsewhere). A gateway refuses to start on an id another live gateway holds.',
   },
   region: {
     schema: z.string().default('local'),
@@ -129,3 +131,22 @@ export const gatewayOptions = {
 } as const;
 
 export type GatewayConfig = ConfigOf<typeof gatewayOptions>;
+
+/**
+ * The gateway id when --gateway-id is not given. In a pod (POD_NAME from the downward API, or
+ * --pod-name) the pod name is unique among live pods and the sidecar derives the same id.
+ * Elsewhere the pod name defaults to the hostname, which every process on one host shares, so
+ * the process id is added: two gateways started side by side never become one id (routing to
+ * one would reach the other). The registry claim (claimGatewayId) backs this up at startup.
+ */
+export function defaultGatewayId(
+  config: Pick<GatewayConfig, 'namespace' | 'podName'>,
+  env: NodeJS.ProcessEnv = process.env,
+  pid = process.pid,
+  hostname = os.hostname(),
+): string {
+  const podNameGiven = env.POD_NAME !== undefined || config.podName !== hostname;
+  return podNameGiven
+    ? `${config.namespace}.${config.podName}`
+    : `${config.namespace}.${config.podName}.${pid}`;
+}

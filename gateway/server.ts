@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -8,6 +9,7 @@ import { DEVICE_PATH } from '../common/protocol/frames.js';
 import { createRedis, createSubscriber, type PgRedis } from '../common/redis/connection.js';
 import { redisKeys, type RedisKeys } from '../common/redis/keys.js';
 import {
+  claimGatewayId,
   GATEWAY_RECORD_TTL_MS,
   listGateways,
   probeStats,
@@ -20,7 +22,7 @@ import { heartbeatPolicy } from './heartbeat.js';
 import { DeviceHub } from './hub.js';
 import { rankGateways, registerLocateRoute } from './locator.js';
 import { createGatewayMetrics } from './metrics.js';
-import type { GatewayConfig } from './options.js';
+import { defaultGatewayId, type GatewayConfig } from './options.js';
 import { registerPushApi } from './push-api.js';
 import { PushService } from './push-service.js';
 import {
@@ -49,7 +51,9 @@ export function createGateway(config: GatewayConfig, log: Logger): Gateway {
   if (apps.size === 0)
     log.warn('no apps configured (--apps-file / PUSHGATE_APPS): every device will be refused');
   const secretOf = (app: string) => apps.get(app);
-  const id = config.gatewayId ?? `${config.namespace}.${config.podName}`;
+  const id = config.gatewayId ?? defaultGatewayId(config);
+  // This process, as the holder of `id` in the registry (see claimGatewayId).
+  const instance = randomBytes(8).toString('hex');
   const keys = redisKeys(config.keyPrefix);
   const redis = createRedis(config.redisUrl, { name: `gateway:${id}`, cluster: config.redisCluster });
   const subscriber = createSubscriber(config.redisUrl, {
@@ -179,7 +183,7 @@ export function createGateway(config: GatewayConfig, log: Logger): Gateway {
   app.server.on('upgrade', (req, socket, head) => hub.handleUpgrade(req, socket, head));
   app.get('/healthz', async () => ({ ok: true }));
   app.get('/readyz', async (_req, reply) => {
-    const ok = ready && !draining && redis.status === 'ready';
+    const ok = ready && !draining && !idLost && redis.status === 'ready';
     return reply.code(ok ? 200 : 503).send({ ready: ok, draining, connections: hub.connectionCount });
   });
   app.get('/metrics', async (_req, reply) => {
@@ -190,20 +194,31 @@ export function createGateway(config: GatewayConfig, log: Logger): Gateway {
   const appIds = new Set(apps.keys());
   registerLocateRoute(app, redis, keys, () => appIds);
 
+  // Set when another instance holds our id at a refresh (it took over while this process was
+  // frozen longer than a refresh period): not ready, so the locator stops sending devices here.
+  let idLost = false;
+  const record = () => ({
+    id,
+    podName: config.podName,
+    namespace: config.namespace,
+    region: config.region,
+    zone: config.zone,
+    endpoint: advertised,
+    connections: hub.connectionCount,
+    maxConnections: config.maxConnections,
+    ready: ready && !draining && !idLost,
+    draining,
+    updatedAt: Date.now(),
+  });
   const register = () =>
-    registerGateway(redis, keys, {
-      id,
-      podName: config.podName,
-      namespace: config.namespace,
-      region: config.region,
-      zone: config.zone,
-      endpoint: advertised,
-      connections: hub.connectionCount,
-      maxConnections: config.maxConnections,
-      ready: ready && !draining,
-      draining,
-      updatedAt: Date.now(),
-    }).catch((err: unknown) => log.warn({ err }, 'registry refresh failed'));
+    registerGateway(redis, keys, record(), GATEWAY_RECORD_TTL_MS, { instance }).then(
+      (r) => {
+        if (!r.ok && !idLost)
+          log.error({ id, holder: r.holder }, 'gateway id taken over by another instance; not ready');
+        idLost = !r.ok;
+      },
+      (err: unknown) => log.warn({ err }, 'registry refresh failed'),
+    );
   let registryTimer: NodeJS.Timeout | undefined;
 
   const gateway: Gateway = {
@@ -220,6 +235,12 @@ export function createGateway(config: GatewayConfig, log: Logger): Gateway {
       const addr = gateway.address();
       if (!advertised)
         advertised = `ws://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${addr.port}${DEVICE_PATH}`;
+      try {
+        await claimGatewayId(redis, keys, record, instance);
+      } catch (err) {
+        await gateway.close();
+        throw err;
+      }
       ready = true;
       await register();
       registryTimer = setInterval(register, Math.min(config.registryIntervalMs, GATEWAY_RECORD_TTL_MS / 3));
@@ -248,7 +269,7 @@ export function createGateway(config: GatewayConfig, log: Logger): Gateway {
       hub.terminateAll();
       hub.close();
       await app.close().catch(() => {});
-      await unregisterGateway(redis, keys, id).catch(() => {});
+      await unregisterGateway(redis, keys, id, instance).catch(() => {});
       subscriber.disconnect();
       await redis.quit().catch(() => redis.disconnect());
     },

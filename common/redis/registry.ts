@@ -26,15 +26,41 @@ export interface GatewayRecord {
 export const GATEWAY_RECORD_TTL_MS = 15_000;
 const PROBE_WINDOW = 50;
 
-export async function registerGateway(
-  redis: PgRedis,
-  keys: RedisKeys,
-  rec: GatewayRecord,
-  ttlMs = GATEWAY_RECORD_TTL_MS,
-) {
-  const key = keys.gateway(rec.id);
-  const p = redis.multi();
-  p.hset(key, {
+/**
+ * Who holds a gateway id: a random instance id per gateway process, kept in the record. A
+ * gateway writes its record only while the id is its own (or free), so two processes can never
+ * both believe they are one gateway (routing would send one's deliveries to the other).
+ */
+export interface GatewayIdClaim {
+  instance: string;
+  /** Overwrite a record held by this (stale) instance. */
+  takeOverFrom?: string;
+}
+
+export type RegisterResult = { ok: true } | { ok: false; holder: string };
+
+// KEYS: record, index. ARGV: instance, takeOverFrom, ttlMs, updatedAt, id, field/value pairs.
+const registerClaimedLua = `
+local cur = redis.call('HGET', KEYS[1], 'instance')
+if cur and cur ~= '' and cur ~= ARGV[1] and cur ~= ARGV[2] then return cur end
+redis.call('HSET', KEYS[1], 'instance', ARGV[1], unpack(ARGV, 6))
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', tonumber(ARGV[4]) - 10 * tonumber(ARGV[3]))
+return ''
+`;
+
+// KEYS: record, index. ARGV: instance, id.
+const unregisterClaimedLua = `
+local cur = redis.call('HGET', KEYS[1], 'instance')
+if cur and cur ~= '' and cur ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[2])
+return 1
+`;
+
+function recordFields(rec: GatewayRecord): Record<string, string> {
+  return {
     id: rec.id,
     podName: rec.podName,
     namespace: rec.namespace,
@@ -46,16 +72,106 @@ export async function registerGateway(
     ready: rec.ready ? '1' : '0',
     draining: rec.draining ? '1' : '0',
     updatedAt: String(rec.updatedAt),
-  });
+  };
+}
+
+/**
+ * Writes (refreshes) a gateway's record. With `claim`, only while the id is free or held by
+ * `claim.instance` (or by `claim.takeOverFrom`); otherwise nothing is written and the holder's
+ * instance is returned. Without `claim` (tests seeding records) the write is unconditional.
+ */
+export async function registerGateway(
+  redis: PgRedis,
+  keys: RedisKeys,
+  rec: GatewayRecord,
+  ttlMs = GATEWAY_RECORD_TTL_MS,
+  claim?: GatewayIdClaim,
+): Promise<RegisterResult> {
+  const key = keys.gateway(rec.id);
+  if (claim) {
+    const holder = (await redis.eval(
+      registerClaimedLua,
+      2,
+      key,
+      keys.gatewayIndex(),
+      claim.instance,
+      claim.takeOverFrom ?? '',
+      ttlMs,
+      rec.updatedAt,
+      rec.id,
+      ...Object.entries(recordFields(rec)).flat(),
+    )) as string;
+    return holder ? { ok: false, holder } : { ok: true };
+  }
+  const p = redis.multi();
+  p.hset(key, recordFields(rec));
   p.pexpire(key, ttlMs);
   p.zadd(keys.gatewayIndex(), rec.updatedAt, rec.id);
   p.zremrangebyscore(keys.gatewayIndex(), '-inf', rec.updatedAt - 10 * ttlMs);
   await p.exec();
+  return { ok: true };
 }
 
-/** Remove a gateway's record at once (clean shutdown). */
-export async function unregisterGateway(redis: PgRedis, keys: RedisKeys, id: string) {
+/** Remove a gateway's record at once (clean shutdown); with `instance`, only while it holds the id. */
+export async function unregisterGateway(redis: PgRedis, keys: RedisKeys, id: string, instance?: string) {
+  if (instance !== undefined) {
+    await redis.eval(unregisterClaimedLua, 2, keys.gateway(id), keys.gatewayIndex(), instance, id);
+    return;
+  }
   await redis.multi().del(keys.gateway(id)).zrem(keys.gatewayIndex(), id).exec();
+}
+
+export class GatewayIdInUseError extends Error {
+  override name = 'GatewayIdInUseError';
+  constructor(
+    readonly id: string,
+    readonly holder: string,
+  ) {
+    super(
+      `gateway id '${id}' is held by another live gateway (instance ${holder}, which keeps refreshing its ` +
+        `registration); give this gateway another --gateway-id, or stop the other one`,
+    );
+  }
+}
+
+/**
+ * Takes a gateway id at startup. Free (or a record without holder): taken at once. Held by
+ * another instance: watch the record for one refresh period of any gateway (they refresh at
+ * least every GATEWAY_RECORD_TTL_MS / 3). A live holder refreshes it meanwhile, and this
+ * gateway refuses to start (GatewayIdInUseError). A dead one (kill -9, then a restart of the
+ * same pod) does not, and its id is taken over. Judged by change, not by the holder's clock, so
+ * clock skew between hosts cannot fool it.
+ */
+export async function claimGatewayId(
+  redis: PgRedis,
+  keys: RedisKeys,
+  rec: () => GatewayRecord,
+  instance: string,
+  opts: { observeMs?: number; pollMs?: number } = {},
+): Promise<void> {
+  const observeMs = opts.observeMs ?? GATEWAY_RECORD_TTL_MS / 3 + 1000;
+  const first = await registerGateway(redis, keys, rec(), GATEWAY_RECORD_TTL_MS, { instance });
+  if (first.ok) return;
+  const key = keys.gateway(rec().id);
+  const holder = first.holder;
+  const seen = await redis.hget(key, 'updatedAt');
+  const deadline = Date.now() + observeMs;
+  while (Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, opts.pollMs ?? 200));
+    const [now, updatedAt] = await redis.hmget(key, 'instance', 'updatedAt');
+    if (now == null) {
+      // Expired or unregistered meanwhile: free.
+      const again = await registerGateway(redis, keys, rec(), GATEWAY_RECORD_TTL_MS, { instance });
+      if (again.ok) return;
+      throw new GatewayIdInUseError(rec().id, again.holder);
+    }
+    if (now !== holder || updatedAt !== seen) throw new GatewayIdInUseError(rec().id, now);
+  }
+  const taken = await registerGateway(redis, keys, rec(), GATEWAY_RECORD_TTL_MS, {
+    instance,
+    takeOverFrom: holder,
+  });
+  if (!taken.ok) throw new GatewayIdInUseError(rec().id, taken.holder);
 }
 
 function parseRecord(h: Record<string, string>): GatewayRecord | undefined {

@@ -113,4 +113,47 @@ describe('chaos: gateways', () => {
     expect(after.duplicatesToApp).toBe(0);
     expect(fleet.every((d) => d.client.gateway === 'gw-alive')).toBe(true);
   });
+
+  it('7. gateways started without an id get distinct ids and route to each other; a live id cannot be taken, a dead one can', async () => {
+    const prefix = uniquePrefix('ids');
+    // No --gateway-id and no POD_NAME: two processes on one host, as in a local stack.
+    const g1 = await startChaosGateway({ redisUrl: redis.url, prefix });
+    const g2 = await startChaosGateway({ redisUrl: redis.url, prefix });
+    gateways.push(g1, g2);
+    expect(g1.id).not.toBe(g2.id);
+
+    const d = new RecordingDevice({ device: 'id-dev', endpoints: [g2.wsUrl] });
+    devices.push(d);
+    await d.client.start();
+    expect(d.client.gateway).toBe(g2.id);
+    const ledger = new Ledger();
+    ledger.track(d);
+    // Through the other gateway's API: routed live to g2 (no re-dial needed).
+    for (let i = 0; i < 20; i++) {
+      const r = await ledger.push(g1.httpUrl, { device: 'id-dev' }, ['id-dev'], { i });
+      expect(r.status).toBe(202);
+      await until(() => d.ids().includes(r.body.id as string), 2000, `live push ${i}`);
+    }
+    expect(d.client.connects).toBe(1);
+
+    // A third process told to be g1: g1 is alive and refreshing, so it refuses to start.
+    const t0 = Date.now();
+    const clash = startChaosGateway({ redisUrl: redis.url, prefix, id: g1.id });
+    await expect(clash).rejects.toThrow(/exited with 1[\s\S]*held by another live gateway/);
+    const refusedAfterMs = Date.now() - t0;
+
+    // g1 dies without unregistering (kill -9); a restart on its id takes it over.
+    await stopGateway(g1);
+    const t1 = Date.now();
+    const g1again = await startChaosGateway({ redisUrl: redis.url, prefix, id: g1.id });
+    gateways.push(g1again);
+    const takeoverMs = Date.now() - t1;
+    const r = await ledger.push(g1again.httpUrl, { device: 'id-dev' }, ['id-dev'], 'after takeover');
+    expect(r.status).toBe(202);
+    const figures = await ledger.settle(10_000);
+    report('gateway ids', { ...figures, ids: [g1.id, g2.id], refusedAfterMs, takeoverMs });
+    expect(figures.lost).toBe(0);
+    expect(figures.duplicatesToApp).toBe(0);
+    expect(d.client.connects).toBe(1);
+  });
 });
