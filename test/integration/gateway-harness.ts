@@ -88,10 +88,11 @@ export async function startPushgateProcess(
   return { port, proc, logs, exited };
 }
 
+/** A gateway process; without `id` it runs on its default id (read back from its log). */
 export async function startGatewayProcess(opts: {
   redisUrl: string;
   prefix: string;
-  id: string;
+  id?: string;
   region?: string;
   args?: string[];
   env?: NodeJS.ProcessEnv;
@@ -99,14 +100,16 @@ export async function startGatewayProcess(opts: {
   const { port, proc, logs, exited } = await startPushgateProcess(
     'gateway',
     [
-      ...['--redis-url', opts.redisUrl, '--key-prefix', opts.prefix, '--gateway-id', opts.id],
+      ...['--redis-url', opts.redisUrl, '--key-prefix', opts.prefix],
+      ...(opts.id ? ['--gateway-id', opts.id] : []),
       ...['--region', opts.region ?? 'cn-north-1', '--registry-interval-ms', '1000'],
       ...(opts.args ?? []),
     ],
     { PUSHGATE_APPS: APPS, ...opts.env },
   );
+  const listening = logs.find((l) => l.includes('"gateway listening"'));
   return {
-    id: opts.id,
+    id: opts.id ?? (listening ? (JSON.parse(listening) as { id: string }).id : ''),
     port,
     wsUrl: `ws://127.0.0.1:${port}/v1/connect`,
     httpUrl: `http://127.0.0.1:${port}`,

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { RecordingDevice } from '../gateway-harness.js';
-import { pushApi, startPushgateProcess, until, APPS, type GatewayProcess } from '../gateway-harness.js';
+import { pushApi, startGatewayProcess, until, type GatewayProcess } from '../gateway-harness.js';
 
 /**
  * The chaos harness: a redis-server of the test's own (so it can be frozen, killed, emptied or
@@ -132,36 +132,17 @@ export class ChaosRedis {
   }
 }
 
-/** A gateway process against a chaos Redis; `id` undefined = the gateway's default id. */
-export async function startChaosGateway(opts: {
+/**
+ * A gateway process against a chaos Redis; `id` undefined = the gateway's default id, computed
+ * as outside a pod (no POD_NAME).
+ */
+export function startChaosGateway(opts: {
   redisUrl: string;
   prefix: string;
   id?: string;
   args?: string[];
-  env?: NodeJS.ProcessEnv;
 }): Promise<GatewayProcess> {
-  const { port, proc, logs, exited } = await startPushgateProcess(
-    'gateway',
-    [
-      ...['--redis-url', opts.redisUrl, '--key-prefix', opts.prefix, '--region', 'cn-north-1'],
-      ...['--registry-interval-ms', '1000'],
-      ...(opts.id ? ['--gateway-id', opts.id] : []),
-      ...(opts.args ?? []),
-    ],
-    { PUSHGATE_APPS: APPS, POD_NAME: undefined, ...opts.env },
-  );
-  const listening = logs.find((l) => l.includes('"gateway listening"'));
-  const id = listening ? (JSON.parse(listening) as { id: string }).id : (opts.id ?? '');
-  return {
-    id,
-    port,
-    wsUrl: `ws://127.0.0.1:${port}/v1/connect`,
-    httpUrl: `http://127.0.0.1:${port}`,
-    proc,
-    logs,
-    exited,
-    kill: (signal) => void proc.kill(signal),
-  };
+  return startGatewayProcess({ ...opts, env: { POD_NAME: undefined } });
 }
 
 export interface LedgerFigures {
