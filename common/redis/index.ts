@@ -4,6 +4,5 @@ export * from './offline-store.js';
 export * from './app-index.js';
 export * from './tag-expression.js';
 export * from './registry.js';
-export * from './rate-limit.js';
 export * from './messages.js';
 export * from './delivery.js';

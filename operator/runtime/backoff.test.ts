@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ItemBackoff, TokenBucket, exponentialDelay, withJitter } from './backoff.js';
+import { ItemBackoff, exponentialDelay, withJitter } from './backoff.js';
 
 describe('exponentialDelay', () => {
   it.each([
@@ -19,22 +19,6 @@ describe('withJitter', () => {
     expect(withJitter(1000, 0.2, () => 0)).toBe(800);
     expect(withJitter(1000, 0.2, () => 1)).toBe(1200);
     expect(withJitter(1000, 0.2, () => 0.5)).toBe(1000);
-  });
-});
-
-describe('TokenBucket', () => {
-  it('lets a burst through, then spaces callers at 1/qps', () => {
-    let now = 0;
-    const b = new TokenBucket(10, 3, () => now);
-    expect([b.reserve(), b.reserve(), b.reserve()]).toEqual([0, 0, 0]);
-    expect(b.reserve()).toBe(100);
-    expect(b.reserve()).toBe(200);
-    now = 1000; // a second refills 10 tokens, capped at the burst
-    expect(b.reserve()).toBe(0);
-  });
-
-  it('rejects nonsense settings', () => {
-    expect(() => new TokenBucket(0, 1)).toThrow(/qps/);
   });
 });
 

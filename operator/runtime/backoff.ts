@@ -1,6 +1,6 @@
 /**
  * Delay policies, pure so they can be table-tested: exponential backoff per item (and for
- * watch restarts) and a token bucket for a global rate limit.
+ * watch restarts). The token bucket for the queue's global rate is common/ratelimit's.
  */
 
 /** base * 2^attempt, capped at max; attempt 0 gives base. */
@@ -13,35 +13,6 @@ export function exponentialDelay(attempt: number, baseMs: number, maxMs: number)
 /** Adds up to ±`fraction` random jitter so many clients that failed together do not retry together. */
 export function withJitter(ms: number, fraction = 0.2, random: () => number = Math.random): number {
   return Math.max(0, Math.round(ms * (1 + fraction * (2 * random() - 1))));
-}
-
-/**
- * A token bucket: `qps` tokens per second, at most `burst` saved. `reserve()` takes one token
- * now and says how long the caller must wait before using it (0 when a token was available),
- * like client-go's BucketRateLimiter.
- */
-export class TokenBucket {
-  private tokens: number;
-  private last: number;
-
-  constructor(
-    readonly qps: number,
-    readonly burst: number,
-    private readonly now: () => number = Date.now,
-  ) {
-    if (!(qps > 0) || !(burst >= 1))
-      throw new Error(`TokenBucket: qps must be > 0 and burst >= 1 (got ${qps}, ${burst})`);
-    this.tokens = burst;
-    this.last = now();
-  }
-
-  reserve(): number {
-    const t = this.now();
-    this.tokens = Math.min(this.burst, this.tokens + ((t - this.last) / 1000) * this.qps);
-    this.last = t;
-    this.tokens -= 1;
-    return this.tokens >= 0 ? 0 : Math.ceil((-this.tokens / this.qps) * 1000);
-  }
 }
 
 /** Per-item exponential backoff: each failure of a key doubles its delay until forget(key). */

@@ -1,4 +1,5 @@
-import { ItemBackoff, TokenBucket } from './backoff.js';
+import { TokenBucket } from '../../common/ratelimit/token-bucket.js';
+import { ItemBackoff } from './backoff.js';
 
 export interface WorkQueueOptions {
   /** First retry delay after a failure; doubles per failure of the same key. */

@@ -10,7 +10,7 @@ import {
   storeMessageForDevices,
   type StoredMessage,
 } from '../../common/redis/offline-store.js';
-import { takeRate } from '../../common/redis/rate-limit.js';
+import { takeRate } from '../../common/ratelimit/gcra.js';
 import { uniquePrefix } from './gateway-harness.js';
 
 /** The shared Redis layer (key schema + Lua scripts) against a real Redis, without a gateway. */

@@ -1,8 +1,9 @@
-import type { PgRedis } from './connection.js';
-import type { RedisKeys } from './keys.js';
+import type { PgRedis } from '../redis/connection.js';
+import type { RedisKeys } from '../redis/keys.js';
 
 /**
- * A shared rate limit (GCRA, the standard leaky bucket) on the Redis clock: `ratePerSecond`
+ * The shared rate limit (GCRA, the standard leaky bucket; the Lua is `pgGcra` in
+ * common/redis/scripts.ts) on the Redis clock, for limits that many processes enforce together: `ratePerSecond`
  * sustained, `burst` cells at once. The campaign dispatcher (per tag task) and RateLimitPolicy
  * (per app, or per app+device hash) use it; callers that are refused wait `retryAfterMs` and
  * try again: throttled work is queued, never dropped.
