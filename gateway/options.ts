@@ -1,6 +1,7 @@
 import os from 'node:os';
 import { z } from 'zod';
 import { opt, type ConfigOf } from '../common/config.js';
+import { redisOptions } from '../common/redis/options.js';
 
 /** Every gateway setting, as flags and env (PUSHGATE_*); the operator passes them via env/ConfigMap. */
 export const gatewayOptions = {
@@ -9,21 +10,7 @@ export const gatewayOptions = {
     description: 'Port for WebSocket devices, the push API, /metrics and health.',
   },
   host: { schema: opt.host(), description: 'Address to listen on.' },
-  redisUrl: {
-    schema: opt.redisUrl(),
-    description: 'Redis URL (presence, offline store, routing, registry).',
-  },
-  redisCluster: {
-    schema: z.boolean().default(false),
-    description: 'Treat --redis-url as a seed node of a Redis Cluster.',
-  },
-  keyPrefix: {
-    schema: z
-      .string()
-      .regex(/^[A-Za-z0-9:_-]+$/)
-      .default('pg'),
-    description: 'Prefix of every Redis key (one platform per prefix).',
-  },
+  ...redisOptions,
   podName: {
     schema: z.string().default(os.hostname()),
     env: 'POD_NAME',

@@ -6,8 +6,9 @@ import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from '../common/logger.js';
 import { DEVICE_PATH } from '../common/protocol/frames.js';
-import { createRedis, createSubscriber, type PgRedis } from '../common/redis/connection.js';
-import { redisKeys, type RedisKeys } from '../common/redis/keys.js';
+import { createSubscriber, type PgRedis } from '../common/redis/connection.js';
+import type { RedisKeys } from '../common/redis/keys.js';
+import { redisFromConfig } from '../common/redis/options.js';
 import {
   claimGatewayId,
   GATEWAY_RECORD_TTL_MS,
@@ -54,8 +55,7 @@ export function createGateway(config: GatewayConfig, log: Logger): Gateway {
   const id = config.gatewayId ?? defaultGatewayId(config);
   // This process, as the holder of `id` in the registry (see claimGatewayId).
   const instance = randomBytes(8).toString('hex');
-  const keys = redisKeys(config.keyPrefix);
-  const redis = createRedis(config.redisUrl, { name: `gateway:${id}`, cluster: config.redisCluster });
+  const { redis, keys } = redisFromConfig(config, `gateway:${id}`);
   const subscriber = createSubscriber(config.redisUrl, {
     name: `gateway-sub:${id}`,
     cluster: config.redisCluster,

@@ -59,9 +59,42 @@ function defineScripts<T extends Redis | Cluster>(client: T): T & ScriptCommands
   return client as T & ScriptCommands;
 }
 
+/** How every pushgate connection retries: back off to 2 s between attempts, never give up. */
+const retryStrategy = (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2000);
+
 /**
- * Opens a connection. One code path for a single Redis and for Redis Cluster: all multi-key
- * work goes through scripts or commands whose keys share a hashtag (keys.ts).
+ * The one place a Redis or Redis Cluster client is built. For a cluster the URL is one seed
+ * node, and what the URL carries besides the address (user, password, TLS for rediss://, db)
+ * applies to every node: ioredis' Cluster takes none of it from the seed, so it is passed as
+ * the nodes' options here.
+ */
+function connect(
+  url: string,
+  base: RedisOptions,
+  cluster: boolean,
+  autoPipelining: boolean,
+): Redis | Cluster {
+  if (!cluster) return new Redis(url, base);
+  const u = new URL(url);
+  const nodeOptions: RedisOptions = {
+    ...base,
+    username: u.username ? decodeURIComponent(u.username) : undefined,
+    password: u.password ? decodeURIComponent(u.password) : undefined,
+    ...(u.protocol === 'rediss:' ? { tls: base.tls ?? {} } : {}),
+  };
+  return new Cluster([{ host: u.hostname, port: Number(u.port || 6379) }], {
+    redisOptions: nodeOptions,
+    lazyConnect: base.lazyConnect,
+    clusterRetryStrategy: retryStrategy,
+    ...(autoPipelining
+      ? { enableAutoPipelining: true, autoPipeliningIgnoredCommands: VARIABLE_KEY_SCRIPTS }
+      : {}),
+  });
+}
+
+/**
+ * Opens a command connection. One code path for a single Redis and for Redis Cluster: all
+ * multi-key work goes through scripts or commands whose keys share a hashtag (keys.ts).
  * Commands queue while (re)connecting; a command fails after `maxRetriesPerRequest` retries.
  */
 export function createRedis(url: string, opts: RedisConnectOptions = {}): PgRedis {
@@ -73,31 +106,18 @@ export function createRedis(url: string, opts: RedisConnectOptions = {}): PgRedi
     // auto-pipelining would hash that number as if it were the key and, on a cluster, group
     // the call with the wrong node. They are sent on their own (still without waiting).
     autoPipeliningIgnoredCommands: VARIABLE_KEY_SCRIPTS,
-    retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+    retryStrategy,
     ...opts.options,
   };
-  if (opts.cluster) {
-    const u = new URL(url);
-    const cluster = new Cluster([{ host: u.hostname, port: Number(u.port || 6379) }], {
-      redisOptions: { ...base, password: u.password || undefined },
-      enableAutoPipelining: true,
-      autoPipeliningIgnoredCommands: VARIABLE_KEY_SCRIPTS,
-    });
-    return defineScripts(cluster);
-  }
-  return defineScripts(new Redis(url, base));
+  return defineScripts(connect(url, base, opts.cluster ?? false, true));
 }
 
-/** A second connection for SUBSCRIBE (a subscribed connection cannot run other commands). */
+/**
+ * A second connection for SUBSCRIBE (a subscribed connection cannot run other commands),
+ * built by the same code as createRedis, so both reach the same servers with the same
+ * credentials.
+ */
 export function createSubscriber(url: string, opts: RedisConnectOptions = {}): Redis | Cluster {
-  const base: RedisOptions = {
-    connectionName: opts.name,
-    retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
-    ...opts.options,
-  };
-  if (opts.cluster) {
-    const u = new URL(url);
-    return new Cluster([{ host: u.hostname, port: Number(u.port || 6379) }], { redisOptions: base });
-  }
-  return new Redis(url, base);
+  const base: RedisOptions = { connectionName: opts.name, retryStrategy, ...opts.options };
+  return connect(url, base, opts.cluster ?? false, false);
 }

@@ -6,3 +6,4 @@ export * from './tag-expression.js';
 export * from './registry.js';
 export * from './messages.js';
 export * from './delivery.js';
+export * from './options.js';

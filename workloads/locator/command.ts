@@ -1,9 +1,7 @@
 import Fastify from 'fastify';
-import { z } from 'zod';
 import { defineCommand, untilSignal } from '../../cli/command.js';
 import { opt } from '../../common/config.js';
-import { createRedis } from '../../common/redis/connection.js';
-import { redisKeys } from '../../common/redis/keys.js';
+import { redisFromConfig, redisOptions } from '../../common/redis/options.js';
 import { registerLocateRoute } from '../../gateway/locator.js';
 
 /**
@@ -16,24 +14,13 @@ export const locatorCommand = defineCommand({
   options: {
     port: { schema: opt.port(8081), description: 'HTTP port of GET /v1/locate, /healthz, /readyz.' },
     host: { schema: opt.host(), description: 'Address to listen on.' },
-    redisUrl: { schema: opt.redisUrl(), description: 'Redis URL of the gateway registry.' },
-    redisCluster: {
-      schema: z.boolean().default(false),
-      description: 'Treat --redis-url as a Redis Cluster seed.',
-    },
-    keyPrefix: {
-      schema: z
-        .string()
-        .regex(/^[A-Za-z0-9:_-]+$/)
-        .default('pg'),
-      description: 'Prefix of every Redis key.',
-    },
+    ...redisOptions,
   },
   async run(config, log) {
-    const redis = createRedis(config.redisUrl, { name: 'locator', cluster: config.redisCluster });
+    const { redis, keys } = redisFromConfig(config, 'locator');
     redis.on('error', (err) => log.warn({ err: err.message }, 'redis error'));
     const app = Fastify({ logger: false });
-    registerLocateRoute(app, redis, redisKeys(config.keyPrefix));
+    registerLocateRoute(app, redis, keys);
     app.get('/healthz', async () => ({ ok: true }));
     app.get('/readyz', async (_req, reply) =>
       reply.code(redis.status === 'ready' ? 200 : 503).send({ ready: redis.status === 'ready' }),

@@ -2,7 +2,7 @@ import * as k8s from '@kubernetes/client-node';
 import { z } from 'zod';
 import { defineCommand, untilSignal } from '../../cli/command.js';
 import { opt } from '../../common/config.js';
-import { createRedis, DEFAULT_KEY_PREFIX, redisKeys } from '../../common/redis/index.js';
+import { redisFromConfig, redisOptions } from '../../common/redis/options.js';
 import { loadRequestHeaderConfig, type RequestHeaderConfig } from './auth.js';
 import { createAdapterServer, updateClientCA } from './server.js';
 import { apiServerPodLister, redisConnectionSource } from './source.js';
@@ -15,14 +15,7 @@ export const metricsAdapterCommand = defineCommand({
   options: {
     port: { schema: opt.port(6443), description: 'HTTPS port the aggregator calls.' },
     host: { schema: opt.host(), description: 'Address to listen on.' },
-    redisUrl: { schema: opt.redisUrl(), description: 'Redis holding the gateway registry.' },
-    keyPrefix: {
-      schema: z
-        .string()
-        .regex(/^[A-Za-z0-9:_-]+$/)
-        .default(DEFAULT_KEY_PREFIX),
-      description: "Prefix of every Redis key (the gateways' --key-prefix).",
-    },
+    ...redisOptions,
     kubeconfig: {
       schema: z.string().default(''),
       env: 'KUBECONFIG',
@@ -64,10 +57,10 @@ export const metricsAdapterCommand = defineCommand({
       });
     let requestHeader: RequestHeaderConfig = await loadAuth();
     const serving = await loadServingCert(config.tlsCertFile, config.tlsKeyFile, config.tlsSans);
-    const redis = createRedis(config.redisUrl, { name: 'metrics-adapter' });
+    const { redis, keys } = redisFromConfig(config, 'metrics-adapter');
     const server = createAdapterServer(
       {
-        source: redisConnectionSource(redis, redisKeys(config.keyPrefix)),
+        source: redisConnectionSource(redis, keys),
         pods: apiServerPodLister(kc),
         requestHeader: () => requestHeader,
         log,

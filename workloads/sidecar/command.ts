@@ -5,13 +5,8 @@ import { defineCommand, untilSignal } from '../../cli/command.js';
 import { gatewayOptions } from '../../gateway/options.js';
 import { opt } from '../../common/config.js';
 import type { Logger } from '../../common/logger.js';
-import {
-  createRedis,
-  recordProbeResult,
-  redisKeys,
-  type PgRedis,
-  type RedisKeys,
-} from '../../common/redis/index.js';
+import { recordProbeResult, type PgRedis, type RedisKeys } from '../../common/redis/index.js';
+import { redisFromConfig, redisOptions } from '../../common/redis/options.js';
 import { ProbeMetrics } from './metrics.js';
 import { probeOnce, type ProbeResult, type ProbeTarget } from './probe.js';
 
@@ -59,9 +54,7 @@ export const sidecarCommand = defineCommand({
         'HTTP base URL of the gateway (WebSocket and push API); default http://127.0.0.1:<gateway port>.',
     },
     // The gateway's own specs: the same flags and variables (the pod sets them once for both).
-    redisUrl: gatewayOptions.redisUrl,
-    redisCluster: gatewayOptions.redisCluster,
-    keyPrefix: gatewayOptions.keyPrefix,
+    ...redisOptions,
     podName: gatewayOptions.podName,
     namespace: gatewayOptions.namespace,
     gatewayId: gatewayOptions.gatewayId,
@@ -105,12 +98,8 @@ export const sidecarCommand = defineCommand({
       device: config.probeDevice ?? `probe-${config.podName}`.slice(0, 128),
       timeoutMs: config.timeoutMs,
     };
-    const redis = createRedis(config.redisUrl, {
-      name: `sidecar:${gatewayId}`,
-      cluster: config.redisCluster,
-    });
+    const { redis, keys } = redisFromConfig(config, `sidecar:${gatewayId}`);
     redis.on('error', (err) => log.warn({ err: err.message }, 'redis error'));
-    const keys = redisKeys(config.keyPrefix);
     const metrics = new ProbeMetrics({ gateway: gatewayId });
 
     const server = http.createServer((req, res) => {
