@@ -10,7 +10,7 @@ import {
   getMessageStatus,
 } from '../common/redis/messages.js';
 import { deliverMessage, type RoutedDelivery } from '../common/redis/delivery.js';
-import type { StoredMessage } from '../common/redis/offline-store.js';
+import type { StoredMessage } from '../common/protocol/server-frames.js';
 import type { GatewayMetrics } from './metrics.js';
 
 export interface PushRequest {

@@ -20,7 +20,8 @@ import {
 import { loadApps } from './apps.js';
 import { drainPlan } from './drain.js';
 import { heartbeatPolicy } from './heartbeat.js';
-import { DeviceHub } from './hub.js';
+import { DeviceHub } from './hub/hub.js';
+import { redisDeviceStore } from './hub/store.js';
 import { rankGateways, registerLocateRoute } from './locator.js';
 import { createGatewayMetrics } from './metrics.js';
 import { defaultGatewayId, type GatewayConfig } from './options.js';
@@ -73,8 +74,7 @@ export function createGateway(config: GatewayConfig, log: Logger): Gateway {
   let advertised = config.advertiseUrl ?? '';
 
   const hub = new DeviceHub(
-    redis,
-    keys,
+    redisDeviceStore(redis, keys, keyTtlMs),
     metrics,
     {
       gatewayId: id,
@@ -83,8 +83,6 @@ export function createGateway(config: GatewayConfig, log: Logger): Gateway {
       helloTimeoutMs: config.helloTimeoutMs,
       sendBufferBytes: config.sendBufferBytes,
       frameRate: config.frameRate,
-      maxInbox: config.maxInbox,
-      keyTtlMs,
       heartbeat: policy,
       secretOf,
       drainHint: async () => {

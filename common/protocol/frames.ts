@@ -153,6 +153,8 @@ export type WelcomeFrame = z.infer<typeof welcomeFrame>;
 export type PushFrame = z.infer<typeof pushFrame>;
 export type DrainFrame = z.infer<typeof drainFrame>;
 export type ErrorFrame = z.infer<typeof errorFrame>;
+export type PongFrame = z.infer<typeof pongFrame>;
+export type UpdatedFrame = z.infer<typeof updatedFrame>;
 
 /**
  * Parses one text frame from a device. Returns the frame or a one-line reason naming the

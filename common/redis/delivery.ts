@@ -1,12 +1,7 @@
 import type { PgRedis } from './connection.js';
 import type { RedisKeys } from './keys.js';
-import {
-  encodeStoredMessage,
-  storeMessageForDevices,
-  type StoreLimits,
-  type StoreResult,
-  type StoredMessage,
-} from './offline-store.js';
+import { encodeStoredMessage, type StoredMessage } from '../protocol/server-frames.js';
+import { storeMessageForDevices, type StoreLimits, type StoreResult } from './offline-store.js';
 
 /**
  * Delivering one message to many devices, the way every sender does it (the push API, the

@@ -1,35 +1,6 @@
 import type { PgRedis } from './connection.js';
 import { deviceBucket, deviceStoreKeys, type RedisKeys } from './keys.js';
-
-/**
- * A message as stored in a device's inbox. The body is JSON whose first key is `id`, so the
- * gateway can build a push frame by splicing `"t":"push","seq":N,` in front without parsing.
- */
-export interface StoredMessage {
-  id: string;
-  /** Expiry, ms since epoch. */
-  exp: number;
-  ttl: number;
-  priority: 'high' | 'normal';
-  collapse?: string;
-  /** When the API accepted it (ms since epoch). */
-  sent: number;
-  data: unknown;
-}
-
-export function encodeStoredMessage(m: StoredMessage): string {
-  const { id, exp, ttl, priority, collapse, sent, data } = m;
-  return JSON.stringify(
-    collapse === undefined
-      ? { id, exp, ttl, priority, sent, data }
-      : { id, exp, ttl, priority, collapse, sent, data },
-  );
-}
-
-/** The push frame text for a stored body (see StoredMessage). */
-export function pushFrameText(seq: number, body: string): string {
-  return `{"t":"push","seq":${seq},${body.slice(1)}`;
-}
+import { encodeStoredMessage, type StoredMessage } from '../protocol/server-frames.js';
 
 export interface StoreResult {
   /**

@@ -8,8 +8,8 @@ import {
   readInbox,
   storeMessage,
   storeMessageForDevices,
-  type StoredMessage,
 } from '../../common/redis/offline-store.js';
+import type { StoredMessage } from '../../common/protocol/server-frames.js';
 import { takeRate } from '../../common/ratelimit/gcra.js';
 import { uniquePrefix } from './gateway-harness.js';
 

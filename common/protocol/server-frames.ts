@@ -1,0 +1,82 @@
+import {
+  PROTOCOL_VERSION,
+  type DrainFrame,
+  type ErrorFrame,
+  type PushFrame,
+  type UpdatedFrame,
+  type WelcomeFrame,
+} from './frames.js';
+
+/**
+ * Encoding of every gateway -> device frame (the schemas are in frames.ts). The gateway writes
+ * frames only through these functions, so the wire format is spelled in one place; each takes
+ * the frame's typed fields and fixes `t` (and `v`).
+ */
+export function encodeWelcome(f: Omit<WelcomeFrame, 't' | 'v'>): string {
+  return JSON.stringify({
+    t: 'welcome',
+    v: PROTOCOL_VERSION,
+    gateway: f.gateway,
+    session: f.session,
+    hb: f.hb,
+    tags: f.tags,
+    alias: f.alias,
+    now: f.now,
+  } satisfies WelcomeFrame);
+}
+
+/** The answer to every ping (hot: one per device per heartbeat), hence a template. */
+export function encodePong(hb: number): string {
+  return `{"t":"pong","hb":${Math.trunc(hb)}}`;
+}
+
+export function encodeUpdated(f: Omit<UpdatedFrame, 't'>): string {
+  return JSON.stringify({ t: 'updated', tags: f.tags, alias: f.alias } satisfies UpdatedFrame);
+}
+
+export function encodeError(f: Omit<ErrorFrame, 't'>): string {
+  return JSON.stringify({ t: 'error', ...f } satisfies ErrorFrame);
+}
+
+export function encodeDrain(f: Omit<DrainFrame, 't'>): string {
+  return JSON.stringify({ t: 'drain', reconnect: f.reconnect, within: f.within } satisfies DrainFrame);
+}
+
+// ---------------------------------------------------------------- push frames
+
+/**
+ * A message as stored in a device's inbox: the push frame without `t` and `seq` (which differ
+ * per device and delivery). Its JSON has `id` first, so a gateway builds the push frame by
+ * splicing `"t":"push","seq":N,` in front of the stored text, without parsing it.
+ */
+export type StoredMessage = Omit<PushFrame, 't' | 'seq'>;
+
+const ID_PREFIX = '{"id":"';
+
+export function encodeStoredMessage(m: StoredMessage): string {
+  const { id, exp, ttl, priority, collapse, sent, data } = m;
+  return JSON.stringify(
+    collapse === undefined
+      ? { id, exp, ttl, priority, sent, data }
+      : { id, exp, ttl, priority, collapse, sent, data },
+  );
+}
+
+/** The push frame text for a stored body (see StoredMessage). */
+export function encodePushFrame(seq: number, body: string): string {
+  return `{"t":"push","seq":${Math.trunc(seq)},${body.slice(1)}`;
+}
+
+/**
+ * The message id of a stored body. Bodies written by encodeStoredMessage start with the id
+ * (ids never need escaping), read without parsing; anything else is parsed.
+ */
+export function storedMessageId(body: string): string {
+  if (body.startsWith(ID_PREFIX)) {
+    const end = body.indexOf('"', ID_PREFIX.length);
+    if (end > 0) return body.slice(ID_PREFIX.length, end);
+  }
+  const parsed = JSON.parse(body) as { id?: unknown };
+  if (typeof parsed.id !== 'string') throw new Error('stored message has no string id');
+  return parsed.id;
+}

@@ -1,0 +1,57 @@
+import type { AckApplier, AckResult } from './store.js';
+
+interface AckEntry<S> {
+  stream: S;
+  ids: string[];
+}
+
+/**
+ * Acks are applied in batches: every ack that arrives in one turn of the event loop goes to the
+ * store in one call per app (which the Redis store splits into one script call per hashtag
+ * bucket): a fan-out's acks arrive together. Each device's ids keep their order inside the
+ * batch; the store removes by id, so acks may come in any order relative to delivery.
+ */
+export class AckBatcher<S extends { app: string; device: string }> {
+  private queue = new Map<string, AckEntry<S>[]>();
+  private scheduled = false;
+  private readonly flushNow = () => this.flush();
+
+  constructor(
+    private readonly store: AckApplier,
+    private readonly handlers: {
+      /** One device's part of a batch was applied. */
+      applied(stream: S, result: AckResult): void;
+      failed(app: string, err: unknown): void;
+    },
+    private readonly schedule: (fn: () => void) => void = setImmediate,
+  ) {}
+
+  add(stream: S, ids: string[]): void {
+    let list = this.queue.get(stream.app);
+    if (!list) this.queue.set(stream.app, (list = []));
+    list.push({ stream, ids });
+    if (this.scheduled) return;
+    this.scheduled = true;
+    this.schedule(this.flushNow);
+  }
+
+  /** Applies what is queued (the scheduled flush; tests call it to finish a batch). */
+  flush(): Promise<void> {
+    this.scheduled = false;
+    const batch = this.queue;
+    this.queue = new Map();
+    return Promise.all([...batch].map(([app, entries]) => this.apply(app, entries))).then(() => {});
+  }
+
+  private async apply(app: string, entries: AckEntry<S>[]): Promise<void> {
+    try {
+      const results = await this.store.ack(
+        app,
+        entries.map((e) => ({ device: e.stream.device, ids: e.ids })),
+      );
+      results.forEach((r, i) => this.handlers.applied(entries[i]!.stream, r));
+    } catch (err) {
+      this.handlers.failed(app, err);
+    }
+  }
+}

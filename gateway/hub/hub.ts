@@ -1,0 +1,307 @@
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocket, WebSocketServer } from 'ws';
+import type { Logger } from '../../common/logger.js';
+import { CloseCode } from '../../common/protocol/close-codes.js';
+import { DEVICE_PATH, MAX_CLIENT_FRAME_BYTES, SUBPROTOCOL } from '../../common/protocol/frames.js';
+import { encodeDrain, encodePushFrame, storedMessageId } from '../../common/protocol/server-frames.js';
+import {
+  fullBucket,
+  takeToken,
+  type TokenRate,
+  type TokenState,
+} from '../../common/ratelimit/token-bucket.js';
+import { deadAfterMs, onMissed, type HeartbeatPolicy } from '../heartbeat.js';
+import type { GatewayMetrics } from '../metrics.js';
+import { DeliveryOrderer, type DeliveryPath, type DeliverySink } from './orderer.js';
+import {
+  DeviceSocket,
+  SessionProtocol,
+  State,
+  closeWith,
+  onSocketClose,
+  onSocketError,
+  onSocketMessage,
+  type SessionHost,
+} from './session.js';
+import { StatusCounts } from './status-counts.js';
+import type { DeviceStore } from './store.js';
+
+const ignoreError = () => {};
+
+export interface HubOptions {
+  gatewayId: string;
+  maxConnections: number;
+  acceptRate: number;
+  helloTimeoutMs: number;
+  sendBufferBytes: number;
+  frameRate: number;
+  heartbeat: HeartbeatPolicy;
+  secretOf(app: string): string | undefined;
+  /** Endpoints (best first) to advise devices during drain. */
+  drainHint(): Promise<string[]>;
+}
+
+/**
+ * The registry of this gateway's device connections, in Centrifuge's hub shape: admission (the
+ * upgrade gate: drain, connection limit, accept rate), the sessions by device, one sweep a
+ * second over every deadline (hello, heartbeat, token expiry, send buffers), routing pushes
+ * and kicks to the session they are for, and drain. The per-connection protocol is in
+ * session.ts, ordering in orderer.ts, ack batching in ack-batcher.ts; inboxes and presence are
+ * behind the DeviceStore.
+ */
+export class DeviceHub implements SessionHost {
+  readonly sessions = new Map<string, DeviceSocket>();
+  private readonly awaitingHello = new Set<DeviceSocket>();
+  private readonly blocked = new Set<DeviceSocket>();
+  private readonly wss: WebSocketServer;
+  private readonly sweepTimer: NodeJS.Timeout;
+  private readonly acceptRate: TokenRate;
+  private readonly acceptBucket: TokenState;
+  private readonly status = new StatusCounts();
+  private readonly orderer: DeliveryOrderer<DeviceSocket>;
+  private readonly proto: SessionProtocol;
+  private draining = false;
+  private drainHintCache: string[] = [];
+  private onEmpty: (() => void) | undefined;
+  /** Sockets corked by a push write in this tick; uncorked together once the tick's work is done. */
+  private readonly corked: Duplex[] = [];
+  private readonly uncorkAll = () => {
+    for (const raw of this.corked) raw.uncork();
+    this.corked.length = 0;
+  };
+  /** Called when another gateway must close an older session of a device (presence moved). */
+  kickRemote: (gateway: string, app: string, device: string, sess: string) => void = () => {};
+
+  constructor(
+    private readonly store: DeviceStore,
+    private readonly metrics: GatewayMetrics,
+    private readonly opts: HubOptions,
+    private readonly log: Logger,
+  ) {
+    this.acceptRate = { perSecond: opts.acceptRate, burst: opts.acceptRate };
+    this.acceptBucket = fullBucket(this.acceptRate, Date.now());
+    this.orderer = new DeliveryOrderer(this.deliverySink());
+    this.proto = new SessionProtocol(this, store, this.orderer, this.status, metrics, opts, log);
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: MAX_CLIENT_FRAME_BYTES,
+      perMessageDeflate: false,
+      clientTracking: false,
+      WebSocket: DeviceSocket,
+      handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
+    });
+    this.sweepTimer = setInterval(() => this.sweep(), 1000);
+    this.sweepTimer.unref();
+    metrics.setConnectionSource(() => this.sessions.size);
+  }
+
+  get connectionCount(): number {
+    return this.sessions.size;
+  }
+
+  // ------------------------------------------------------------------ admission
+
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', ignoreError);
+    const url = new URL(req.url ?? '/', 'http://x');
+    if (url.pathname !== DEVICE_PATH) {
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
+    let refuse: [number, string, string] | undefined;
+    if (this.draining) refuse = [CloseCode.serviceRestart, 'draining', 'draining'];
+    else if (this.sessions.size + this.awaitingHello.size >= this.opts.maxConnections)
+      refuse = [CloseCode.tryAgainLater, 'connection limit reached', 'overload'];
+    else if (!takeToken(this.acceptBucket, this.acceptRate, Date.now()))
+      refuse = [CloseCode.tryAgainLater, 'accept rate exceeded', 'rate_limited'];
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      const s = ws as DeviceSocket;
+      s.on('error', onSocketError);
+      if (refuse) {
+        this.metrics.connects.inc({ result: refuse[2] });
+        if (refuse[0] === CloseCode.serviceRestart) s.send(this.drainFrameText());
+        s.close(refuse[0], refuse[1]);
+        return;
+      }
+      const now = Date.now();
+      s.raw = socket;
+      this.proto.opened(s, url.searchParams.get('app') ?? undefined, now + this.opts.helloTimeoutMs, now);
+      this.awaitingHello.add(s);
+      s.on('message', onSocketMessage);
+      s.on('close', onSocketClose);
+    });
+  }
+
+  attach(ws: DeviceSocket): void {
+    this.awaitingHello.delete(ws);
+    const older = this.sessions.get(ws.key);
+    this.sessions.set(ws.key, ws);
+    if (older && older !== ws) closeWith(older, CloseCode.sessionReplaced, 'session replaced');
+  }
+
+  onClose(ws: DeviceSocket, code: number): void {
+    this.awaitingHello.delete(ws);
+    this.blocked.delete(ws);
+    const wasSession = ws.app !== '' && this.sessions.get(ws.key) === ws;
+    if (wasSession) this.sessions.delete(ws.key);
+    if (ws.sess) this.proto.released(ws, code);
+    ws.state = State.Closing;
+    if (this.onEmpty && this.sessions.size === 0) this.onEmpty();
+  }
+
+  // ------------------------------------------------------------------ delivery
+
+  /** A routed push for a device (from this gateway's push API or another's, via Redis). */
+  deliver(app: string, device: string, seq: number, body: string, sent: number): void {
+    const ws = this.sessions.get(`${app}\u0000${device}`);
+    if (!ws || ws.state === State.Closing) return; // not here (any more): the inbox keeps it
+    // Before Ready only a hello in progress takes pushes (held until its first inbox page).
+    if (ws.pending === null && ws.state !== State.Ready) return;
+    this.orderer.routed(ws, seq, body, sent);
+  }
+
+  /** Close an older session of a device that connected again elsewhere. */
+  kick(app: string, device: string, sess: string): void {
+    const ws = this.sessions.get(`${app}\u0000${device}`);
+    if (ws && ws.sess === sess) closeWith(ws, CloseCode.sessionReplaced, 'session replaced');
+  }
+
+  /** Redis pub/sub reconnected: routed pushes may have been missed; every session rereads its inbox. */
+  resyncAll(): void {
+    for (const ws of this.sessions.values()) if (ws.state === State.Ready) this.resync(ws);
+  }
+
+  private resync(ws: DeviceSocket): void {
+    this.orderer
+      .resync(ws)
+      .catch((err: unknown) => this.log.warn({ err, device: ws.device }, 'resync failed'));
+  }
+
+  private deliverySink(): DeliverySink<DeviceSocket> {
+    // Label children of the per-message counters, bound once (label lookup per message is not free).
+    const live = this.metrics.deliveries.labels('live');
+    const replay = this.metrics.deliveries.labels('replay');
+    return {
+      write: (ws: DeviceSocket, seq: number, body: string, path: DeliveryPath, sent?: number) => {
+        if (ws.bufferedAmount > this.opts.sendBufferBytes) {
+          if (!ws.blocked) {
+            ws.blocked = true;
+            this.blocked.add(ws);
+            this.metrics.backpressure.inc();
+          }
+          return false;
+        }
+        // Pushes written in one tick (several messages stored together for this device, a
+        // replay page) leave in one TCP write: cork now, uncork after the tick.
+        const raw = ws.raw;
+        if (raw && raw.writableCorked === 0) {
+          raw.cork();
+          if (this.corked.push(raw) === 1) process.nextTick(this.uncorkAll);
+        }
+        ws.send(encodePushFrame(seq, body));
+        (path === 'live' ? live : replay).inc();
+        if (sent !== undefined) this.metrics.deliveryLatency.observe(Math.max(0, Date.now() - sent) / 1000);
+        this.status.add(storedMessageId(body), 'sent');
+        return true;
+      },
+      isOpen: (ws) => ws.readyState === WebSocket.OPEN,
+      readInbox: (ws, afterSeq, limit) => this.store.readInbox(ws.app, ws.device, afterSeq, limit),
+      expired: (n) => this.metrics.stored.inc({ outcome: 'expired' }, n),
+      resyncFailed: (ws, err) => this.log.warn({ err, device: ws.device }, 'resync failed'),
+    };
+  }
+
+  /** Message status counters are batched and written once a second. */
+  private flushStatusCounts(): void {
+    this.status.flush((id, counter, n) =>
+      this.store
+        .countStatus(id, counter, n)
+        .catch((err: unknown) => this.log.debug({ err }, 'status count failed')),
+    );
+  }
+
+  // ------------------------------------------------------------------ sweep, drain
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const ws of this.awaitingHello) {
+      if (now > ws.deadline) {
+        this.metrics.connects.inc({ result: 'hello_timeout' });
+        closeWith(ws, CloseCode.helloTimeout, 'no hello in time');
+      }
+    }
+    const policy = this.opts.heartbeat;
+    for (const ws of this.sessions.values()) {
+      if (ws.state !== State.Ready) continue;
+      if (now - ws.lastBeat > deadAfterMs(policy, { intervalMs: ws.hbMs, streak: 0 })) {
+        ws.hbMs = onMissed(policy, { intervalMs: ws.hbMs, streak: ws.hbStreak }).intervalMs;
+        closeWith(ws, CloseCode.heartbeatTimeout, 'heartbeat timeout');
+      } else if (now > ws.deadline) {
+        closeWith(ws, CloseCode.tokenExpired, 'token expired');
+      }
+    }
+    for (const ws of this.blocked) {
+      if (ws.readyState !== WebSocket.OPEN) this.blocked.delete(ws);
+      else if (ws.bufferedAmount <= this.opts.sendBufferBytes / 2) {
+        ws.blocked = false;
+        this.blocked.delete(ws);
+        this.resync(ws);
+      }
+    }
+    this.flushStatusCounts();
+  }
+
+  private drainFrameText(): string {
+    return encodeDrain({ reconnect: this.drainHintCache, within: 1000 });
+  }
+
+  /** Refuse new connections from now on (with 1012 and a hint). */
+  async startDrain(): Promise<void> {
+    this.draining = true;
+    this.drainHintCache = await this.opts.drainHint().catch(() => []);
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  /** Close up to `n` sessions with 1012 and the reconnect hint. Returns how many it closed. */
+  closeSome(n: number): number {
+    let closed = 0;
+    const frame = this.drainFrameText();
+    for (const ws of [...this.awaitingHello]) closeWith(ws, CloseCode.serviceRestart, 'draining');
+    for (const ws of this.sessions.values()) {
+      if (closed >= n) break;
+      if (ws.state === State.Closing) continue;
+      if (ws.readyState === WebSocket.OPEN) ws.send(frame);
+      closeWith(ws, CloseCode.serviceRestart, 'service restart');
+      closed++;
+    }
+    return closed;
+  }
+
+  /** Resolves when no session is left (or after `timeoutMs`). */
+  whenEmpty(timeoutMs: number): Promise<void> {
+    if (this.sessions.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, timeoutMs);
+      this.onEmpty = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+  }
+
+  /** Stop everything at once (tests, after drain). */
+  terminateAll(): void {
+    for (const ws of this.awaitingHello) ws.terminate();
+    for (const ws of this.sessions.values()) ws.terminate();
+  }
+
+  close(): void {
+    clearInterval(this.sweepTimer);
+    this.flushStatusCounts();
+    this.wss.close();
+  }
+}

@@ -1,0 +1,293 @@
+import type { Duplex } from 'node:stream';
+import { WebSocket, type RawData } from 'ws';
+import type { Logger } from '../../common/logger.js';
+import { CloseCode } from '../../common/protocol/close-codes.js';
+import {
+  MAX_TAGS,
+  parseClientFrame,
+  type HelloFrame,
+  type UpdateFrame,
+} from '../../common/protocol/frames.js';
+import {
+  encodeError,
+  encodePong,
+  encodeUpdated,
+  encodeWelcome,
+} from '../../common/protocol/server-frames.js';
+import { verifyDeviceTokenSync } from '../../common/protocol/token.js';
+import { takeToken, type TokenRate, type TokenState } from '../../common/ratelimit/token-bucket.js';
+import { initialHeartbeat, onBeat, type HeartbeatPolicy } from '../heartbeat.js';
+import type { GatewayMetrics } from '../metrics.js';
+import { AckBatcher } from './ack-batcher.js';
+import type { DeliveryOrderer, HeldPush, OrderedStream } from './orderer.js';
+import type { StatusCounts } from './status-counts.js';
+import type { DeviceStore } from './store.js';
+
+export const enum State {
+  AwaitHello = 0,
+  Authenticating = 1,
+  Ready = 2,
+  Closing = 3,
+}
+
+/**
+ * One device connection. Session state lives on the socket object itself (one object per
+ * connection, no per-connection closures or timers): the shared listeners reach the protocol
+ * through `this.proto`, and the hub's one sweep per second checks every deadline. It is also
+ * the orderer's stream and the frame-rate bucket's state, so neither costs an object.
+ */
+export class DeviceSocket extends WebSocket implements OrderedStream, TokenState {
+  proto!: SessionProtocol;
+  state: State = State.AwaitHello;
+  app = '';
+  device = '';
+  /** `app NUL device`: the key of the sessions map. */
+  key = '';
+  sess = '';
+  /** App named in the connect URL (?app=), checked against the token. */
+  appHint: string | undefined = undefined;
+  /** Hello deadline before Ready; token expiry (ms) after. */
+  deadline = 0;
+  hbMs = 0;
+  hbStreak = 0;
+  lastBeat = 0;
+  lastSeq = 0;
+  tags: string[] = [];
+  alias: string | null = null;
+  /** Frame-rate bucket (common/ratelimit). */
+  tokens = 0;
+  tokensAt = 0;
+  pending: HeldPush[] | null = null;
+  resyncAgain = false;
+  blocked = false;
+  /** The TCP socket under the WebSocket: corked while a batch of pushes is written to it. */
+  raw: Duplex | null = null;
+}
+
+// Shared listeners (one function for all sockets, `this` is the socket): no closure per connection.
+export const onSocketMessage = function (this: DeviceSocket, data: RawData, isBinary: boolean) {
+  this.proto.onFrame(this, data, isBinary);
+} as (...args: unknown[]) => void;
+export const onSocketClose = function (this: DeviceSocket, code: number) {
+  this.proto.host.onClose(this, code);
+} as (...args: unknown[]) => void;
+// 'close' follows every 'error'; the hub cleans up there.
+export const onSocketError = () => {};
+
+export function closeWith(ws: DeviceSocket, code: number, reason: string): void {
+  if (ws.state === State.Closing) return;
+  ws.state = State.Closing;
+  ws.close(code, reason.slice(0, 120));
+}
+
+/** What the session protocol needs from the hub (the registry). */
+export interface SessionHost {
+  /** The device authenticated: this socket is now its session (an older one is closed). */
+  attach(ws: DeviceSocket): void;
+  onClose(ws: DeviceSocket, code: number): void;
+  /** Another gateway held the device: close that session there. */
+  kickRemote(gateway: string, app: string, device: string, sess: string): void;
+}
+
+export interface SessionOptions {
+  gatewayId: string;
+  frameRate: number;
+  heartbeat: HeartbeatPolicy;
+  secretOf(app: string): string | undefined;
+}
+
+/**
+ * The per-connection protocol (one instance per hub, shared by every socket): frame rate,
+ * hello and authentication, ping/pong with the adaptive heartbeat, acks (batched), tag and
+ * alias updates, bye, and releasing presence when the socket closes.
+ */
+export class SessionProtocol {
+  private sessionCounter = 0;
+  private readonly bootId = Date.now().toString(36);
+  private readonly frameRate: TokenRate;
+  readonly acks: AckBatcher<DeviceSocket>;
+
+  constructor(
+    readonly host: SessionHost,
+    private readonly store: DeviceStore,
+    private readonly orderer: DeliveryOrderer<DeviceSocket>,
+    private readonly status: StatusCounts,
+    private readonly metrics: GatewayMetrics,
+    private readonly opts: SessionOptions,
+    private readonly log: Logger,
+  ) {
+    this.frameRate = { perSecond: opts.frameRate, burst: opts.frameRate * 2 };
+    const acksRemoved = metrics.acks.labels('removed');
+    this.acks = new AckBatcher(store, {
+      applied: (ws, { removed, unknown }) => {
+        if (removed.length) acksRemoved.inc(removed.length);
+        for (const id of removed) status.add(id, 'acked');
+        if (unknown.length) {
+          metrics.acks.inc({ result: 'unknown' }, unknown.length);
+          if (ws.readyState === WebSocket.OPEN)
+            ws.send(encodeError({ code: 'unknown_id', message: 'no such unacked message', ids: unknown }));
+        }
+      },
+      failed: (app, err) => log.warn({ err, app }, 'acks failed'),
+    });
+  }
+
+  /** A new socket passed admission: it has `helloTimeoutMs` to say hello. */
+  opened(ws: DeviceSocket, appHint: string | undefined, helloDeadline: number, now: number): void {
+    ws.proto = this;
+    ws.appHint = appHint;
+    ws.deadline = helloDeadline;
+    ws.tokens = this.frameRate.burst;
+    ws.tokensAt = now;
+  }
+
+  onFrame(ws: DeviceSocket, data: RawData, isBinary: boolean): void {
+    if (ws.state === State.Closing) return;
+    const now = Date.now();
+    if (!takeToken(ws, this.frameRate, now))
+      return this.reject(ws, CloseCode.policyViolation, 'frame flood', 'flood');
+    if (isBinary)
+      return this.reject(ws, CloseCode.unsupportedData, 'binary frames are not supported', 'binary');
+    const parsed = parseClientFrame(data.toString());
+    if (!parsed.ok) return this.reject(ws, CloseCode.policyViolation, parsed.reason, 'invalid');
+    const frame = parsed.frame;
+    if (frame.t === 'hello') {
+      if (ws.state !== State.AwaitHello)
+        return this.reject(ws, CloseCode.policyViolation, 'hello: already sent', 'hello_twice');
+      ws.state = State.Authenticating;
+      this.hello(ws, frame).catch((err: unknown) => this.internalError(ws, err, 'hello'));
+      return;
+    }
+    if (ws.state !== State.Ready)
+      return this.reject(ws, CloseCode.policyViolation, `${frame.t}: before welcome`, 'before_welcome');
+    switch (frame.t) {
+      case 'ping':
+        return this.ping(ws, now);
+      case 'ack':
+        return this.acks.add(ws, frame.ids);
+      case 'update':
+        this.update(ws, frame).catch((err: unknown) => this.internalError(ws, err, 'update'));
+        return;
+      case 'bye':
+        this.bye(ws).catch((err: unknown) => this.internalError(ws, err, 'bye'));
+        return;
+    }
+  }
+
+  private reject(ws: DeviceSocket, code: number, reason: string, metric: string) {
+    this.metrics.framesRejected.inc({ reason: metric });
+    closeWith(ws, code, reason);
+  }
+
+  private internalError(ws: DeviceSocket, err: unknown, what: string) {
+    this.log.warn({ err, device: ws.device }, `${what} failed`);
+    closeWith(ws, CloseCode.tryAgainLater, 'temporary failure, retry');
+  }
+
+  private async hello(ws: DeviceSocket, frame: HelloFrame) {
+    const check = verifyDeviceTokenSync(frame.token, this.opts.secretOf, ws.appHint);
+    if (!check.ok) {
+      const expired = check.reason === 'expired';
+      this.metrics.connects.inc({ result: expired ? 'token_expired' : 'auth_failed' });
+      closeWith(ws, expired ? CloseCode.tokenExpired : CloseCode.authFailed, `auth: ${check.reason}`);
+      return;
+    }
+    const { app, device } = check.claims;
+    ws.app = app;
+    ws.device = device;
+    ws.key = `${app}\u0000${device}`;
+    ws.sess = `${this.bootId}.${(++this.sessionCounter).toString(36)}`;
+    ws.deadline = check.claims.exp * 1000;
+    this.host.attach(ws);
+
+    // From the claim on, routed pushes for this device wait until the first inbox page (read
+    // atomically with the claim) has been written.
+    this.orderer.hold(ws);
+    const announcedTags = frame.tags ? [...new Set(frame.tags)].sort() : undefined;
+    const claim = await this.store.claim(
+      app,
+      device,
+      { gateway: this.opts.gatewayId, session: ws.sess },
+      { tags: announcedTags, alias: frame.alias },
+    );
+    if (claim.previous && claim.previous.gateway !== this.opts.gatewayId) {
+      this.host.kickRemote(claim.previous.gateway, app, device, claim.previous.session);
+    }
+    const tags = announcedTags ?? claim.tags ?? [];
+    const alias = frame.alias !== undefined ? frame.alias : (claim.alias ?? null);
+    // A device reconnecting with the tags and alias it already had (the common case in a
+    // reconnect storm) is already in the indexes: skip the round trip.
+    const known =
+      claim.tags !== undefined &&
+      claim.tags.length === tags.length &&
+      claim.tags.every((t, i) => t === tags[i]) &&
+      (claim.alias ?? null) === alias;
+    if (!known) {
+      await this.store.register(app, device, { tags, alias }, { tags: claim.tags, alias: claim.alias }, true);
+    }
+    if (ws.readyState !== WebSocket.OPEN || (ws.state as State) === State.Closing) return;
+    const hb = initialHeartbeat(this.opts.heartbeat, claim.learnedHeartbeatMs);
+    ws.hbMs = hb.intervalMs;
+    ws.lastBeat = Date.now();
+    ws.tags = tags;
+    ws.alias = alias;
+    ws.state = State.Ready;
+    this.metrics.connects.inc({ result: 'accepted' });
+    ws.send(
+      encodeWelcome({
+        gateway: this.opts.gatewayId,
+        session: ws.sess,
+        hb: ws.hbMs,
+        tags,
+        alias,
+        now: Date.now(),
+      }),
+    );
+    await this.orderer.resync(ws, claim.lastSeq, claim.firstPage);
+  }
+
+  private ping(ws: DeviceSocket, now: number) {
+    const next = onBeat(this.opts.heartbeat, { intervalMs: ws.hbMs, streak: ws.hbStreak }, now - ws.lastBeat);
+    ws.hbMs = next.intervalMs;
+    ws.hbStreak = next.streak;
+    ws.lastBeat = now;
+    ws.send(encodePong(ws.hbMs));
+  }
+
+  private async update(ws: DeviceSocket, frame: UpdateFrame) {
+    const before = { tags: ws.tags, alias: ws.alias };
+    let tags: string[];
+    if (frame.set) tags = [...new Set(frame.set)];
+    else {
+      const s = new Set(ws.tags);
+      for (const t of frame.remove ?? []) s.delete(t);
+      for (const t of frame.add ?? []) s.add(t);
+      tags = [...s];
+    }
+    tags.sort();
+    if (tags.length > MAX_TAGS)
+      return this.reject(ws, CloseCode.policyViolation, `update: more than ${MAX_TAGS} tags`, 'invalid');
+    const alias = frame.alias !== undefined ? frame.alias : ws.alias;
+    ws.tags = tags;
+    ws.alias = alias;
+    await this.store.register(ws.app, ws.device, { tags, alias }, before, false);
+    if (ws.readyState === WebSocket.OPEN) ws.send(encodeUpdated({ tags, alias }));
+  }
+
+  private async bye(ws: DeviceSocket) {
+    await this.store.forget(ws.app, ws.device, { tags: ws.tags, alias: ws.alias });
+    ws.tags = [];
+    closeWith(ws, CloseCode.normal, 'bye');
+  }
+
+  /** The socket of an authenticated session closed: release presence, touch last-seen. */
+  released(ws: DeviceSocket, code: number): void {
+    this.metrics.disconnects.inc({ code: String(code) });
+    const learned = code === CloseCode.heartbeatTimeout ? ws.hbMs : ws.hbMs || undefined;
+    const { app, device, sess, tags } = ws;
+    this.store
+      .release(app, device, sess, learned)
+      .then(() => this.store.touch(app, device, tags))
+      .catch((err: unknown) => this.log.warn({ err, device }, 'release presence failed'));
+  }
+}
