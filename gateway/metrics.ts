@@ -1,4 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Logger } from '../common/logger.js';
+import type { PushObserver } from '../common/push/observer.js';
 
 /**
  * Gateway metrics (GET /metrics). `pushgate_gateway_connections` is the per-pod gauge the HPA
@@ -65,6 +67,12 @@ export function createGatewayMetrics(labels: { gateway: string; region: string }
       labelNames: ['outcome'],
       registers: [registry],
     }),
+    routeFailures: new Counter({
+      name: 'pushgate_gateway_route_failures_total',
+      help: 'Notifications to other gateways that could not be published, by what became of them (failed: kept for the sweep; swept: the gateway was told to reread those inboxes; abandoned: over the sweep bound, delivered at the next connect).',
+      labelNames: ['result'],
+      registers: [registry],
+    }),
     backpressure: new Counter({
       name: 'pushgate_gateway_backpressure_events_total',
       help: 'Times a connection hit its send-buffer limit; its pushes stay in the store until it drains.',
@@ -90,3 +98,35 @@ export function createGatewayMetrics(labels: { gateway: string; region: string }
   };
 }
 export type GatewayMetrics = ReturnType<typeof createGatewayMetrics>;
+
+/** Push acceptance (common/push) reporting into the gateway's metrics. */
+export function pushObserver(metrics: GatewayMetrics, log: Logger): PushObserver {
+  const failed = metrics.routeFailures.labels('failed');
+  return {
+    stored(r) {
+      if (r.outcome === 'offline') return metrics.stored.inc({ outcome: 'offline_dropped' });
+      metrics.stored.inc({ outcome: r.outcome });
+      if (r.outcome === 'stored') metrics.offlineQueue.observe(r.inboxSize);
+      if (r.replaced) metrics.stored.inc({ outcome: 'collapsed' });
+      if (r.evicted) metrics.stored.inc({ outcome: 'evicted' }, r.evicted);
+    },
+    routeFailed(gateway, deliveries, err) {
+      failed.inc(deliveries);
+      log.warn({ err, gateway, deliveries }, 'publish failed; the devices are kept for the sweep');
+    },
+    routeSwept(gateway, devices) {
+      metrics.routeFailures.inc({ result: 'swept' }, devices);
+      log.info(
+        { gateway, devices },
+        'sweep: told the gateway to reread inboxes whose notifications were lost',
+      );
+    },
+    routeAbandoned(gateway, devices) {
+      metrics.routeFailures.inc({ result: 'abandoned' }, devices);
+      log.warn(
+        { gateway, devices },
+        'sweep bound reached: these devices get their messages when they next connect',
+      );
+    },
+  };
+}

@@ -2,13 +2,17 @@ import { timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { MAX_PUSH_DATA_BYTES, idString, pushPriority, tagName } from '../common/protocol/frames.js';
-import { TooManyRecipientsError } from '../common/redis/app-index.js';
+import {
+  TooManyRecipientsError,
+  parseTarget,
+  type PushAcceptor,
+  type PushTarget,
+} from '../common/push/index.js';
 import type { PgRedis } from '../common/redis/connection.js';
 import type { RedisKeys } from '../common/redis/keys.js';
 import { getMessageStatus } from '../common/redis/messages.js';
-import { TagExpressionError, parseTagExpression } from '../common/redis/tag-expression.js';
+import { TagExpressionError } from '../common/redis/tag-expression.js';
 import type { GatewayMetrics } from './metrics.js';
-import type { PushService } from './push-service.js';
 
 const target = z.union([
   z.strictObject({ device: idString }),
@@ -88,7 +92,7 @@ export function registerPushApi(
   deps: {
     redis: PgRedis;
     keys: RedisKeys;
-    push: PushService;
+    push: PushAcceptor;
     secretOf(app: string): string | undefined;
     metrics: GatewayMetrics;
     maxTtlSeconds: number;
@@ -140,20 +144,19 @@ export function registerPushApi(
       return problem(reply, 400, 'bad_request', `${where}: ${issue?.message ?? 'invalid'}`);
     }
     const body = parsed.data;
-    if ('tag' in body.to) {
-      try {
-        parseTagExpression(body.to.tag);
-      } catch (err) {
-        if (err instanceof TagExpressionError)
-          return problem(reply, 400, 'bad_request', `to.tag: ${err.message}`);
-        throw err;
-      }
+    let to: PushTarget;
+    try {
+      to = parseTarget(body.to); // once, here: the tag expression travels as an AST from now on
+    } catch (err) {
+      if (err instanceof TagExpressionError)
+        return problem(reply, 400, 'bad_request', `to.tag: ${err.message}`);
+      throw err;
     }
     try {
-      const accepted = await deps.push.push(
+      const accepted = await deps.push.accept(
         req.params.app,
         {
-          to: body.to,
+          to,
           data: body.data,
           ttl: body.ttl,
           priority: body.priority,

@@ -23,16 +23,11 @@ import { heartbeatPolicy } from './heartbeat.js';
 import { DeviceHub } from './hub/hub.js';
 import { redisDeviceStore } from './hub/store.js';
 import { rankGateways, registerLocateRoute } from './locator.js';
-import { createGatewayMetrics } from './metrics.js';
+import { createGatewayMetrics, pushObserver } from './metrics.js';
 import { defaultGatewayId, type GatewayConfig } from './options.js';
 import { registerPushApi } from './push-api.js';
-import { PushService } from './push-service.js';
-import {
-  parseChannelMessage,
-  publishToGateway,
-  type ChannelMessage,
-  type RoutedDelivery,
-} from '../common/redis/delivery.js';
+import { PushAcceptor, PublishRouter, type RouteFn } from '../common/push/index.js';
+import { parseChannelMessage, publishToGateway, type ChannelMessage } from '../common/redis/delivery.js';
 
 export interface Gateway {
   id: string;
@@ -109,17 +104,21 @@ export function createGateway(config: GatewayConfig, log: Logger): Gateway {
     );
   };
   hub.kickRemote = (gateway, app, device, sess) => publish(gateway, { k: [[app, device, sess]] });
-  const route = (gateway: string, deliveries: RoutedDelivery[]) => {
+  // Other gateways' devices are reached over their channels (lost notifications are counted
+  // and swept by the router); this gateway's own devices in-process.
+  const observer = pushObserver(metrics, log.child({ part: 'push' }));
+  const router = new PublishRouter(redis, keys, observer);
+  const route: RouteFn = (gateway, deliveries) => {
     if (gateway === id)
       for (const [app, device, seq, sent, body] of deliveries) hub.deliver(app, device, seq, body, sent);
-    else publish(gateway, { d: deliveries });
+    else router.route(gateway, deliveries);
   };
-  const push = new PushService(
+  const push = new PushAcceptor(
     redis,
     keys,
-    metrics,
-    { gatewayId: id, maxInbox: config.maxInbox, keyTtlMs, maxRecipients: config.maxRecipients },
+    { maxInbox: config.maxInbox, keyTtlMs, maxRecipients: config.maxRecipients },
     route,
+    observer,
     log.child({ part: 'push' }),
   );
 
@@ -129,6 +128,7 @@ export function createGateway(config: GatewayConfig, log: Logger): Gateway {
     if (!msg) return;
     for (const [app, device, seq, sent, body] of msg.d ?? []) hub.deliver(app, device, seq, body, sent);
     for (const [app, device, sess] of msg.k ?? []) hub.kick(app, device, sess);
+    for (const [app, device] of msg.r ?? []) hub.resyncDevice(app, device);
   });
   subscriber.on('ready', () => {
     if (subscribedOnce) {
@@ -266,6 +266,7 @@ export function createGateway(config: GatewayConfig, log: Logger): Gateway {
       if (registryTimer) clearInterval(registryTimer);
       hub.terminateAll();
       hub.close();
+      router.close();
       await app.close().catch(() => {});
       await unregisterGateway(redis, keys, id, instance).catch(() => {});
       subscriber.disconnect();

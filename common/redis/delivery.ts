@@ -19,6 +19,8 @@ export interface ChannelMessage {
   d?: RoutedDelivery[];
   /** [app, device, session]: close that session (the device connected elsewhere). */
   k?: [string, string, string][];
+  /** [app, device]: reread these devices' inboxes (their notifications were lost; common/push/router.ts). */
+  r?: [string, string][];
 }
 
 export function parseChannelMessage(text: string): ChannelMessage | undefined {
@@ -56,10 +58,10 @@ export interface DeliverOptions extends StoreLimits {
   /** TTL 0: store (and deliver) only for devices connected right now. */
   onlyIfOnline?: boolean;
   /**
-   * Where routed deliveries go. Default: publish to the gateway's channel. A gateway passes
-   * its own function to serve its own devices in-process.
+   * Where routed deliveries go: common/push's PublishRouter (which counts and sweeps lost
+   * notifications); a gateway serves its own devices in-process first.
    */
-  route?: (gateway: string, deliveries: RoutedDelivery[]) => void;
+  route: (gateway: string, deliveries: RoutedDelivery[]) => void;
   /** Called for every device's store result (metrics). */
   onResult?: (result: StoreResult) => void;
 }
@@ -67,7 +69,8 @@ export interface DeliverOptions extends StoreLimits {
 /**
  * Stores `message` for `devices` (one pipelined stream of scripts, one per hashtag bucket)
  * and routes each part as soon as it is durable. Resolves when every store has completed
- * (routing notifications are fire-and-forget: the inbox is the truth).
+ * (routing does not hold the answer up: the inbox is the truth, and the router sweeps what it
+ * could not publish).
  */
 export async function deliverMessage(
   redis: PgRedis,
@@ -86,10 +89,6 @@ export async function deliverMessage(
     evicted: 0,
     routed: 0,
   };
-  const route =
-    opts.route ??
-    ((gateway: string, deliveries: RoutedDelivery[]) =>
-      void publishToGateway(redis, keys, gateway, { d: deliveries }).catch(() => {}));
   const body = encodeStoredMessage(message);
   await storeMessageForDevices(
     redis,
@@ -121,7 +120,7 @@ export async function deliverMessage(
           counts.routed++;
         }
       }
-      for (const [gateway, deliveries] of routes) route(gateway, deliveries);
+      for (const [gateway, deliveries] of routes) opts.route(gateway, deliveries);
     },
   );
   return counts;

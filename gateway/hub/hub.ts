@@ -172,6 +172,12 @@ export class DeviceHub implements SessionHost {
     for (const ws of this.sessions.values()) if (ws.state === State.Ready) this.resync(ws);
   }
 
+  /** Another gateway's notification for this device was lost: reread its inbox. */
+  resyncDevice(app: string, device: string): void {
+    const ws = this.sessions.get(`${app}\u0000${device}`);
+    if (ws && ws.state === State.Ready) this.resync(ws);
+  }
+
   private resync(ws: DeviceSocket): void {
     this.orderer
       .resync(ws)

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createRedis } from '../../common/redis/connection.js';
+import { PublishRouter, silentObserver } from '../../common/push/index.js';
 import { deliverMessage } from '../../common/redis/delivery.js';
 import { redisKeys } from '../../common/redis/keys.js';
 import {
@@ -207,6 +208,7 @@ describe('gateway delivery across two gateways', () => {
   it('delivers a message stored and routed by another program with deliverMessage (as the campaign dispatcher does)', async () => {
     reset();
     const redis = createRedis(redisUrl);
+    const router = new PublishRouter(redis, redisKeys(prefix), silentObserver);
     try {
       const now = Date.now();
       const message = {
@@ -226,11 +228,64 @@ describe('gateway delivery across two gateways', () => {
         {
           maxPerDevice: 100,
           keyTtlMs: 3600_000,
+          route: router.route,
         },
       );
       expect(counts).toMatchObject({ recipients: 3, stored: 3, routed: 2 });
       expect(await receivers(message.id, ['d1', 'd2'])).toEqual(['d1', 'd2']);
     } finally {
+      router.close();
+      redis.disconnect();
+    }
+  });
+
+  it('counts a notification it could not publish and sweeps it: the gateway rereads the inbox and delivers', async () => {
+    reset();
+    const redis = createRedis(redisUrl);
+    // The router publishes through a connection that is down at first (no offline queue: a
+    // publish fails at once, as it does when Redis is unreachable).
+    const down = createRedis(redisUrl, { options: { lazyConnect: true, enableOfflineQueue: false } });
+    const seen = { failed: 0, swept: 0 };
+    const router = new PublishRouter(
+      down,
+      redisKeys(prefix),
+      {
+        ...silentObserver,
+        routeFailed: (_g, n) => void (seen.failed += n),
+        routeSwept: (_g, n) => void (seen.swept += n),
+      },
+      { sweepIntervalMs: 60_000 }, // this test runs the sweep itself
+    );
+    try {
+      const now = Date.now();
+      const message = {
+        id: `swept-${now}`,
+        exp: now + 60_000,
+        ttl: 60,
+        priority: 'normal' as const,
+        sent: now,
+        data: 'late',
+      };
+      const counts = await deliverMessage(redis, redisKeys(prefix), APP, ['d1'], message, {
+        maxPerDevice: 100,
+        keyTtlMs: 3600_000,
+        route: router.route,
+      });
+      expect(counts).toMatchObject({ stored: 1, routed: 1 });
+      await until(() => seen.failed === 1, 5000, 'the failed publish is reported');
+      await sleep(300);
+      expect(byId('d1').ids()).not.toContain(message.id); // lost, not delivered
+      expect([...router.pending()]).toEqual([['gw-b', 1]]); // d1 is on gateway B
+      // The failed publish started a connect (lazyConnect); let it come up.
+      if (down.status === 'wait') await down.connect();
+      await until(() => down.status === 'ready', 5000, 'the router connection is up');
+      await router.sweep();
+      expect(seen.swept).toBe(1);
+      expect(router.pending().size).toBe(0);
+      expect(await receivers(message.id, ['d1'])).toEqual(['d1']);
+    } finally {
+      router.close();
+      down.disconnect();
       redis.disconnect();
     }
   });

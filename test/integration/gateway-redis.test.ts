@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { indexDevice, resolveTarget, TooManyRecipientsError } from '../../common/redis/app-index.js';
+import { indexDevice } from '../../common/redis/app-index.js';
+import { parseTarget, resolveTarget, TooManyRecipientsError } from '../../common/push/target.js';
 import { createRedis } from '../../common/redis/connection.js';
 import { redisKeys } from '../../common/redis/keys.js';
 import {
@@ -103,10 +104,16 @@ describe('common/redis scripts', () => {
     ] as const) {
       await indexDevice(redis, keys, 'idx', d, { tags: [...tags], alias: d === 'x3' ? 'al' : null });
     }
-    expect(await resolveTarget(redis, keys, 'idx', { tag: 't && !u' }, 10)).toEqual(['x1']);
-    expect(await resolveTarget(redis, keys, 'idx', { alias: 'al' }, 10)).toEqual(['x3']);
-    expect(await resolveTarget(redis, keys, 'idx', { all: true }, 10)).toEqual(['x1', 'x2', 'x3']);
-    await expect(resolveTarget(redis, keys, 'idx', { all: true }, 2)).rejects.toThrow(TooManyRecipientsError);
+    expect(await resolveTarget(redis, keys, 'idx', parseTarget({ tag: 't && !u' }), 10)).toEqual(['x1']);
+    expect(await resolveTarget(redis, keys, 'idx', parseTarget({ alias: 'al' }), 10)).toEqual(['x3']);
+    expect(await resolveTarget(redis, keys, 'idx', parseTarget({ all: true }), 10)).toEqual([
+      'x1',
+      'x2',
+      'x3',
+    ]);
+    await expect(resolveTarget(redis, keys, 'idx', parseTarget({ all: true }), 2)).rejects.toThrow(
+      TooManyRecipientsError,
+    );
     await indexDevice(
       redis,
       keys,
@@ -115,7 +122,7 @@ describe('common/redis scripts', () => {
       { tags: ['u'], alias: null },
       { tags: ['t', 'u'], alias: null },
     );
-    expect(await resolveTarget(redis, keys, 'idx', { tag: 't' }, 10)).toEqual(['x1']);
+    expect(await resolveTarget(redis, keys, 'idx', parseTarget({ tag: 't' }), 10)).toEqual(['x1']);
   });
 
   it('limits a rate with GCRA: the burst at once, then one cell per interval, with the wait to retry', async () => {

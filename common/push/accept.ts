@@ -1,19 +1,21 @@
 import { randomBytes } from 'node:crypto';
-import type { Logger } from '../common/logger.js';
-import { resolveTarget, type PushTarget } from '../common/redis/app-index.js';
-import type { PgRedis } from '../common/redis/connection.js';
-import type { RedisKeys } from '../common/redis/keys.js';
+import type { Logger } from '../logger.js';
+import type { StoredMessage } from '../protocol/server-frames.js';
+import type { PgRedis } from '../redis/connection.js';
+import { deliverMessage } from '../redis/delivery.js';
+import type { RedisKeys } from '../redis/keys.js';
 import {
   claimIdempotencyKey,
   completeMessageStatus,
   createMessageStatus,
   getMessageStatus,
-} from '../common/redis/messages.js';
-import { deliverMessage, type RoutedDelivery } from '../common/redis/delivery.js';
-import type { StoredMessage } from '../common/protocol/server-frames.js';
-import type { GatewayMetrics } from './metrics.js';
+} from '../redis/messages.js';
+import type { PushObserver } from './observer.js';
+import type { RouteFn } from './router.js';
+import { resolveTarget, type PushTarget } from './target.js';
 
 export interface PushRequest {
+  /** Parsed at the edge (parseTarget). */
   to: PushTarget;
   data: unknown;
   ttl: number;
@@ -28,25 +30,37 @@ export interface PushAccepted {
   duplicate: boolean;
 }
 
+export interface AcceptLimits {
+  /** Messages kept per device inbox. */
+  maxInbox: number;
+  /** Lifetime of a device's keys after a store (ms), at least the longest TTL. */
+  keyTtlMs: number;
+  /** Largest audience of one request. */
+  maxRecipients: number;
+}
+
 export function newMessageId(now = Date.now()): string {
   return `${now.toString(36)}${randomBytes(8).toString('hex')}`;
 }
 
 /**
- * Accepting a push: idempotency, the audience, message status, and deliverMessage (store in
- * every inbox, then route). Devices on this gateway are served in-process.
+ * Accepting a push, the one path every sender takes (the push API; the campaign dispatcher):
+ * idempotency -> resolve the target -> message status -> store in every inbox -> route. It
+ * answers only when everything it accepted is stored (durable before acknowledged); routing
+ * is the router's (which never drops a lost notification silently). Metrics go to the
+ * observer, so this knows no program's metrics.
  */
-export class PushService {
+export class PushAcceptor {
   constructor(
     private readonly redis: PgRedis,
     private readonly keys: RedisKeys,
-    private readonly metrics: GatewayMetrics,
-    private readonly opts: { gatewayId: string; maxInbox: number; keyTtlMs: number; maxRecipients: number },
-    private readonly route: (gateway: string, deliveries: RoutedDelivery[]) => void,
+    private readonly limits: AcceptLimits,
+    private readonly route: RouteFn,
+    private readonly observer: PushObserver,
     private readonly log: Logger,
   ) {}
 
-  async push(app: string, req: PushRequest, idempotencyKey?: string): Promise<PushAccepted> {
+  async accept(app: string, req: PushRequest, idempotencyKey?: string): Promise<PushAccepted> {
     let id = newMessageId();
     let duplicate = false;
     if (idempotencyKey) {
@@ -61,7 +75,7 @@ export class PushService {
         duplicate = true;
       }
     }
-    const recipients = await resolveTarget(this.redis, this.keys, app, req.to, this.opts.maxRecipients);
+    const recipients = await resolveTarget(this.redis, this.keys, app, req.to, this.limits.maxRecipients);
     const sent = Date.now();
     const message: StoredMessage = {
       id,
@@ -75,22 +89,16 @@ export class PushService {
     await createMessageStatus(this.redis, this.keys, {
       id,
       app,
-      target: JSON.stringify(req.to),
+      target: JSON.stringify(req.to.spec),
       createdAt: sent,
       expiresAt: message.exp,
     });
     const counts = await deliverMessage(this.redis, this.keys, app, recipients, message, {
-      maxPerDevice: this.opts.maxInbox,
-      keyTtlMs: this.opts.keyTtlMs,
+      maxPerDevice: this.limits.maxInbox,
+      keyTtlMs: this.limits.keyTtlMs,
       onlyIfOnline: req.ttl === 0, // TTL 0 means now or never
       route: this.route,
-      onResult: (r) => {
-        if (r.outcome === 'offline') return this.metrics.stored.inc({ outcome: 'offline_dropped' });
-        this.metrics.stored.inc({ outcome: r.outcome });
-        if (r.outcome === 'stored') this.metrics.offlineQueue.observe(r.inboxSize);
-        if (r.replaced) this.metrics.stored.inc({ outcome: 'collapsed' });
-        if (r.evicted) this.metrics.stored.inc({ outcome: 'evicted' }, r.evicted);
-      },
+      onResult: (r) => this.observer.stored(r),
     });
     await completeMessageStatus(this.redis, this.keys, id, {
       recipients: counts.recipients,
