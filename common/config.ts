@@ -29,6 +29,8 @@ const kebab = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}
 const snake = (key: string) => key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase();
 export const flagOf = (key: string, spec: OptionSpec) => spec.flag ?? kebab(key);
 export const envOf = (key: string, spec: OptionSpec) => spec.env ?? `PUSHGATE_${snake(key)}`;
+/** The variable one option of a program is read from: how another program (the operator) names it. */
+export const envNameOf = <S extends OptionSpecs>(specs: S, key: keyof S & string) => envOf(key, specs[key]!);
 
 /** Parses `--name value`, `--name=value` and bare boolean `--name` / `--no-name`. */
 function parseFlags(

@@ -17,7 +17,11 @@ import {
   hashOf,
   gatewayConfigData,
 } from './builders.js';
-import { ANNOTATION_CONFIG_HASH, ownerKeyOf } from './names.js';
+import { envNameOf, envOf, parseConfig } from '../../../common/config.js';
+import { gatewayOptions } from '../../../gateway/options.js';
+import { nodeTunerOptions } from '../../../workloads/node-tuner/options.js';
+import { sidecarOptions } from '../../../workloads/sidecar/options.js';
+import { ANNOTATION_CONFIG_HASH, names, ownerKeyOf } from './names.js';
 
 const repoRoot = path.resolve(import.meta.dirname, '../../..');
 const opts = { defaultImage: 'ghcr.io/pushgate/pushgate:0.1.0' };
@@ -167,12 +171,99 @@ describe('PushGateway builders: behaviour', () => {
     }
   });
 
-  it('passes the gateway settings as the env the gateway reads', () => {
-    expect(gatewayConfigData(sample())).toMatchObject({
-      PUSHGATE_PORT: '8080',
-      PUSHGATE_HEARTBEAT_MAX_MS: '540000',
-      PUSHGATE_DRAIN_RATE: '500',
-      PUSHGATE_DRAIN_GRACE_MS: '600000',
+  it("passes the gateway settings as env that the gateway's own parser reads back", () => {
+    const gw = sample((raw) => (raw.spec.tls = { secretName: 'gw-tls' }));
+    const region = gw.spec.regions[0]!;
+    const pod = (buildGatewayDeployment(gw, region, opts) as any).spec.template.spec;
+    const configMap = buildGatewayConfigMap(gw);
+    const env = containerEnv(
+      configMap,
+      pod.containers.find((c: any) => c.name === 'gateway'),
+    );
+    const config = parseConfig(gatewayOptions, [], env);
+    expect(config).toMatchObject({
+      port: gw.spec.ports.websocket,
+      heartbeatMinMs: gw.spec.heartbeat.minSeconds * 1000,
+      heartbeatMaxMs: gw.spec.heartbeat.maxSeconds * 1000,
+      heartbeatInitialMs: gw.spec.heartbeat.initialSeconds * 1000,
+      drainRate: gw.spec.drain.closesPerSecond,
+      drainGraceMs: gw.spec.drain.gracePeriodSeconds * 1000,
+      maxConnections: region.maxConnectionsPerPod,
+      region: region.name,
+      podName: 'field:metadata.name',
+      namespace: 'field:metadata.namespace',
+      podIp: 'field:status.podIP',
+      redisUrl: `redis://secret-${gw.spec.redis.secretName}-${gw.spec.redis.key}`,
+      appsFile: '/etc/pushgate/apps',
+      tlsCertFile: '/etc/pushgate/tls/tls.crt',
+      tlsKeyFile: '/etc/pushgate/tls/tls.key',
+      // The probe app joins the apps, with the secret the sidecar signs with.
+      apps: `pushgate-probe:redis://secret-${names.probeSecret(gw)}-secret`,
     });
+    // Nothing the operator sets goes unread: a renamed or removed gateway option fails here.
+    const read = new Set(Object.entries(gatewayOptions).map(([k, spec]) => envOf(k, spec)));
+    const probeSecret = envNameOf(sidecarOptions, 'probeSecret'); // only for $(...) in the apps value
+    expect(Object.keys(env).filter((name) => !read.has(name) && name !== probeSecret)).toEqual([]);
+  });
+
+  it('passes the sidecar its settings as env that its own parser reads back', () => {
+    const gw = sample();
+    const region = gw.spec.regions[0]!;
+    const pod = (buildGatewayDeployment(gw, region, opts) as any).spec.template.spec;
+    const env = containerEnv(
+      buildGatewayConfigMap(gw),
+      pod.containers.find((c: any) => c.name === 'sidecar'),
+    );
+    expect(parseConfig(sidecarOptions, [], env)).toMatchObject({
+      gatewayPort: gw.spec.ports.websocket,
+      probeApp: 'pushgate-probe',
+      probeSecret: `redis://secret-${names.probeSecret(gw)}-secret`,
+      redisUrl: `redis://secret-${gw.spec.redis.secretName}-${gw.spec.redis.key}`,
+      podName: 'field:metadata.name',
+      namespace: 'field:metadata.namespace',
+    });
+    // The sidecar's own variables (the ones besides the shared ConfigMap and pod identity) are all read.
+    const read = new Set(Object.entries(sidecarOptions).map(([k, spec]) => envOf(k, spec)));
+    const own = pod.containers.find((c: any) => c.name === 'sidecar').env.map((e: any) => e.name);
+    const gatewayOnly = [envNameOf(gatewayOptions, 'region'), envNameOf(gatewayOptions, 'podIp')];
+    expect(own.filter((n: string) => !read.has(n) && !gatewayOnly.includes(n))).toEqual([]);
+  });
+
+  it('passes the node tuner its settings as env that its own parser reads back', () => {
+    const gw = sample();
+    const ds = (buildNodeTunerDaemonSet(gw, opts) as any).spec.template.spec;
+    const env = containerEnv(undefined, ds.containers[0]);
+    expect(parseConfig(nodeTunerOptions, [], env)).toMatchObject({
+      scope: 'host',
+      nofile: gw.spec.nodeTuning.nofile,
+      nofileTargets: ['containerd', 'node'],
+      sysctls: ['net.core.somaxconn=65535'],
+      nodeName: 'field:spec.nodeName',
+    });
+    const read = new Set(Object.entries(nodeTunerOptions).map(([k, spec]) => envOf(k, spec)));
+    expect(Object.keys(env).filter((n) => !read.has(n))).toEqual([]);
   });
 });
+
+/**
+ * The environment a container gets, as the kubelet builds it: the ConfigMap of envFrom, then
+ * the env list in order, with $(VAR) expanded from what came before. Field and Secret
+ * references resolve to recognisable stand-ins ("field:<path>", "redis://secret-<name>-<key>",
+ * a valid Redis URL so the gateway's parser accepts it where a URL is expected).
+ */
+function containerEnv(configMap: any, container: any): Record<string, string> {
+  const env: Record<string, string> = {};
+  if (container.envFrom?.length) {
+    expect(container.envFrom).toEqual([{ configMapRef: { name: configMap.metadata.name } }]);
+    Object.assign(env, configMap.data);
+  }
+  for (const e of container.env ?? []) {
+    if (e.value !== undefined)
+      env[e.name] = String(e.value).replace(/\$\(([A-Z0-9_]+)\)/g, (m, v: string) => env[v] ?? m);
+    else if (e.valueFrom?.fieldRef) env[e.name] = `field:${e.valueFrom.fieldRef.fieldPath}`;
+    else if (e.valueFrom?.secretKeyRef)
+      env[e.name] = `redis://secret-${e.valueFrom.secretKeyRef.name}-${e.valueFrom.secretKeyRef.key}`;
+    else throw new Error(`env ${e.name}: unexpected source ${JSON.stringify(e)}`);
+  }
+  return env;
+}

@@ -1,4 +1,8 @@
 import { createHash } from 'node:crypto';
+import { envNameOf } from '../../../common/config.js';
+import { gatewayOptions } from '../../../gateway/options.js';
+import { nodeTunerOptions } from '../../../workloads/node-tuner/options.js';
+import { sidecarOptions } from '../../../workloads/sidecar/options.js';
 import { ZONE_LABEL, regionNodeSelector, type PushGateway, type PushGatewayRegion } from '../../api/index.js';
 import type { KubeObject } from '../../runtime/kube.js';
 import {
@@ -19,11 +23,17 @@ import {
  * out. No I/O and no clock, so golden files pin them (see builders.test.ts) and the
  * controller only applies what these return.
  *
- * How the gateway is configured (an assumption shared with the gateway program, see
- * gateway/): every setting is an environment variable PUSHGATE_<FLAG>. Settings common to all
- * regions live in one ConfigMap, loaded with envFrom; per-region and per-pod values (region,
- * connection cap, pod identity) are plain env; the Redis URL comes from the user's Secret.
+ * How the programs are configured: every setting is an environment variable, named by the
+ * program's own option spec (gateway/options.ts, workloads/sidecar/options.ts,
+ * workloads/node-tuner/options.ts, through common/config.ts's envNameOf), so renaming an option
+ * renames what the operator sets; builders.test.ts parses what these emit with the programs'
+ * own parser. Settings common to all regions live in one ConfigMap, loaded with envFrom;
+ * per-region and per-pod values (region, connection cap, pod identity) are plain env; the Redis
+ * URL comes from the user's Secret.
  */
+const gatewayEnv = (key: keyof typeof gatewayOptions & string) => envNameOf(gatewayOptions, key);
+const sidecarEnv = (key: keyof typeof sidecarOptions & string) => envNameOf(sidecarOptions, key);
+const tunerEnv = (key: keyof typeof nodeTunerOptions & string) => envNameOf(nodeTunerOptions, key);
 
 export interface BuildOptions {
   /** Image when spec.image is empty: the operator's own (one image runs every pushgate program). */
@@ -47,23 +57,25 @@ export function hashOf(data: Record<string, string>): string {
 }
 
 /**
- * Gateway settings shared by every region, as the gateway reads them (gateway/options.ts:
- * flag --x-y = env PUSHGATE_X_Y). The gateway serves devices, the push API, /metrics and the
- * probes on one port, and drains on SIGTERM.
+ * Gateway settings shared by every region, as the gateway reads them. The gateway serves
+ * devices, the push API, /metrics and the probes on one port, and drains on SIGTERM.
  */
 export function gatewayConfigData(gw: PushGateway): Record<string, string> {
   const s = gw.spec;
   return {
-    PUSHGATE_PORT: String(s.ports.websocket),
-    PUSHGATE_HEARTBEAT_MIN_MS: String(s.heartbeat.minSeconds * 1000),
-    PUSHGATE_HEARTBEAT_MAX_MS: String(s.heartbeat.maxSeconds * 1000),
-    PUSHGATE_HEARTBEAT_INITIAL_MS: String(s.heartbeat.initialSeconds * 1000),
-    PUSHGATE_DRAIN_RATE: String(s.drain.closesPerSecond),
-    PUSHGATE_DRAIN_GRACE_MS: String(s.drain.gracePeriodSeconds * 1000),
+    [gatewayEnv('port')]: String(s.ports.websocket),
+    [gatewayEnv('heartbeatMinMs')]: String(s.heartbeat.minSeconds * 1000),
+    [gatewayEnv('heartbeatMaxMs')]: String(s.heartbeat.maxSeconds * 1000),
+    [gatewayEnv('heartbeatInitialMs')]: String(s.heartbeat.initialSeconds * 1000),
+    [gatewayEnv('drainRate')]: String(s.drain.closesPerSecond),
+    [gatewayEnv('drainGraceMs')]: String(s.drain.gracePeriodSeconds * 1000),
     ...(s.tls
-      ? { PUSHGATE_TLS_CERT_FILE: `${TLS_MOUNT}/tls.crt`, PUSHGATE_TLS_KEY_FILE: `${TLS_MOUNT}/tls.key` }
+      ? {
+          [gatewayEnv('tlsCertFile')]: `${TLS_MOUNT}/tls.crt`,
+          [gatewayEnv('tlsKeyFile')]: `${TLS_MOUNT}/tls.key`,
+        }
       : {}),
-    ...(s.apps ? { PUSHGATE_APPS_FILE: APPS_MOUNT } : {}),
+    ...(s.apps ? { [gatewayEnv('appsFile')]: APPS_MOUNT } : {}),
   };
 }
 
@@ -83,7 +95,7 @@ export const PROBE_APP = 'pushgate-probe';
 export const PROBE_SECRET_KEY = 'secret';
 
 const probeSecretEnv = (gw: PushGateway) => ({
-  name: 'PUSHGATE_PROBE_SECRET',
+  name: sidecarEnv('probeSecret'),
   valueFrom: { secretKeyRef: { name: names.probeSecret(gw), key: PROBE_SECRET_KEY } },
 });
 
@@ -102,16 +114,18 @@ export function buildProbeSecret(gw: PushGateway, secret: string): KubeObject {
   };
 }
 
-/** Env every pushgate container of a gateway pod shares: pod identity, region, Redis. */
+/**
+ * Env every pushgate container of a gateway pod shares: pod identity, region, Redis. (The
+ * sidecar reads the gateway's own variables for these: sidecarOptions spreads the same specs.)
+ */
 function podEnv(gw: PushGateway, region: PushGatewayRegion) {
   return [
-    { name: 'PUSHGATE_REGION', value: region.name },
-    fieldEnv('POD_NAME', 'metadata.name'),
-    fieldEnv('POD_NAMESPACE', 'metadata.namespace'),
-    fieldEnv('POD_IP', 'status.podIP'),
-    fieldEnv('NODE_NAME', 'spec.nodeName'),
+    { name: gatewayEnv('region'), value: region.name },
+    fieldEnv(gatewayEnv('podName'), 'metadata.name'),
+    fieldEnv(gatewayEnv('namespace'), 'metadata.namespace'),
+    fieldEnv(gatewayEnv('podIp'), 'status.podIP'),
     {
-      name: 'PUSHGATE_REDIS_URL',
+      name: gatewayEnv('redisUrl'),
       valueFrom: { secretKeyRef: { name: gw.spec.redis.secretName, key: gw.spec.redis.key } },
     },
   ];
@@ -141,10 +155,10 @@ export function buildGatewayDeployment(
     envFrom: [{ configMapRef: { name: names.config(gw) } }],
     env: [
       ...podEnv(gw, region),
-      { name: 'PUSHGATE_MAX_CONNECTIONS', value: String(region.maxConnectionsPerPod) },
+      { name: gatewayEnv('maxConnections'), value: String(region.maxConnectionsPerPod) },
       probeSecretEnv(gw),
       // Kubernetes expands $(VAR) from earlier entries: the probe app joins the gateway's apps.
-      { name: 'PUSHGATE_APPS', value: `${PROBE_APP}:$(PUSHGATE_PROBE_SECRET)` },
+      { name: gatewayEnv('apps'), value: `${PROBE_APP}:$(${sidecarEnv('probeSecret')})` },
     ],
     resources: s.resources,
     // Ready = accepting devices (false while draining, so the Service stops sending new ones).
@@ -181,7 +195,7 @@ export function buildGatewayDeployment(
     imagePullPolicy: s.imagePullPolicy,
     command: ['pushgate', 'sidecar'],
     envFrom: [{ configMapRef: { name: names.config(gw) } }],
-    env: [...podEnv(gw, region), probeSecretEnv(gw), { name: 'PUSHGATE_PROBE_APP', value: PROBE_APP }],
+    env: [...podEnv(gw, region), probeSecretEnv(gw), { name: sidecarEnv('probeApp'), value: PROBE_APP }],
     resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '256Mi' } },
     securityContext: restrictedSecurityContext,
   };
@@ -349,12 +363,12 @@ export function buildNodeTunerDaemonSet(gw: PushGateway, o: BuildOptions): KubeO
     'app.kubernetes.io/component': 'node-tuner',
   };
   const env = [
-    fieldEnv('NODE_NAME', 'spec.nodeName'),
-    { name: 'PUSHGATE_SCOPE', value: 'host' },
-    { name: 'PUSHGATE_NOFILE', value: String(t.nofile) },
+    fieldEnv(tunerEnv('nodeName'), 'spec.nodeName'),
+    { name: tunerEnv('scope'), value: 'host' },
+    { name: tunerEnv('nofile'), value: String(t.nofile) },
     // The gateway's limit is inherited from the container runtime; raise both.
-    { name: 'PUSHGATE_NOFILE_TARGETS', value: 'containerd,node' },
-    ...(Object.keys(t.sysctls).length ? [{ name: 'PUSHGATE_SYSCTLS', value: sysctlFlag(t.sysctls) }] : []),
+    { name: tunerEnv('nofileTargets'), value: 'containerd,node' },
+    ...(Object.keys(t.sysctls).length ? [{ name: tunerEnv('sysctls'), value: sysctlFlag(t.sysctls) }] : []),
   ];
   return {
     apiVersion: 'apps/v1',
