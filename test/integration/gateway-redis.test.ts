@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { indexDevice } from '../../common/redis/app-index.js';
+import { forgetDevice, indexDevice, TagLimitError } from '../../common/redis/app-index.js';
 import { parseTarget, resolveTarget, TooManyRecipientsError } from '../../common/push/target.js';
 import { createRedis } from '../../common/redis/connection.js';
 import { redisKeys } from '../../common/redis/keys.js';
@@ -123,6 +123,63 @@ describe('common/redis scripts', () => {
       { tags: ['t', 'u'], alias: null },
     );
     expect(await resolveTarget(redis, keys, 'idx', parseTarget({ tag: 't' }), 10)).toEqual(['x1']);
+  });
+
+  it('keeps the tag index bounded: tags no device carries leave the counts, and tags beyond the per-app cap are refused', async () => {
+    const app = 'capped';
+    const tagCounts = async () =>
+      Object.fromEntries(
+        (await redis.zrange(keys.appTags(app), 0, -1, 'WITHSCORES')).flatMap((v, i, a) =>
+          i % 2 === 0 ? [[v, Number(a[i + 1])]] : [],
+        ),
+      );
+    await indexDevice(redis, keys, app, 'c1', { tags: ['a', 'b'], alias: null }, {}, Date.now(), true, 3);
+    await indexDevice(redis, keys, app, 'c2', { tags: ['b', 'c'], alias: null }, {}, Date.now(), true, 3);
+    expect(await tagCounts()).toEqual({ a: 1, b: 2, c: 1 });
+    // A fourth distinct tag is over the cap: refused, nothing written (indexes nor meta).
+    await expect(
+      indexDevice(
+        redis,
+        keys,
+        app,
+        'c1',
+        { tags: ['a', 'd'], alias: null },
+        { tags: ['a', 'b'], alias: null },
+        Date.now(),
+        true,
+        3,
+      ),
+    ).rejects.toThrow(TagLimitError);
+    expect(await tagCounts()).toEqual({ a: 1, b: 2, c: 1 });
+    expect(await redis.hget(keys.deviceMeta(app, 'c1'), 'tags')).toBe('["a","b"]');
+    // Moving off a tag frees its place: 'a' leaves the counts (zero devices), so 'd' fits.
+    await indexDevice(
+      redis,
+      keys,
+      app,
+      'c1',
+      { tags: ['b'], alias: null },
+      { tags: ['a', 'b'], alias: null },
+      Date.now(),
+      true,
+      3,
+    );
+    expect(await tagCounts()).toEqual({ b: 2, c: 1 });
+    expect(await redis.exists(keys.tagDevices(app, 'a'))).toBe(0);
+    await indexDevice(
+      redis,
+      keys,
+      app,
+      'c1',
+      { tags: ['b', 'd'], alias: null },
+      { tags: ['b'], alias: null },
+      Date.now(),
+      true,
+      3,
+    );
+    await forgetDevice(redis, keys, app, 'c2', { tags: ['b', 'c'], alias: null });
+    expect(await tagCounts()).toEqual({ b: 1, d: 1 });
+    expect(await resolveTarget(redis, keys, app, parseTarget({ all: true }), 10)).toEqual(['c1']);
   });
 
   it('limits a rate with GCRA: the burst at once, then one cell per interval, with the wait to retry', async () => {
