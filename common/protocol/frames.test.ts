@@ -45,7 +45,19 @@ describe('device tokens', () => {
     });
     expect(await verifyDeviceToken(token, secrets)).toEqual({
       ok: true,
-      claims: { app: 'app1', device: 'phone-1', exp: 4_000_000_000 },
+      claims: { app: 'app1', device: 'phone-1', exp: 4_000_000_000, alias: null },
+    });
+  });
+  it('carries the alias the app server binds to the device', async () => {
+    const token = await signDeviceToken('secret-one-0123456789', {
+      app: 'app1',
+      device: 'phone-1',
+      alias: 'user-1001',
+      exp: 4_000_000_000,
+    });
+    expect(await verifyDeviceToken(token, secrets)).toMatchObject({
+      ok: true,
+      claims: { alias: 'user-1001' },
     });
   });
   it.each([
@@ -85,6 +97,8 @@ describe('device tokens', () => {
     ['no sub', signed({ alg: 'HS256' }, { ...good, sub: undefined }), 'invalid_claims'],
     ['no exp', signed({ alg: 'HS256' }, { ...good, exp: undefined }), 'invalid_claims'],
     ['a device id with a brace', signed({ alg: 'HS256' }, { ...good, sub: '{x}' }), 'invalid_claims'],
+    ['an alias with a brace', signed({ alg: 'HS256' }, { ...good, alias: '{x}' }), 'invalid_claims'],
+    ['an alias that is not a string', signed({ alg: 'HS256' }, { ...good, alias: 7 }), 'invalid_claims'],
     ['not yet valid (nbf)', signed({ alg: 'HS256' }, { ...good, nbf: 4_000_000_000 - 1 }), 'invalid_claims'],
     [
       'a payload edited after signing',

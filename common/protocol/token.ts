@@ -3,7 +3,10 @@ import { SignJWT } from 'jose';
 
 /**
  * Device tokens: an HS256 JWT signed with the app's secret. Claims:
- *   iss = app id, sub = device id, aud = "pushgate-device", iat, exp (required).
+ *   iss = app id, sub = device id, aud = "pushgate-device", iat, exp (required),
+ *   alias (optional): the alias the app server gives this device. Aliases are owned by the app
+ *   server: a device has the alias its token names and no other (it cannot claim another
+ *   device's alias by a frame).
  * The app's own backend mints them (it holds the secret); the gateway verifies them in hello.
  */
 export const DEVICE_TOKEN_AUDIENCE = 'pushgate-device';
@@ -13,17 +16,19 @@ export interface DeviceTokenClaims {
   device: string;
   /** Expiry, seconds since epoch. */
   exp: number;
+  /** The alias the app server bound to this device (null: none). */
+  alias: string | null;
 }
 
 const encoder = new TextEncoder();
 
 export async function signDeviceToken(
   secret: string,
-  claims: { app: string; device: string; ttlSeconds?: number; exp?: number },
+  claims: { app: string; device: string; alias?: string; ttlSeconds?: number; exp?: number },
 ): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
   const exp = claims.exp ?? now + (claims.ttlSeconds ?? 24 * 3600);
-  return new SignJWT({})
+  return new SignJWT(claims.alias !== undefined ? { alias: claims.alias } : {})
     .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
     .setIssuer(claims.app)
     .setSubject(claims.device)
@@ -58,6 +63,8 @@ export async function verifyDeviceToken(
 }
 
 const HS256_HEADER_ALG = 'HS256';
+/** Device ids and aliases (the same rule as idString in frames.ts). */
+const ID_PATTERN = /^[A-Za-z0-9._:@-]{1,128}$/;
 
 /**
  * One token, one spelling: each part must be canonical unpadded base64url (RFC 7515 section 2).
@@ -85,7 +92,7 @@ export function verifyDeviceTokenSync(
   const given = canonicalBase64url(sig);
   if (!headerBytes || !payloadBytes || !given) return { ok: false, reason: 'malformed' };
   let header: { alg?: unknown; crit?: unknown };
-  let payload: { iss?: unknown; sub?: unknown; aud?: unknown; exp?: unknown; nbf?: unknown };
+  let payload: { iss?: unknown; sub?: unknown; aud?: unknown; exp?: unknown; nbf?: unknown; alias?: unknown };
   try {
     header = JSON.parse(headerBytes.toString('utf8')) as typeof header;
     payload = JSON.parse(payloadBytes.toString('utf8')) as typeof payload;
@@ -108,16 +115,18 @@ export function verifyDeviceTokenSync(
   const audOk = aud === DEVICE_TOKEN_AUDIENCE || (Array.isArray(aud) && aud.includes(DEVICE_TOKEN_AUDIENCE));
   const device = payload.sub;
   const exp = payload.exp;
+  const alias = payload.alias ?? null;
   if (
     !audOk ||
     typeof device !== 'string' ||
-    !/^[A-Za-z0-9._:@-]{1,128}$/.test(device) ||
-    typeof exp !== 'number'
+    !ID_PATTERN.test(device) ||
+    typeof exp !== 'number' ||
+    (alias !== null && (typeof alias !== 'string' || !ID_PATTERN.test(alias)))
   ) {
     return { ok: false, reason: 'invalid_claims' };
   }
   if (typeof payload.nbf === 'number' && payload.nbf > nowSeconds)
     return { ok: false, reason: 'invalid_claims' };
   if (exp <= nowSeconds) return { ok: false, reason: 'expired' };
-  return { ok: true, claims: { app, device, exp } };
+  return { ok: true, claims: { app, device, exp, alias } };
 }
