@@ -90,6 +90,14 @@ export function createGatewayMetrics(labels: { gateway: string; region: string }
       labelNames: ['status'],
       registers: [registry],
     }),
+    redisStateLost: new Counter({
+      name: 'pushgate_redis_state_lost_total',
+      help:
+        'Times this gateway found that Redis lost or rewound state (emptied, restarted, rewound) and wrote ' +
+        'back the presence, tags and aliases of the devices it holds.',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
     draining: new Gauge({
       name: 'pushgate_gateway_draining',
       help: '1 while the gateway drains.',

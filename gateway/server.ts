@@ -3,11 +3,13 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { Redis } from 'ioredis';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from '../common/logger.js';
 import { DEVICE_PATH } from '../common/protocol/frames.js';
 import { createSubscriber, type PgRedis } from '../common/redis/connection.js';
 import type { RedisKeys } from '../common/redis/keys.js';
+import { isStorageUnavailable } from '../common/redis/availability.js';
 import { redisFromConfig } from '../common/redis/options.js';
 import {
   claimGatewayId,
@@ -15,6 +17,7 @@ import {
   listGateways,
   probeStats,
   registerGateway,
+  swapWitness,
   unregisterGateway,
 } from '../common/redis/registry.js';
 import { loadApps } from './apps.js';
@@ -160,6 +163,15 @@ export function createGateway(config: GatewayConfig, log: Logger): Gateway {
     },
   });
   app.setErrorHandler((err: { statusCode?: number; code?: string; message: string }, _req, reply) => {
+    if (isStorageUnavailable(err)) {
+      // Nothing was accepted: the caller retries (with its Idempotency-Key) after the hint.
+      log.warn({ err: err.message }, 'storage unavailable; answered 503');
+      void reply
+        .code(503)
+        .header('retry-after', '1')
+        .send({ error: 'storage_unavailable', message: `storage unavailable (${err.message}); retry` });
+      return;
+    }
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
     if (status === 500) log.error({ err }, 'request failed');
     const error =
@@ -181,7 +193,7 @@ export function createGateway(config: GatewayConfig, log: Logger): Gateway {
   app.server.on('upgrade', (req, socket, head) => hub.handleUpgrade(req, socket, head));
   app.get('/healthz', async () => ({ ok: true }));
   app.get('/readyz', async (_req, reply) => {
-    const ok = ready && !draining && !idLost && redis.status === 'ready';
+    const ok = ready && !draining && !idLost && redisHealthy();
     return reply.code(ok ? 200 : 503).send({ ready: ok, draining, connections: hub.connectionCount });
   });
   app.get('/metrics', async (_req, reply) => {
@@ -219,6 +231,72 @@ export function createGateway(config: GatewayConfig, log: Logger): Gateway {
     );
   let registryTimer: NodeJS.Timeout | undefined;
 
+  // ---------------------------------------------------------------- Redis health and state
+  // Every HEALTH_INTERVAL_MS the gateway swaps its witness key. Answered in time: Redis is
+  // healthy (readiness needs an answer within the last 3 intervals). The value found is not
+  // the one written last (missing: emptied; older: rewound) or Redis has a new run id after a
+  // reconnect (restarted, failed over): Redis may have lost presence and index entries of the
+  // devices held here, and seqs may have gone back, so every session writes them back and
+  // replays its inbox; readiness stays false until that is done.
+  const HEALTH_INTERVAL_MS = 500;
+  let redisOkAt = 0;
+  let witnessSeq = 0;
+  /** Values this process wrote that Redis may hold: the last confirmed one and any unconfirmed since. */
+  let witnesses: string[] = [];
+  let recovering = false;
+  let recoverAgain = false;
+  let runId = '';
+  const redisHealthy = () => Date.now() - redisOkAt < 3 * HEALTH_INTERVAL_MS;
+  const recover = async (reason: string) => {
+    if (recovering) return void (recoverAgain = true);
+    recovering = true;
+    metrics.redisStateLost.inc({ reason });
+    log.warn(
+      { reason, devices: hub.connectionCount },
+      'redis lost or rewound state: writing back presence, tags and aliases of connected devices; not ready meanwhile',
+    );
+    try {
+      for (let attempt = 0; ; attempt++) {
+        recoverAgain = false;
+        const { sessions, failed } = await hub.reassertAll();
+        if (!failed && !recoverAgain) {
+          log.info({ reason, sessions }, 'redis state reasserted');
+          break;
+        }
+        await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** attempt)));
+      }
+      await register();
+    } finally {
+      recovering = false;
+    }
+  };
+  const checkRedis = async () => {
+    const next = `${instance}:${++witnessSeq}`;
+    witnesses.push(next);
+    try {
+      const found = await swapWitness(redis, keys, id, next, 10 * 60_000);
+      redisOkAt = Date.now();
+      const lost = witnesses.length > 1 && !witnesses.includes(found);
+      witnesses = [next];
+      if (lost) await recover(found ? 'rewound' : 'emptied');
+    } catch {
+      // Unhealthy (readiness turns false after 3 intervals); `next` may still have been written.
+    }
+  };
+  redis.on('ready', () => {
+    if (config.redisCluster) return;
+    (redis as Redis)
+      .info('server')
+      .then((info) => {
+        const now = /run_id:(\w+)/.exec(info)?.[1] ?? '';
+        const before = runId;
+        runId = now;
+        if (before && now && before !== now) void recover('restarted');
+      })
+      .catch(() => {});
+  });
+  let healthTimer: NodeJS.Timeout | undefined;
+
   const gateway: Gateway = {
     id,
     app,
@@ -239,6 +317,9 @@ export function createGateway(config: GatewayConfig, log: Logger): Gateway {
         await gateway.close();
         throw err;
       }
+      await checkRedis();
+      healthTimer = setInterval(() => void checkRedis(), HEALTH_INTERVAL_MS);
+      healthTimer.unref();
       ready = true;
       await register();
       registryTimer = setInterval(register, Math.min(config.registryIntervalMs, GATEWAY_RECORD_TTL_MS / 3));
@@ -264,11 +345,13 @@ export function createGateway(config: GatewayConfig, log: Logger): Gateway {
     async close() {
       ready = false;
       if (registryTimer) clearInterval(registryTimer);
+      if (healthTimer) clearInterval(healthTimer);
       hub.terminateAll();
       hub.close();
       router.close();
       await app.close().catch(() => {});
       await unregisterGateway(redis, keys, id, instance).catch(() => {});
+      await redis.del(keys.gatewayWitness(id)).catch(() => {});
       subscriber.disconnect();
       await redis.quit().catch(() => redis.disconnect());
     },

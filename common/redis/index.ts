@@ -7,3 +7,4 @@ export * from './registry.js';
 export * from './messages.js';
 export * from './delivery.js';
 export * from './options.js';
+export * from './availability.js';

@@ -42,6 +42,12 @@ export interface RedisKeys {
   gatewayIndex(): string;
   /** HASH: one gateway's registration (see GatewayRecord), with a short TTL. */
   gateway(id: string): string;
+  /**
+   * STRING: the value a gateway wrote at its last Redis health check. Found missing or older
+   * at the next one, Redis lost or rewound state (restart without persistence, failover to a
+   * lagging replica, FLUSHALL), and the gateway writes back what it holds.
+   */
+  gatewayWitness(id: string): string;
   /** LIST: recent probe results of a gateway ("1:<ms>" / "0:<ms>"), newest first. */
   gatewayProbes(id: string): string;
   /** Pub/sub channel a gateway listens on for deliveries and kicks. */
@@ -84,6 +90,7 @@ export function redisKeys(prefix: string = DEFAULT_KEY_PREFIX): RedisKeys {
     gatewayIndex: () => `${reg}:index`,
     gateway: (id) => `${reg}:gw:${id}`,
     gatewayProbes: (id) => `${reg}:probe:${id}`,
+    gatewayWitness: (id) => `${reg}:witness:${id}`,
     gatewayChannel: (id) => `${prefix}:chan:gw:${id}`,
     rateLimit: (name) => `${prefix}:rl:{rl:${name}}`,
   };

@@ -24,6 +24,12 @@ export const redisOptions = {
       .default(DEFAULT_KEY_PREFIX),
     description: 'Prefix of every Redis key (one platform per prefix; the same for every program of it).',
   },
+  redisCommandTimeoutMs: {
+    schema: opt.positiveInt(1000),
+    description:
+      'A Redis command without an answer after this long fails (a frozen or unreachable Redis must not ' +
+      'hang callers: the push API answers 503 with Retry-After instead).',
+  },
 } as const;
 
 export type RedisConfig = ConfigOf<typeof redisOptions>;
@@ -31,7 +37,11 @@ export type RedisConfig = ConfigOf<typeof redisOptions>;
 /** A command connection and the key schema, from the shared options. */
 export function redisFromConfig(config: RedisConfig, name: string): { redis: PgRedis; keys: RedisKeys } {
   return {
-    redis: createRedis(config.redisUrl, { name, cluster: config.redisCluster }),
+    redis: createRedis(config.redisUrl, {
+      name,
+      cluster: config.redisCluster,
+      options: { commandTimeout: config.redisCommandTimeoutMs },
+    }),
     keys: redisKeys(config.keyPrefix),
   };
 }

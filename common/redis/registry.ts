@@ -274,3 +274,19 @@ export async function probeStats(
   gatewayIds.forEach((id, i) => out.set(id, summarizeProbes((rows[i]?.[1] as string[] | undefined) ?? [])));
   return out;
 }
+
+/**
+ * The health check's write: sets a gateway's witness to `next` and returns what was there
+ * before ('' when missing). The witness lives ten times the check interval, so a gateway that
+ * stops checking (exit, freeze) leaves nothing behind for long.
+ */
+export async function swapWitness(
+  redis: PgRedis,
+  keys: RedisKeys,
+  gatewayId: string,
+  next: string,
+  ttlMs: number,
+): Promise<string> {
+  const before = await redis.set(keys.gatewayWitness(gatewayId), next, 'PX', ttlMs, 'GET');
+  return before ?? '';
+}

@@ -178,6 +178,28 @@ export class DeviceHub implements SessionHost {
     if (ws && ws.state === State.Ready) this.resync(ws);
   }
 
+  /**
+   * Redis lost or rewound state: every session writes its presence, tags and alias back and
+   * replays its inbox from the start (64 at a time). Resolves with how many sessions there
+   * were and how many failed (the caller tries again while Redis is still unwell).
+   */
+  async reassertAll(): Promise<{ sessions: number; failed: number }> {
+    const sessions = [...this.sessions.values()].filter((ws) => ws.state === State.Ready);
+    let next = 0;
+    let failed = 0;
+    const worker = async () => {
+      while (next < sessions.length) {
+        const ws = sessions[next++]!;
+        await this.proto.reassert(ws).catch((err: unknown) => {
+          failed++;
+          this.log.debug({ err, device: ws.device }, 'reassert failed');
+        });
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(64, sessions.length) }, worker));
+    return { sessions: sessions.length, failed };
+  }
+
   private resync(ws: DeviceSocket): void {
     this.orderer
       .resync(ws)

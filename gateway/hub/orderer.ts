@@ -69,6 +69,17 @@ export class DeliveryOrderer<S extends OrderedStream> {
     this.write(s, seq, body, 'live', sent);
   }
 
+  /**
+   * The store went back in time (Redis emptied or rewound): its seqs for this device restart
+   * below what was written, and a live push numbered at or below `lastSeq` would be skipped as
+   * already sent. Forget the position and read the whole inbox again; the device drops what it
+   * already has by id.
+   */
+  rewound(s: S): Promise<void> {
+    s.lastSeq = 0;
+    return this.resync(s);
+  }
+
   private write(s: S, seq: number, body: string, path: DeliveryPath, sent?: number): boolean {
     if (!this.sink.write(s, seq, body, path, sent)) return false;
     s.lastSeq = seq;

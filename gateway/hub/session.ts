@@ -246,6 +246,24 @@ export class SessionProtocol {
     await this.orderer.resync(ws, claim.lastSeq, claim.firstPage);
   }
 
+  /**
+   * Redis lost or rewound state: write this session's presence, tags and alias back (as hello
+   * did), then replay its inbox from the start, since seqs there may now be below what the
+   * connection has seen.
+   */
+  async reassert(ws: DeviceSocket): Promise<void> {
+    if (ws.state !== State.Ready) return;
+    const reg = { tags: ws.tags, alias: ws.alias };
+    const claim = await this.store.claim(
+      ws.app,
+      ws.device,
+      { gateway: this.opts.gatewayId, session: ws.sess },
+      reg,
+    );
+    await this.store.register(ws.app, ws.device, reg, { tags: claim.tags, alias: claim.alias }, true);
+    await this.orderer.rewound(ws);
+  }
+
   private ping(ws: DeviceSocket, now: number) {
     const next = onBeat(this.opts.heartbeat, { intervalMs: ws.hbMs, streak: ws.hbStreak }, now - ws.lastBeat);
     ws.hbMs = next.intervalMs;
