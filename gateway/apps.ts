@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { idString } from '../common/protocol/frames.js';
+import { appId } from '../common/protocol/ids.js';
 
 /**
  * App ids and their secrets. The secret signs device tokens and authenticates the push API.
@@ -15,7 +15,7 @@ export class AppsConfigError extends Error {
 }
 
 function add(out: Map<string, string>, app: string, secret: string, where: string) {
-  if (!idString.safeParse(app).success) throw new AppsConfigError(`${where}: bad app id '${app}'`);
+  if (!appId.safeParse(app).success) throw new AppsConfigError(`${where}: bad app id '${app}'`);
   if (secret.length < 16)
     throw new AppsConfigError(`${where}: secret of app '${app}' is shorter than 16 characters`);
   out.set(app, secret);

@@ -2,6 +2,7 @@ import os from 'node:os';
 import { z } from 'zod';
 import { opt, type ConfigOf } from '../common/config.js';
 import { redisOptions } from '../common/redis/options.js';
+import { MAX_TTL_SECONDS } from '../common/protocol/frames.js';
 
 /** Every gateway setting, as flags and env (PUSHGATE_*); the operator passes them via env/ConfigMap. */
 export const gatewayOptions = {
@@ -96,7 +97,10 @@ export const gatewayOptions = {
     schema: opt.positiveInt(100),
     description: 'Offline messages kept per device (oldest dropped first).',
   },
-  maxTtlSeconds: { schema: opt.positiveInt(7 * 24 * 3600), description: 'Longest TTL a push may ask for.' },
+  maxTtlSeconds: {
+    schema: z.number().int().positive().max(MAX_TTL_SECONDS).default(MAX_TTL_SECONDS),
+    description: `Longest TTL a push may ask for (at most ${MAX_TTL_SECONDS}, the protocol's bound).`,
+  },
   maxRecipients: {
     schema: opt.positiveInt(100_000),
     description: 'Largest audience of one push API call (larger ones: TagCampaign).',

@@ -1,7 +1,8 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { MAX_PUSH_DATA_BYTES, idString, pushPriority, tagName } from '../common/protocol/frames.js';
+import { DEFAULT_TTL_SECONDS, MAX_PUSH_DATA_BYTES, pushPriority } from '../common/protocol/frames.js';
+import { alias, collapseKey, deviceId } from '../common/protocol/ids.js';
 import {
   TooManyRecipientsError,
   parseTarget,
@@ -15,8 +16,8 @@ import { TagExpressionError } from '../common/redis/tag-expression.js';
 import type { GatewayMetrics } from './metrics.js';
 
 const target = z.union([
-  z.strictObject({ device: idString }),
-  z.strictObject({ alias: idString }),
+  z.strictObject({ device: deviceId }),
+  z.strictObject({ alias }),
   z.strictObject({ tag: z.string().min(1).max(1024) }),
   z.strictObject({ all: z.literal(true) }),
 ]);
@@ -55,9 +56,9 @@ export function pushBodySchema(maxTtlSeconds: number) {
     to: target,
     /** Any JSON value (the body parser only produces JSON), bounded in depth and size. */
     data: pushData,
-    ttl: z.number().int().min(0).max(maxTtlSeconds).default(86_400),
+    ttl: z.number().int().min(0).max(maxTtlSeconds).default(DEFAULT_TTL_SECONDS),
     priority: pushPriority.default('normal'),
-    collapseKey: tagName.optional(),
+    collapseKey: collapseKey.optional(),
   });
 }
 
@@ -66,6 +67,10 @@ const idempotencyKey = z
   .min(1)
   .max(128)
   .regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces');
+
+/** `application/json`, with or without parameters (`; charset=utf-8`). */
+export const isJsonContentType = (header: string | undefined) =>
+  header !== undefined && /^application\/json\s*(;|$)/i.test(header.trim());
 
 function problem(reply: FastifyReply, status: number, error: string, message: string) {
   return reply.code(status).send({ error, message });
@@ -129,6 +134,9 @@ export function registerPushApi(
 
   app.post<{ Params: { app: string } }>('/v1/apps/:app/push', async (req, reply) => {
     if (!authenticate(req, reply)) return reply;
+    // fastify parses text/plain into a string by itself; the body must be JSON (PROTOCOL.md 9).
+    if (!isJsonContentType(req.headers['content-type']))
+      return problem(reply, 415, 'unsupported_media_type', 'Content-Type must be application/json');
     const key = req.headers['idempotency-key'];
     let idem: string | undefined;
     if (key !== undefined) {

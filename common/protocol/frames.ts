@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { alias, deviceId, messageId, tag } from './ids.js';
 
 /**
  * The device wire protocol, version 1 (see gateway/PROTOCOL.md for the prose). Every frame is
@@ -16,21 +17,22 @@ export const DEVICE_PATH = '/v1/connect';
 export const MAX_CLIENT_FRAME_BYTES = 16 * 1024;
 /** Largest `data` of one push (bytes of its JSON). */
 export const MAX_PUSH_DATA_BYTES = 4 * 1024;
+/**
+ * Longest TTL of a message, in seconds (7 days), everywhere: the push API (a gateway may lower it
+ * with --max-ttl-seconds, never raise it), the TagCampaign CRD, and the key expiry of the store.
+ */
+export const MAX_TTL_SECONDS = 7 * 24 * 3600;
+/** TTL of a message that sets none (one day). */
+export const DEFAULT_TTL_SECONDS = 86_400;
 export const MAX_TAGS = 64;
 export const MAX_ACK_IDS = 256;
 
-/** App ids, device ids, tags, aliases: printable, no spaces, bounded, safe inside Redis keys. */
-export const idString = z
-  .string()
-  .min(1)
-  .max(128)
-  .regex(/^[A-Za-z0-9._:@-]+$/, 'only letters, digits and . _ : @ - allowed');
-export const tagName = z
-  .string()
-  .min(1)
-  .max(64)
-  .regex(/^[A-Za-z0-9._:@-]+$/, 'only letters, digits and . _ : @ - allowed');
-export const messageId = z.string().min(1).max(64);
+/**
+ * Identifiers (device id, alias, tag, app id, message id) have one definition, in ids.ts.
+ * `idString` and `tagName` are the names this module used to export them under.
+ */
+export const idString = deviceId;
+export const tagName = tag;
 
 // ---------------------------------------------------------------- device -> gateway
 
@@ -40,8 +42,8 @@ export const helloFrame = z.strictObject({
   v: z.literal(PROTOCOL_VERSION),
   /** Device token (HS256 JWT, see token.ts). */
   token: z.string().min(1).max(2048),
-  tags: z.array(tagName).max(MAX_TAGS).optional(),
-  alias: idString.nullable().optional(),
+  tags: z.array(tag).max(MAX_TAGS).optional(),
+  alias: alias.nullable().optional(),
 });
 
 export const pingFrame = z.strictObject({ t: z.literal('ping') });
@@ -55,11 +57,11 @@ export const ackFrame = z.strictObject({
 export const updateFrame = z
   .strictObject({
     t: z.literal('update'),
-    set: z.array(tagName).max(MAX_TAGS).optional(),
-    add: z.array(tagName).max(MAX_TAGS).optional(),
-    remove: z.array(tagName).max(MAX_TAGS).optional(),
+    set: z.array(tag).max(MAX_TAGS).optional(),
+    add: z.array(tag).max(MAX_TAGS).optional(),
+    remove: z.array(tag).max(MAX_TAGS).optional(),
     /** A string sets the alias, null clears it, absent leaves it. */
-    alias: idString.nullable().optional(),
+    alias: alias.nullable().optional(),
   })
   .refine((f) => !(f.set && (f.add || f.remove)), { message: 'use either set or add/remove, not both' });
 

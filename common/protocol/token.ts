@@ -1,5 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { SignJWT } from 'jose';
+import { alias as aliasId, deviceId } from './ids.js';
 
 /**
  * Device tokens: an HS256 JWT signed with the app's secret. Claims:
@@ -63,9 +64,6 @@ export async function verifyDeviceToken(
 }
 
 const HS256_HEADER_ALG = 'HS256';
-/** Device ids and aliases (the same rule as idString in frames.ts). */
-const ID_PATTERN = /^[A-Za-z0-9._:@-]{1,128}$/;
-
 /**
  * One token, one spelling: each part must be canonical unpadded base64url (RFC 7515 section 2).
  * Node's decoder skips `=`, whitespace and any stray character and ignores non-zero trailing
@@ -119,9 +117,9 @@ export function verifyDeviceTokenSync(
   if (
     !audOk ||
     typeof device !== 'string' ||
-    !ID_PATTERN.test(device) ||
+    !deviceId.safeParse(device).success ||
     typeof exp !== 'number' ||
-    (alias !== null && (typeof alias !== 'string' || !ID_PATTERN.test(alias)))
+    (alias !== null && (typeof alias !== 'string' || !aliasId.safeParse(alias).success))
   ) {
     return { ok: false, reason: 'invalid_claims' };
   }
