@@ -16,6 +16,8 @@ import {
 } from './index.js';
 import {
   BAD_MANIFESTS,
+  GOOD_MANIFESTS,
+  ISSUE_14_BAD_MANIFESTS,
   badManifest,
   caseObjectName,
   minimalPushGateway,
@@ -103,6 +105,19 @@ describe('bad manifests (the same table the API server test uses)', () => {
         paths.some((p) => namesField(p, c.path)),
         `issues at ${paths.join(', ')}`,
       ).toBe(true);
+    });
+  });
+});
+
+describe('edge manifests that must be accepted (the same table the API server test uses)', () => {
+  it('issue 14 added at least 60 invalid and 15 valid manifests', () => {
+    expect(ISSUE_14_BAD_MANIFESTS.length).toBeGreaterThanOrEqual(60);
+    expect(GOOD_MANIFESTS.length).toBeGreaterThanOrEqual(15);
+  });
+
+  GOOD_MANIFESTS.forEach((c, i) => {
+    it(`${c.kind}: ${c.name}`, () => {
+      expect(() => PARSERS[c.kind](badManifest(c, `good-${i}`))).not.toThrow();
     });
   });
 });

@@ -10,7 +10,13 @@ import {
   crdName,
   type KindNames,
 } from './group.js';
-import { pushGatewaySpecSchema, pushGatewayStatusSchema } from './pushgateway.js';
+import {
+  PUSH_GATEWAY_NAME_RULES,
+  pushGatewayRootRules,
+  pushGatewaySpecSchema,
+  pushGatewayStatusSchema,
+} from './pushgateway.js';
+import { celOf, type NameRules, type Rule } from './shared.js';
 import { rateLimitPolicySpecSchema, rateLimitPolicyStatusSchema } from './ratelimitpolicy.js';
 import { tagCampaignSpecSchema, tagCampaignStatusSchema } from './tagcampaign.js';
 
@@ -179,6 +185,10 @@ export interface KindDefinition {
   spec: z.ZodType;
   status: z.ZodType;
   printerColumns: PrinterColumn[];
+  /** Pattern and length of metadata.name (the only metadata a CRD schema may restrict). */
+  nameRules?: NameRules;
+  /** CEL rules on the whole object (they may read self.metadata.name). */
+  rootRules?: readonly Rule<never>[];
 }
 
 const readyColumn: PrinterColumn = {
@@ -211,6 +221,8 @@ export const KINDS: readonly KindDefinition[] = [
       'drained at a set rate during rollouts.',
     spec: pushGatewaySpecSchema,
     status: pushGatewayStatusSchema,
+    nameRules: PUSH_GATEWAY_NAME_RULES,
+    rootRules: pushGatewayRootRules as readonly Rule<never>[],
     printerColumns: [
       readyColumn,
       {
@@ -357,10 +369,23 @@ export function openApiSchemaOf(def: KindDefinition): JsonSchema {
         type: 'string',
       },
       kind: { description: `Kind of this object: ${def.names.kind}.`, type: 'string' },
-      metadata: { type: 'object' },
+      metadata: def.nameRules
+        ? {
+            type: 'object',
+            properties: {
+              name: {
+                description: `Name of the object: ${def.nameRules.message}.`,
+                type: 'string',
+                maxLength: def.nameRules.maxLength,
+                pattern: def.nameRules.pattern,
+              },
+            },
+          }
+        : { type: 'object' },
       spec,
       status,
     },
+    ...(def.rootRules?.length ? { 'x-kubernetes-validations': celOf(def.rootRules) } : {}),
   });
 }
 

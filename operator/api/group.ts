@@ -7,8 +7,12 @@ export const GROUP = 'pushgate.dev';
 export const VERSION = 'v1alpha1';
 export const API_VERSION = `${GROUP}/${VERSION}` as const;
 
-/** `kubectl get pushgate` lists every pushgate resource (all three kinds). */
-export const CATEGORY = 'pushgate';
+/**
+ * `kubectl get pushgate-all` lists every pushgate resource (all three kinds), like `kubectl get
+ * all`. Not `pushgate`: a category spelled like the start of a kind reads as one, and `kubectl get
+ * pushgate NAME` then fails; a hyphenated `-all` cannot be a kind's plural, singular or short name.
+ */
+export const CATEGORY = 'pushgate-all';
 
 /** The node label a region's pods select by default (the well-known Kubernetes topology label). */
 export const REGION_LABEL = 'topology.kubernetes.io/region';

@@ -1,14 +1,28 @@
 import { z } from 'zod';
 import { PUSH_GATEWAY, REGION_LABEL } from './group.js';
 import {
+  DNS_1035_LABEL_PATTERN,
+  DNS_LABEL_MAX,
+  LABEL_VALUE_PATTERN,
+  QUALIFIED_NAME_PATTERN,
+  REGION_MAX,
+  regionName,
+} from '../../common/protocol/ids.js';
+import {
+  annotationsSchema,
   dnsLabel,
+  isQualifiedName,
   kindSchema,
+  labelMapSchema,
+  type NameRules,
+  type Rule,
   namedList,
   parseOrThrow,
   resourceRequirementsSchema,
   secretKeyReferenceSchema,
   stringMapSchema,
   withRules,
+  withRootRules,
   objectName,
   defaultsToFull,
   statusBaseFields,
@@ -25,11 +39,12 @@ const port = (description: string, dflt: number) =>
 
 const regionFieldsSchema = withRules(
   z.object({
-    name: dnsLabel(
-      'Region name, such as cn-north-1. Unique in the list; by default pods run on nodes whose ' +
-        `${REGION_LABEL} label equals it.`,
+    name: regionName.describe(
+      `Region name, such as cn-north-1: a DNS label of at most ${REGION_MAX} characters. Unique in ` +
+        `the list; by default pods run on nodes whose ${REGION_LABEL} label equals it. The region's ` +
+        'Deployment, Service and autoscaler are named <gateway>-<region>, which must fit 63 characters.',
     ),
-    nodeSelector: stringMapSchema(
+    nodeSelector: labelMapSchema(
       `Node labels the region's pods must match. Defaults to {"${REGION_LABEL}": <name>}.`,
       16,
     ).optional(),
@@ -195,21 +210,138 @@ export const redisSchema = secretKeyReferenceSchema(
   'url',
 ).describe('The Redis that holds presence, routing and offline messages: a Secret key holding its URL.');
 
-/**
- * A helper container next to the gateway. name and image are checked; every other core/v1
- * Container field is passed through to the Pod as written (the API server validates it when the
- * Deployment is created).
- */
-export const sidecarSchema = z
-  .looseObject({
-    name: dnsLabel('Container name, unique in the pod.'),
-    image: z.string().min(1).max(1024).describe('Container image.'),
+/** An image reference: no whitespace (the kubelet would fail to pull `nginx ` at run time). */
+const imageSchema = (description: string) =>
+  z
+    .string()
+    .min(1)
+    .max(1024)
+    .regex(/^\S+$/, 'must be an image reference without whitespace')
+    .describe(description);
+
+/** Containers the operator itself puts in every gateway pod; a sidecar cannot take their names. */
+export const BUILT_IN_CONTAINERS = ['gateway', 'sidecar'] as const;
+/** Pod volumes a sidecar may mount: those the gateway pod has (tls and apps, when set). */
+export const POD_VOLUMES = ['tls', 'apps'] as const;
+
+const containerPortSchema = z
+  .object({
+    containerPort: z.int().min(1).max(65535).describe('Port the container listens on.'),
+    name: z
+      .string()
+      .min(1)
+      .max(15)
+      .regex(
+        /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/,
+        'must be an IANA service name: lower-case letters, digits and -',
+      )
+      .optional()
+      .describe('Port name (at most 15 characters), unique in the pod.'),
+    protocol: z.enum(['TCP', 'UDP', 'SCTP']).optional().describe('TCP (the default), UDP or SCTP.'),
   })
-  .meta({
-    description:
-      'A core/v1 Container run beside the gateway (name and image required; other Container fields are passed through).',
-    'x-kubernetes-preserve-unknown-fields': true,
-  });
+  .describe('A port of the sidecar.');
+
+const envVarSchema = z
+  .object({
+    name: z
+      .string()
+      .min(1)
+      .max(256)
+      .regex(/^[ -<>-~]+$/, "must be printable ASCII without '='")
+      .describe('Variable name.'),
+    value: z.string().max(32768).optional().describe('Literal value.'),
+    valueFrom: z
+      .looseObject({})
+      .meta({
+        description: 'A core/v1 EnvVarSource (fieldRef, secretKeyRef, ...), checked by the API server.',
+        'x-kubernetes-preserve-unknown-fields': true,
+      })
+      .optional(),
+  })
+  .describe('An environment variable of the sidecar.');
+
+const volumeMountSchema = z
+  .object({
+    name: z
+      .enum(POD_VOLUMES)
+      .describe(
+        'Volume of the gateway pod to mount: tls or apps (present when spec.tls or spec.apps is set).',
+      ),
+    mountPath: z
+      .string()
+      .min(1)
+      .max(4096)
+      .regex(/^\//, 'must be an absolute path')
+      .describe('Where to mount it.'),
+    readOnly: z.boolean().optional().describe('Mount read-only.'),
+  })
+  .describe('A volume of the gateway pod mounted into the sidecar.');
+
+const probeSchema = (what: string) =>
+  z
+    .looseObject({})
+    .meta({
+      description: `${what}: a core/v1 Probe, checked by the API server when the Deployment is created.`,
+      'x-kubernetes-preserve-unknown-fields': true,
+    })
+    .optional();
+
+/**
+ * A helper container next to the gateway: the core/v1 Container fields a sidecar needs, each
+ * checked here (a field not listed is refused by strict validation, or pruned), so a sidecar
+ * that cannot run is refused when it is applied, not when its Deployment is.
+ */
+export const sidecarSchema = withRules(
+  z.object({
+    name: dnsLabel('Container name, unique in the pod; not gateway or sidecar (the built-in containers).'),
+    image: imageSchema('Container image.'),
+    imagePullPolicy: z.enum(['Always', 'IfNotPresent', 'Never']).optional().describe('Image pull policy.'),
+    command: z
+      .array(z.string().max(4096).describe('One word of the command.'))
+      .max(64)
+      .optional()
+      .describe("Entrypoint (replaces the image's)."),
+    args: z
+      .array(z.string().max(4096).describe('One argument.'))
+      .max(256)
+      .optional()
+      .describe('Arguments to the entrypoint.'),
+    workingDir: z.string().max(4096).optional().describe('Working directory.'),
+    env: z.array(envVarSchema).max(64).optional().describe('Environment variables.'),
+    ports: z.array(containerPortSchema).max(16).optional().describe('Ports the sidecar listens on.'),
+    resources: resourceRequirementsSchema.optional(),
+    volumeMounts: z
+      .array(volumeMountSchema)
+      .max(2)
+      .optional()
+      .describe('Volumes of the gateway pod to mount.'),
+    livenessProbe: probeSchema('Liveness probe'),
+    readinessProbe: probeSchema('Readiness probe'),
+    startupProbe: probeSchema('Startup probe'),
+    securityContext: z
+      .looseObject({})
+      .meta({
+        description: 'A core/v1 SecurityContext, checked by the API server when the Deployment is created.',
+        'x-kubernetes-preserve-unknown-fields': true,
+      })
+      .optional(),
+  }),
+  'A container run beside the gateway in every gateway pod (a subset of core/v1 Container).',
+  [
+    {
+      rule: "!(self.name in ['gateway', 'sidecar'])",
+      message: 'gateway and sidecar are the names of the built-in containers',
+      fieldPath: '.name',
+      check: (c) => !(BUILT_IN_CONTAINERS as readonly string[]).includes(c.name),
+    },
+    {
+      rule: '!has(self.env) || self.env.all(e, !(has(e.value) && has(e.valueFrom)))',
+      message: 'an env var has value or valueFrom, not both',
+      fieldPath: '.env',
+      check: (c) => (c.env ?? []).every((e) => !(e.value !== undefined && e.valueFrom !== undefined)),
+    },
+  ],
+);
 export type Sidecar = z.output<typeof sidecarSchema>;
 
 const SYSCTL_NAME = /^[a-z0-9]([-_a-z0-9]*[a-z0-9])?([./][a-z0-9]([-_a-z0-9]*[a-z0-9])?)*$/;
@@ -252,24 +384,24 @@ export const serviceSchema = z
       .enum(['ClusterIP', 'NodePort', 'LoadBalancer'])
       .default('LoadBalancer')
       .describe('Type of the per-region Service devices connect through. Defaults to LoadBalancer.'),
-    annotations: stringMapSchema(
-      'Annotations for the Services (cloud load-balancer settings, for example).',
+    annotations: annotationsSchema(
+      'Annotations for the Services (cloud load-balancer settings, for example); keys are qualified names.',
     ).default({}),
   })
   .describe('How the gateways of each region are exposed.');
 
-export const tolerationSchema = z
-  .object({
+export const tolerationSchema = withRules(
+  z.object({
     key: z
       .string()
-      .max(316)
+      .max(317)
       .optional()
-      .describe('Taint key the toleration applies to; empty with Exists = every taint.'),
+      .describe('Taint key the toleration applies to (a qualified name); empty with Exists = every taint.'),
     operator: z
       .enum(['Exists', 'Equal'])
       .default('Equal')
       .describe('Exists (any value) or Equal (value must match). Defaults to Equal.'),
-    value: z.string().max(63).optional().describe('Taint value to match when operator is Equal.'),
+    value: z.string().max(DNS_LABEL_MAX).optional().describe('Taint value to match when operator is Equal.'),
     effect: z
       .enum(['NoSchedule', 'PreferNoSchedule', 'NoExecute'])
       .optional()
@@ -278,8 +410,41 @@ export const tolerationSchema = z
       .int()
       .optional()
       .describe('For NoExecute: how long the pod stays bound after the taint appears.'),
-  })
-  .describe('A core/v1 Toleration.');
+  }),
+  "A core/v1 Toleration, with the API server's rules for Pods.",
+  [
+    {
+      rule: `!has(self.key) || self.key == '' || (self.key.matches(r'${QUALIFIED_NAME_PATTERN}') && (!self.key.contains('/') || self.key.indexOf('/') <= 253))`,
+      message: 'the key must be a qualified name such as example.com/dedicated',
+      fieldPath: '.key',
+      check: (t) => !t.key || isQualifiedName(t.key),
+    },
+    {
+      rule: "(has(self.key) && self.key != '') || self.operator == 'Exists'",
+      message: 'a toleration without a key must use operator Exists (it then tolerates every taint)',
+      fieldPath: '.operator',
+      check: (t) => !!t.key || t.operator === 'Exists',
+    },
+    {
+      rule: "self.operator != 'Exists' || !has(self.value) || self.value == ''",
+      message: 'a toleration with operator Exists cannot have a value',
+      fieldPath: '.value',
+      check: (t) => t.operator !== 'Exists' || !t.value,
+    },
+    {
+      rule: `!has(self.value) || self.value.matches(r'${LABEL_VALUE_PATTERN}')`,
+      message: 'the value must be a label value (letters, digits, - _ . inside, at most 63)',
+      fieldPath: '.value',
+      check: (t) => !t.value || new RegExp(LABEL_VALUE_PATTERN).test(t.value),
+    },
+    {
+      rule: "!has(self.tolerationSeconds) || (has(self.effect) && self.effect == 'NoExecute')",
+      message: 'tolerationSeconds applies only to effect NoExecute',
+      fieldPath: '.tolerationSeconds',
+      check: (t) => t.tolerationSeconds === undefined || t.effect === 'NoExecute',
+    },
+  ],
+);
 
 export const placementSchema = z
   .object({
@@ -348,14 +513,9 @@ export const metricsAdapterSchema = z
 
 export const pushGatewaySpecSchema = withRules(
   z.object({
-    image: z
-      .string()
-      .min(1)
-      .max(1024)
-      .optional()
-      .describe(
-        "Gateway container image. Defaults to the operator's own image (one image runs every pushgate program).",
-      ),
+    image: imageSchema(
+      "Gateway container image. Defaults to the operator's own image (one image runs every pushgate program).",
+    ).optional(),
     imagePullPolicy: z
       .enum(['Always', 'IfNotPresent', 'Never'])
       .default('IfNotPresent')
@@ -390,6 +550,41 @@ export const pushGatewaySpecSchema = withRules(
   }),
   'Desired state of the gateways.',
   [
+    {
+      // One descriptor per device connection, plus the process's own (Redis, listeners, files).
+      rule: 'self.regions.all(r, r.maxConnectionsPerPod + 1024 <= self.nodeTuning.nofile)',
+      message:
+        'nodeTuning.nofile must be at least maxConnectionsPerPod + 1024 in every region (one file ' +
+        "descriptor per connection, plus the process's own)",
+      fieldPath: '.nodeTuning.nofile',
+      check: (s) => s.regions.every((r) => r.maxConnectionsPerPod + 1024 <= s.nodeTuning.nofile),
+    },
+    {
+      rule:
+        'self.sidecars.all(c, !has(c.ports) || c.ports.all(p, p.containerPort != self.ports.websocket && ' +
+        'p.containerPort != self.ports.metrics))',
+      message: "a sidecar cannot listen on the gateway's websocket or metrics port",
+      fieldPath: '.sidecars',
+      check: (s) =>
+        s.sidecars.every((c) =>
+          (c.ports ?? []).every(
+            (p) => p.containerPort !== s.ports.websocket && p.containerPort !== s.ports.metrics,
+          ),
+        ),
+    },
+    {
+      rule:
+        "self.sidecars.all(c, !has(c.volumeMounts) || c.volumeMounts.all(m, (m.name == 'tls' && has(self.tls)) || " +
+        "(m.name == 'apps' && has(self.apps))))",
+      message: 'a sidecar can mount tls only when spec.tls is set, and apps only when spec.apps is set',
+      fieldPath: '.sidecars',
+      check: (s) =>
+        s.sidecars.every((c) =>
+          (c.volumeMounts ?? []).every(
+            (m) => (m.name === 'tls' && s.tls !== undefined) || (m.name === 'apps' && s.apps !== undefined),
+          ),
+        ),
+    },
     {
       // A pod killed before its connections are closed drops them all at once: the reconnect
       // storm the paced drain exists to prevent.
@@ -439,7 +634,35 @@ export const pushGatewayStatusSchema = z
   .describe('Observed state of the gateways, written by the operator.');
 export type PushGatewayStatus = z.output<typeof pushGatewayStatusSchema>;
 
-export const pushGatewaySchema = kindSchema(PUSH_GATEWAY, pushGatewaySpecSchema, pushGatewayStatusSchema);
+/**
+ * Rules on the whole object (they read metadata.name, which a spec rule cannot see). Every child
+ * is named <name>-<suffix>; the longest is a region's Service, <name>-<region>, and a Service
+ * name is an RFC 1035 label of at most 63 characters. The name is also a label value
+ * (app.kubernetes.io/instance), so it has the same bound.
+ */
+export const PUSH_GATEWAY_NAME_RULES: NameRules = {
+  pattern: DNS_1035_LABEL_PATTERN,
+  maxLength: DNS_LABEL_MAX,
+  message:
+    'must be an RFC 1035 label (lower-case letters, digits and -, starting with a letter), because it names Services',
+};
+export const pushGatewayRootRules: readonly Rule<{
+  metadata: { name?: string | undefined };
+  spec: { regions: readonly { name: string }[] };
+}>[] = [
+  {
+    rule: 'self.spec.regions.all(r, size(self.metadata.name) + 1 + size(r.name) <= 63)',
+    message:
+      'metadata.name and a region name together are too long: the region Service <name>-<region> must fit 63 characters',
+    fieldPath: '.metadata.name',
+    check: (o) => o.spec.regions.every((r) => (o.metadata.name ?? '').length + 1 + r.name.length <= 63),
+  },
+];
+
+export const pushGatewaySchema = withRootRules(
+  kindSchema(PUSH_GATEWAY, pushGatewaySpecSchema, pushGatewayStatusSchema, PUSH_GATEWAY_NAME_RULES),
+  pushGatewayRootRules,
+);
 export type PushGateway = z.output<typeof pushGatewaySchema>;
 
 /** Validates a PushGateway (from the API server or a file) and applies the documented defaults. */

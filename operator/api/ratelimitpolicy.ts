@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { APP_ID_MAX } from '../../common/protocol/ids.js';
 import { RATE_LIMIT_POLICY } from './group.js';
 import {
   kindSchema,
@@ -174,7 +175,7 @@ export const rateLimitPolicyStatusSchema = z
       .object({
         gateway: z.string().max(253).optional().describe('The PushGateway the limits are in force on.'),
         appIds: z
-          .array(z.string().max(63).describe('An app id.'))
+          .array(z.string().max(APP_ID_MAX).describe('An app id.'))
           .max(256)
           .optional()
           .describe(

@@ -1,4 +1,13 @@
 import { z } from 'zod';
+import {
+  DNS_LABEL_MAX,
+  DNS_LABEL_PATTERN,
+  DNS_SUBDOMAIN_PATTERN,
+  LABEL_VALUE_PATTERN,
+  QUALIFIED_NAME_PATTERN,
+  SECRET_KEY_PATTERN,
+  isSecretKey,
+} from '../../common/protocol/ids.js';
 import { API_VERSION, type KindNames } from './group.js';
 
 /**
@@ -69,17 +78,17 @@ export function defaultsToFull<S extends z.ZodType>(schema: S) {
 }
 
 /** An RFC 1123 DNS label: what Kubernetes accepts as a Service/Secret/region name. */
-export const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+export const DNS_LABEL = new RegExp(DNS_LABEL_PATTERN);
 export const dnsLabel = (description: string) =>
   z
     .string()
     .min(1)
-    .max(63)
+    .max(DNS_LABEL_MAX)
     .regex(DNS_LABEL, 'must be a DNS label: lower-case letters, digits and -')
     .describe(description);
 
 /** An RFC 1123 DNS subdomain: what Kubernetes accepts as most object names. */
-export const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+export const DNS_SUBDOMAIN = new RegExp(DNS_SUBDOMAIN_PATTERN);
 export const objectName = (description: string) =>
   z
     .string()
@@ -99,44 +108,123 @@ export const secretKeyReferenceSchema = (what: string, defaultKey: string) =>
   z
     .object({
       secretName: objectName(`Name of the Secret (same namespace) that holds the ${what}.`),
-      key: z
-        .string()
-        .min(1)
-        .max(253)
-        .regex(/^[-._a-zA-Z0-9]+$/, 'must be a Secret data key: letters, digits, -, _ and .')
-        .default(defaultKey)
-        .describe(`Key inside the Secret whose value is the ${what}. Defaults to "${defaultKey}".`),
+      key: withRules(
+        z
+          .string()
+          .min(1)
+          .max(253)
+          .regex(new RegExp(SECRET_KEY_PATTERN), 'must be a Secret data key: letters, digits, -, _ and .')
+          .default(defaultKey),
+        `Key inside the Secret whose value is the ${what}. Defaults to "${defaultKey}".`,
+        [
+          {
+            rule: "self != '.' && !self.startsWith('..')",
+            message: 'a Secret key cannot be . or start with ..',
+            check: isSecretKey,
+          },
+        ],
+      ),
     })
     .describe(`Where the ${what} comes from: a key of a Secret in the same namespace.`);
 
-/** A Kubernetes resource quantity (`500m`, `2Gi`, `4`); the same grammar as k8s.io/apimachinery. */
+/**
+ * A Kubernetes resource quantity (`500m`, `2Gi`, `4`); the grammar of k8s.io/apimachinery
+ * without a sign: a container resource is never negative (`-1` as an integer is refused by the
+ * CEL rule of the resource list, since an int-or-string field carries no minimum).
+ */
 export const QUANTITY =
-  /^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$/;
+  /^\+?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$/;
 export const quantitySchema = z
   .union([
     z.int().nonnegative(),
-    z.string().regex(QUANTITY, 'must be a Kubernetes quantity such as 500m, 2Gi or 4'),
+    z.string().regex(QUANTITY, 'must be a non-negative Kubernetes quantity such as 500m, 2Gi or 4'),
   ])
   .describe('A Kubernetes resource quantity, such as 500m (CPU) or 2Gi (memory).');
 export type Quantity = z.output<typeof quantitySchema>;
 
+const SUFFIX: Record<string, number> = {
+  n: 1e-9,
+  u: 1e-6,
+  m: 1e-3,
+  '': 1,
+  k: 1e3,
+  M: 1e6,
+  G: 1e9,
+  T: 1e12,
+  P: 1e15,
+  E: 1e18,
+  Ki: 2 ** 10,
+  Mi: 2 ** 20,
+  Gi: 2 ** 30,
+  Ti: 2 ** 40,
+  Pi: 2 ** 50,
+  Ei: 2 ** 60,
+};
+/** The value of a quantity as a number (for comparisons; CEL's quantity() does the same). */
+export function quantityValue(q: Quantity): number {
+  if (typeof q === 'number') return q;
+  const m = /^\+?([0-9.]+)(([KMGTPE]i)|[numkMGTPE]|[eE][-+]?[0-9.]+)?$/.exec(q);
+  if (!m) return NaN;
+  const suffix = m[2] ?? '';
+  if (/^[eE]/.test(suffix)) return Number(m[1]) * 10 ** Number(suffix.slice(1));
+  return Number(m[1]) * (SUFFIX[suffix] ?? NaN);
+}
+
+/**
+ * Resource names a container may request: the standard ones, hugepages, and extended resources
+ * named by a domain (`nvidia.com/gpu`). `cpus` or `gpu` is a typo the Deployment would refuse.
+ */
+export const RESOURCE_NAME_PATTERN =
+  '^(cpu|memory|ephemeral-storage|hugepages-[0-9]+[KMGTPE]i|([a-z0-9]([-a-z0-9]*[a-z0-9])?\\.)+[a-z0-9]([-a-z0-9]*[a-z0-9])?/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$';
+const RESOURCE_NAME = new RegExp(RESOURCE_NAME_PATTERN);
+
 export const resourceListSchema = (description: string) =>
-  z
-    .record(z.string().min(1).max(253), quantitySchema)
-    .refine((m) => Object.keys(m).length <= 16, { message: 'at most 16 resources' })
-    .meta({ description, maxProperties: 16 });
+  withRules(
+    z
+      .record(z.string().min(1).max(253), quantitySchema)
+      .refine((m) => Object.keys(m).length <= 16, { message: 'at most 16 resources' })
+      .meta({ maxProperties: 16 }),
+    description,
+    [
+      {
+        rule: `self.all(k, k.matches(r'${RESOURCE_NAME_PATTERN}'))`,
+        message:
+          'resource names are cpu, memory, ephemeral-storage, hugepages-<size> or a domain-qualified extended resource',
+        check: (m) => Object.keys(m).every((k) => RESOURCE_NAME.test(k)),
+      },
+      {
+        rule: 'self.all(k, quantity(string(self[k])).sign() >= 0)',
+        message: 'a resource quantity cannot be negative',
+        check: (m) => Object.values(m).every((q) => quantityValue(q) >= 0),
+      },
+    ],
+  );
 
 /** Container resources, the shape of core/v1 ResourceRequirements (requests and limits). */
-export const resourceRequirementsSchema = z
-  .object({
+export const resourceRequirementsSchema = withRules(
+  z.object({
     requests: resourceListSchema(
       'Minimum resources the scheduler reserves, by resource name (cpu, memory).',
     ).optional(),
     limits: resourceListSchema(
       'Maximum resources the container may use, by resource name (cpu, memory).',
     ).optional(),
-  })
-  .describe('CPU and memory requests and limits, as in a Pod container.');
+  }),
+  'CPU and memory requests and limits, as in a Pod container.',
+  [
+    {
+      rule:
+        '!has(self.requests) || !has(self.limits) || self.requests.all(k, !(k in self.limits) || ' +
+        'quantity(string(self.requests[k])).compareTo(quantity(string(self.limits[k]))) <= 0)',
+      message: 'a request cannot be above the limit of the same resource',
+      fieldPath: '.requests',
+      check: (r) =>
+        Object.entries(r.requests ?? {}).every(
+          ([k, q]) => r.limits?.[k] === undefined || quantityValue(q) <= quantityValue(r.limits[k]),
+        ),
+    },
+  ],
+);
 export type ResourceRequirements = z.output<typeof resourceRequirementsSchema>;
 
 /** A map of strings (labels, annotations, selectors). */
@@ -145,6 +233,48 @@ export const stringMapSchema = (description: string, maxProperties = 64) =>
     .record(z.string().min(1).max(253), z.string().max(4096))
     .refine((m) => Object.keys(m).length <= maxProperties, { message: `at most ${maxProperties} entries` })
     .meta({ description, maxProperties });
+
+const QUALIFIED_NAME = new RegExp(QUALIFIED_NAME_PATTERN);
+const LABEL_VALUE = new RegExp(LABEL_VALUE_PATTERN);
+/** A qualified-name key (label, annotation, node selector): prefix at most 253, name 1-63. */
+export const isQualifiedName = (k: string) =>
+  QUALIFIED_NAME.test(k) && (k.includes('/') ? k.indexOf('/') <= 253 : true);
+const QUALIFIED_KEY_CEL = `k.matches(r'${QUALIFIED_NAME_PATTERN}') && (!k.contains('/') || k.indexOf('/') <= 253)`;
+
+/** Annotations: keys are qualified names, values free text. */
+export const annotationsSchema = (description: string, maxProperties = 64) =>
+  withRules(
+    z
+      .record(z.string().min(1).max(317), z.string().max(4096))
+      .refine((m) => Object.keys(m).length <= maxProperties, { message: `at most ${maxProperties} entries` })
+      .meta({ maxProperties }),
+    description,
+    [
+      {
+        rule: `self.all(k, ${QUALIFIED_KEY_CEL})`,
+        message: 'annotation keys must be qualified names such as example.com/name',
+        check: (m) => Object.keys(m).every(isQualifiedName),
+      },
+    ],
+  );
+
+/** Labels or a node selector: keys are qualified names, values label values (63 at most). */
+export const labelMapSchema = (description: string, maxProperties = 16) =>
+  withRules(
+    z
+      .record(z.string().min(1).max(317), z.string().max(DNS_LABEL_MAX))
+      .refine((m) => Object.keys(m).length <= maxProperties, { message: `at most ${maxProperties} entries` })
+      .meta({ maxProperties }),
+    description,
+    [
+      {
+        rule: `self.all(k, ${QUALIFIED_KEY_CEL} && self[k].matches(r'${LABEL_VALUE_PATTERN}'))`,
+        message:
+          'keys must be qualified names (example.com/name) and values label values (letters, digits, - _ . inside)',
+        check: (m) => Object.entries(m).every(([k, v]) => isQualifiedName(k) && LABEL_VALUE.test(v)),
+      },
+    ],
+  );
 
 /** Condition types every pushgate kind reports (EMQX-operator style). */
 export const CONDITION_READY = 'Ready';
@@ -252,6 +382,13 @@ export function namedList<S extends z.ZodType<{ name: string }>>(
     .meta({ description, 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'] });
 }
 
+/** Rules on the name of objects of a kind (the CRD's metadata.name pattern and maxLength). */
+export interface NameRules {
+  pattern: string;
+  maxLength: number;
+  message: string;
+}
+
 /**
  * The whole object of a kind, `{apiVersion, kind, metadata, spec, status?}`. `spec` is required
  * (the CRD says so too); a minimal manifest sets only what has no default.
@@ -260,14 +397,41 @@ export function kindSchema<Spec extends z.ZodType, Status extends z.ZodType>(
   names: KindNames,
   spec: Spec,
   status: Status,
+  nameRules?: NameRules,
 ) {
   return z.object({
     apiVersion: z.literal(API_VERSION),
     kind: z.literal(names.kind),
-    metadata: objectMetaSchema,
+    metadata: nameRules
+      ? objectMetaSchema.extend({
+          name: z
+            .string()
+            .max(nameRules.maxLength)
+            .regex(new RegExp(nameRules.pattern), nameRules.message)
+            .optional(),
+        })
+      : objectMetaSchema,
     spec,
     status: status.optional(),
   });
+}
+
+/**
+ * Rules on the whole object (they may read metadata.name). zod gets them here; the CRD gets the
+ * same list as root `x-kubernetes-validations` from its KindDefinition (crd.ts).
+ */
+export function withRootRules<S extends z.ZodType>(schema: S, rules: readonly Rule<z.output<S>>[]): S {
+  return schema.superRefine((value, ctx) => {
+    for (const r of rules) {
+      if (r.check && !r.check(value as z.output<S>)) {
+        ctx.addIssue({
+          code: 'custom',
+          message: r.message,
+          path: r.fieldPath ? r.fieldPath.replace(/^\./, '').split('.') : [],
+        });
+      }
+    }
+  }) as unknown as S;
 }
 
 /** A manifest that does not satisfy its kind's schema; `issues` name each field. */

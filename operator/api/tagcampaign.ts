@@ -1,10 +1,11 @@
 import { z } from 'zod';
+import { DEFAULT_TTL_SECONDS, MAX_PUSH_DATA_BYTES, MAX_TTL_SECONDS } from '../../common/protocol/frames.js';
+import { appId, collapseKey, tag } from '../../common/protocol/ids.js';
 import { TAG_CAMPAIGN } from './group.js';
 import {
   kindSchema,
   localObjectReferenceSchema,
   parseOrThrow,
-  stringMapSchema,
   withRules,
   defaultsToFull,
   statusBaseFields,
@@ -17,31 +18,22 @@ import {
  * deferred, never dropped; the status counts every outcome.
  */
 
-/** An app id as devices and the push API know it. */
-export const APP_ID = /^[A-Za-z0-9]([A-Za-z0-9_.-]{0,62})$/;
-export const appIdSchema = (description: string) =>
-  z
-    .string()
-    .min(1)
-    .max(63)
-    .regex(APP_ID, 'must be letters, digits, _, . and - (1 to 63, starting with a letter or digit)')
-    .describe(description);
+/** An app id as devices and the push API know it (one definition: common/protocol/ids.ts). */
+export const appIdSchema = (description: string) => appId.describe(description);
 
-/** A device tag: what an app attaches to devices (`vip`, `city:beijing`, `lang:zh-CN`). */
-export const TAG = /^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}$/;
+/** A device tag as devices carry it (`vip`, `city:beijing`, `_beta`); one definition in ids.ts. */
 const tagList = (description: string) =>
   z
-    .array(
-      z
-        .string()
-        .min(1)
-        .max(64)
-        .regex(TAG, 'must be a tag: letters, digits, _ . : @ - (1 to 64)')
-        .describe('A device tag.'),
-    )
+    .array(tag.describe('A device tag.'))
     .max(32)
-    .optional()
-    .describe(description);
+    .superRefine((tags, ctx) => {
+      tags.forEach((t, i) => {
+        if (tags.indexOf(t) !== i)
+          ctx.addIssue({ code: 'custom', message: `duplicate tag "${t}"`, path: [i] });
+      });
+    })
+    .meta({ description, 'x-kubernetes-list-type': 'set' })
+    .optional();
 
 export const targetSchema = withRules(
   z.object({
@@ -66,38 +58,77 @@ export const targetSchema = withRules(
       fieldPath: '.noneOf',
       check: (t) => !(t.allOf ?? []).some((tag) => (t.noneOf ?? []).includes(tag)),
     },
+    {
+      rule: '!has(self.anyOf) || size(self.anyOf) == 0 || !has(self.noneOf) || !self.anyOf.all(t, t in self.noneOf)',
+      message: 'every anyOf tag is also in noneOf, so the target matches no device',
+      fieldPath: '.noneOf',
+      check: (t) => !(t.anyOf?.length && t.anyOf.every((tag) => (t.noneOf ?? []).includes(tag))),
+    },
     immutable('target'),
   ],
 );
 export type CampaignTarget = z.output<typeof targetSchema>;
 
 export const PRIORITIES = ['normal', 'high'] as const;
-/** 28 days, the longest TTL FCM allows. */
-export const MAX_TTL_SECONDS = 2_419_200;
+export { MAX_TTL_SECONDS };
+
+/**
+ * The push a campaign message becomes (`data` of the push frame): `{title?, body?, data?}`. The
+ * dispatcher sends exactly this, so the message must fit the push API's limit.
+ */
+export const campaignPushData = (m: { title?: string; body?: string; data?: Record<string, string> }) => ({
+  ...(m.title !== undefined ? { title: m.title } : {}),
+  ...(m.body !== undefined ? { body: m.body } : {}),
+  ...(m.data !== undefined ? { data: m.data } : {}),
+});
+
+const utf8 = (s: string) => Buffer.byteLength(s, 'utf8');
+/**
+ * Bytes of campaignPushData's JSON, counted the way the CRD's CEL rule can count them: UTF-8 of
+ * every string plus the JSON punctuation around it (an upper bound, exact within 2 bytes, for
+ * strings JSON does not escape; a quote, backslash or control character costs 1-5 bytes more
+ * when sent, which the dispatcher checks before it sends).
+ */
+export function campaignPayloadBytes(m: { title?: string; body?: string; data?: Record<string, string> }) {
+  return (
+    2 +
+    (m.title !== undefined ? 11 + utf8(m.title) : 0) +
+    (m.body !== undefined ? 10 + utf8(m.body) : 0) +
+    (m.data !== undefined
+      ? 10 + Object.entries(m.data).reduce((n, [k, v]) => n + 6 + utf8(k) + utf8(v), 0)
+      : 0)
+  );
+}
 
 export const messageSchema = withRules(
   z.object({
     title: z.string().min(1).max(256).optional().describe('Notification title shown on the device.'),
-    body: z.string().min(1).max(4096).optional().describe('Notification body shown on the device.'),
-    data: stringMapSchema('Key/value data handed to the app with the message.', 64).optional(),
+    body: z
+      .string()
+      .min(1)
+      .max(MAX_PUSH_DATA_BYTES)
+      .optional()
+      .describe('Notification body shown on the device.'),
+    data: z
+      .record(z.string().min(1).max(256), z.string().max(MAX_PUSH_DATA_BYTES))
+      .refine((m) => Object.keys(m).length <= 64, { message: 'at most 64 entries' })
+      .meta({ description: 'Key/value data handed to the app with the message.', maxProperties: 64 })
+      .optional(),
     ttlSeconds: z
       .int()
       .min(0)
       .max(MAX_TTL_SECONDS)
-      .default(86_400)
+      .default(DEFAULT_TTL_SECONDS)
       .describe(
-        'How long an undelivered message stays deliverable, in seconds (0 to 2419200). 0 means now ' +
-          'or never: delivered only to devices online at send time. Defaults to 86400 (one day).',
+        `How long an undelivered message stays deliverable, in seconds (0 to ${MAX_TTL_SECONDS}, ` +
+          "the push API's bound). 0 means now or never: delivered only to devices online at send " +
+          `time. Defaults to ${DEFAULT_TTL_SECONDS} (one day).`,
       ),
     priority: z
       .enum(PRIORITIES)
       .default('normal')
       .describe('Delivery priority: normal or high (wakes the device). Defaults to normal.'),
-    collapseKey: z
-      .string()
-      .min(1)
-      .max(64)
-      .regex(/^[A-Za-z0-9_.:-]+$/, 'must be letters, digits, _ . : -')
+    collapseKey: collapseKey
       .optional()
       .describe(
         'Messages with the same collapse key replace each other while undelivered; only the newest is kept.',
@@ -109,6 +140,13 @@ export const messageSchema = withRules(
       rule: 'has(self.title) || has(self.body) || (has(self.data) && size(self.data) > 0)',
       message: 'a message needs a title, a body or data',
       check: (m) => m.title !== undefined || m.body !== undefined || Object.keys(m.data ?? {}).length > 0,
+    },
+    {
+      rule:
+        `2 + (has(self.title) ? 11 + size(bytes(self.title)) : 0) + (has(self.body) ? 10 + size(bytes(self.body)) : 0) + ` +
+        `(has(self.data) ? 10 + self.data.map(k, 6 + size(bytes(k)) + size(bytes(self.data[k]))).sum() : 0) <= ${MAX_PUSH_DATA_BYTES}`,
+      message: `title, body and data together must fit the push API's ${MAX_PUSH_DATA_BYTES} bytes of JSON`,
+      check: (m) => campaignPayloadBytes(m) <= MAX_PUSH_DATA_BYTES,
     },
     immutable('message'),
   ],

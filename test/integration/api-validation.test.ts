@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import YAML from 'yaml';
 import {
+  CATEGORY,
   GROUP,
   PUSH_GATEWAY,
   RATE_LIMIT_POLICY,
@@ -18,6 +19,7 @@ import {
 import {
   BAD_MANIFESTS,
   DOCUMENTED_DEFAULTS,
+  GOOD_MANIFESTS,
   badManifest,
   caseObjectName,
   minimalPushGateway,
@@ -88,7 +90,7 @@ describe('pushgate API in the real kube-apiserver', () => {
       const conditions = Object.fromEntries((crd.status?.conditions ?? []).map((c) => [c.type, c.status]));
       expect(conditions, crdName(k)).toMatchObject({ Established: 'True', NamesAccepted: 'True' });
       expect(conditions.NonStructuralSchema, crdName(k)).toBeUndefined();
-      expect(crd.status?.acceptedNames?.categories).toEqual(['pushgate']);
+      expect(crd.status?.acceptedNames?.categories).toEqual([CATEGORY]);
     }
   });
 
@@ -154,6 +156,15 @@ describe('pushgate API in the real kube-apiserver', () => {
     });
   });
 
+  describe(`accepts ${GOOD_MANIFESTS.length} manifests at the edges`, () => {
+    GOOD_MANIFESTS.forEach((c, i) => {
+      it(`${c.kind}: ${c.name}`, async () => {
+        const { rejected } = await create(badManifest(c, `good-${String(i).padStart(2, '0')}`));
+        expect(rejected?.message).toBeUndefined();
+      });
+    });
+  });
+
   it("keeps a campaign's gateway, app, target and message fixed, but lets it be suspended", async () => {
     const name = 'immutable';
     expect((await create(minimalTagCampaign(name))).rejected).toBeUndefined();
@@ -214,7 +225,7 @@ describe('pushgate API in the real kube-apiserver', () => {
     expect(campaign).toContain('0 means now');
   });
 
-  it('kubectl get shows the printer columns, and `kubectl get pushgate` lists all three kinds', async () => {
+  it('kubectl get shows the printer columns, and `kubectl get pushgate-all` lists all three kinds', async () => {
     const gw = 'columns';
     const pgw = minimalPushGateway(gw);
     (pgw.spec!.regions as object[]).push({ name: 'cn-east-1' }, { name: 'cn-south-1' });
@@ -289,7 +300,7 @@ describe('pushgate API in the real kube-apiserver', () => {
     expect(row(`ratelimitpolicy.${GROUP}`)).toMatch(/\s+main\s+main: all apps\s+10000\s+5000\s+True\s+/);
 
     // The category and the short names reach the same objects.
-    const all = await kubectl(kubeconfig, ['-n', namespace, 'get', 'pushgate', '-o', 'name']);
+    const all = await kubectl(kubeconfig, ['-n', namespace, 'get', CATEGORY, '-o', 'name']);
     for (const k of KINDS) expect(all).toContain(`${k.singular}.${GROUP}/${gw}`);
     const short = await kubectl(kubeconfig, ['-n', namespace, 'get', 'pgw,tc,rlp', '-o', 'name']);
     for (const k of KINDS) expect(short).toContain(`${k.singular}.${GROUP}/${gw}`);

@@ -127,6 +127,641 @@ export interface BadManifestCase {
 }
 
 const region = (name: string) => ({ name });
+const named =
+  (name: string) =>
+  (m: Manifest): Manifest => ({ ...m, metadata: { ...m.metadata, name } });
+const pgwWithTls = { tls: { secretName: 'gw-tls' } };
+
+/**
+ * Issue 14: manifests the API server used to accept although no object could be built from
+ * them, or that disagreed with the device protocol and the push API. Each is refused by the API
+ * server (schema or CEL) and by parse<Kind> (the same rules in zod).
+ */
+export const ISSUE_14_BAD_MANIFESTS: readonly BadManifestCase[] = [
+  // ---- PushGateway: names budgeted against the derived names and label values
+  {
+    name: 'a 60-character name (its region Service would be 71 characters)',
+    kind: 'PushGateway',
+    manifest: named('g'.repeat(60)),
+    path: 'metadata.name',
+    says: 'must fit 63 characters',
+  },
+  {
+    name: 'a 64-character name (over a label value)',
+    kind: 'PushGateway',
+    manifest: named('g'.repeat(64)),
+    path: 'metadata.name',
+  },
+  {
+    name: 'name and region together one over 63',
+    kind: 'PushGateway',
+    edits: { 'regions[0].name': 'r'.repeat(33) },
+    manifest: named('g'.repeat(30)),
+    path: 'metadata.name',
+    says: 'must fit 63 characters',
+  },
+  { name: 'a name with a dot', kind: 'PushGateway', manifest: named('gw.main'), path: 'metadata.name' },
+  { name: 'a name with a leading digit', kind: 'PushGateway', manifest: named('1gw'), path: 'metadata.name' },
+  {
+    name: 'a 63-character region name',
+    kind: 'PushGateway',
+    edits: { 'regions[0].name': 'r'.repeat(63) },
+    path: 'spec.regions[0].name',
+  },
+  {
+    name: 'a 41-character region name (over the region budget)',
+    kind: 'PushGateway',
+    edits: { 'regions[0].name': 'r'.repeat(41) },
+    path: 'spec.regions[0].name',
+  },
+  // ---- quantities
+  {
+    name: 'a negative CPU request',
+    kind: 'PushGateway',
+    edits: { resources: { requests: { cpu: '-1' } } },
+    path: 'spec.resources.requests.cpu',
+  },
+  {
+    name: 'a negative integer memory request',
+    kind: 'PushGateway',
+    edits: { resources: { requests: { memory: -5 } } },
+    path: 'spec.resources.requests',
+  },
+  {
+    name: 'a CPU request above its limit',
+    kind: 'PushGateway',
+    edits: { resources: { requests: { cpu: '2' }, limits: { cpu: '1500m' } } },
+    path: 'spec.resources.requests',
+    says: 'above the limit',
+  },
+  {
+    name: 'a memory request above its limit',
+    kind: 'PushGateway',
+    edits: { resources: { requests: { memory: '8Gi' }, limits: { memory: '4Gi' } } },
+    path: 'spec.resources.requests',
+    says: 'above the limit',
+  },
+  {
+    name: 'an unknown resource name (cpus)',
+    kind: 'PushGateway',
+    edits: { resources: { requests: { cpus: '1' } } },
+    path: 'spec.resources.requests',
+    says: 'resource names',
+  },
+  {
+    name: 'an extended resource without a domain (gpu)',
+    kind: 'PushGateway',
+    edits: { resources: { limits: { gpu: 1 } } },
+    path: 'spec.resources.limits',
+    says: 'resource names',
+  },
+  {
+    name: 'hugepages without a size',
+    kind: 'PushGateway',
+    edits: { resources: { limits: { 'hugepages-': '2Mi' } } },
+    path: 'spec.resources.limits',
+  },
+  {
+    name: 'a quantity with two dots',
+    kind: 'PushGateway',
+    edits: { resources: { requests: { cpu: '1.5.5' } } },
+    path: 'spec.resources.requests.cpu',
+  },
+  {
+    name: 'a negative sidecar CPU request',
+    kind: 'PushGateway',
+    edits: { sidecars: [{ name: 'probe', image: 'busybox', resources: { requests: { cpu: '-100m' } } }] },
+    path: 'spec.sidecars[0].resources.requests.cpu',
+  },
+  // ---- images
+  {
+    name: 'an image with a trailing space',
+    kind: 'PushGateway',
+    edits: { image: 'pushgate:1 ' },
+    path: 'spec.image',
+  },
+  {
+    name: 'an image with a space inside',
+    kind: 'PushGateway',
+    edits: { image: 'push gate:1' },
+    path: 'spec.image',
+  },
+  { name: 'an empty image', kind: 'PushGateway', edits: { image: '' }, path: 'spec.image' },
+  {
+    name: 'a sidecar image with a tab',
+    kind: 'PushGateway',
+    edits: { sidecars: [{ name: 'probe', image: 'busybox\t' }] },
+    path: 'spec.sidecars[0].image',
+  },
+  // ---- sidecars: names and fields checked as the Pod would check them
+  {
+    name: 'a sidecar named gateway',
+    kind: 'PushGateway',
+    edits: { sidecars: [{ name: 'gateway', image: 'busybox' }] },
+    path: 'spec.sidecars[0].name',
+    says: 'built-in containers',
+  },
+  {
+    name: 'a sidecar named sidecar',
+    kind: 'PushGateway',
+    edits: { sidecars: [{ name: 'sidecar', image: 'busybox' }] },
+    path: 'spec.sidecars[0].name',
+    says: 'built-in containers',
+  },
+  {
+    name: 'a sidecar name in capitals',
+    kind: 'PushGateway',
+    edits: { sidecars: [{ name: 'Probe', image: 'busybox' }] },
+    path: 'spec.sidecars[0].name',
+  },
+  {
+    name: 'two sidecars with one name',
+    kind: 'PushGateway',
+    edits: {
+      sidecars: [
+        { name: 'probe', image: 'busybox' },
+        { name: 'probe', image: 'busybox' },
+      ],
+    },
+    path: 'spec.sidecars[1]',
+  },
+  {
+    name: 'a sidecar field that is not a Container field',
+    kind: 'PushGateway',
+    edits: { sidecars: [{ name: 'probe', image: 'busybox', privileged: true }] },
+    path: 'spec.sidecars[0].privileged',
+    says: 'unknown field',
+    zod: 'prunes',
+  },
+  {
+    name: 'a sidecar port 0',
+    kind: 'PushGateway',
+    edits: { sidecars: [{ name: 'probe', image: 'busybox', ports: [{ containerPort: 0 }] }] },
+    path: 'spec.sidecars[0].ports[0].containerPort',
+  },
+  {
+    name: 'a sidecar port name of 16 characters',
+    kind: 'PushGateway',
+    edits: {
+      sidecars: [{ name: 'probe', image: 'busybox', ports: [{ containerPort: 7000, name: 'p'.repeat(16) }] }],
+    },
+    path: 'spec.sidecars[0].ports[0].name',
+  },
+  {
+    name: "a sidecar on the gateway's websocket port",
+    kind: 'PushGateway',
+    edits: { sidecars: [{ name: 'probe', image: 'busybox', ports: [{ containerPort: 8080 }] }] },
+    path: 'spec.sidecars',
+    says: "gateway's websocket or metrics port",
+  },
+  {
+    name: 'a sidecar port protocol HTTP',
+    kind: 'PushGateway',
+    edits: {
+      sidecars: [{ name: 'probe', image: 'busybox', ports: [{ containerPort: 7000, protocol: 'HTTP' }] }],
+    },
+    path: 'spec.sidecars[0].ports[0].protocol',
+  },
+  {
+    name: 'a sidecar env var without a name',
+    kind: 'PushGateway',
+    edits: { sidecars: [{ name: 'probe', image: 'busybox', env: [{ value: 'x' }] }] },
+    path: 'spec.sidecars[0].env[0].name',
+    says: 'Required',
+  },
+  {
+    name: 'a sidecar env var with value and valueFrom',
+    kind: 'PushGateway',
+    edits: {
+      sidecars: [
+        {
+          name: 'probe',
+          image: 'busybox',
+          env: [{ name: 'A', value: 'x', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }],
+        },
+      ],
+    },
+    path: 'spec.sidecars[0].env',
+    says: 'not both',
+  },
+  {
+    name: "a sidecar env var name with '='",
+    kind: 'PushGateway',
+    edits: { sidecars: [{ name: 'probe', image: 'busybox', env: [{ name: 'A=B', value: 'x' }] }] },
+    path: 'spec.sidecars[0].env[0].name',
+  },
+  {
+    name: 'a sidecar mounting a volume the pod does not have',
+    kind: 'PushGateway',
+    edits: {
+      sidecars: [{ name: 'probe', image: 'busybox', volumeMounts: [{ name: 'data', mountPath: '/data' }] }],
+    },
+    path: 'spec.sidecars[0].volumeMounts[0].name',
+  },
+  {
+    name: 'a sidecar mounting tls without spec.tls',
+    kind: 'PushGateway',
+    edits: {
+      sidecars: [{ name: 'probe', image: 'busybox', volumeMounts: [{ name: 'tls', mountPath: '/tls' }] }],
+    },
+    path: 'spec.sidecars',
+    says: 'only when spec.tls is set',
+  },
+  {
+    name: 'a sidecar mount path that is relative',
+    kind: 'PushGateway',
+    edits: {
+      ...pgwWithTls,
+      sidecars: [{ name: 'probe', image: 'busybox', volumeMounts: [{ name: 'tls', mountPath: 'tls' }] }],
+    },
+    path: 'spec.sidecars[0].volumeMounts[0].mountPath',
+  },
+  {
+    name: 'a sidecar imagePullPolicy Sometimes',
+    kind: 'PushGateway',
+    edits: { sidecars: [{ name: 'probe', image: 'busybox', imagePullPolicy: 'Sometimes' }] },
+    path: 'spec.sidecars[0].imagePullPolicy',
+  },
+  {
+    name: 'a sidecar command that is a string',
+    kind: 'PushGateway',
+    edits: { sidecars: [{ name: 'probe', image: 'busybox', command: 'sleep 1' }] },
+    path: 'spec.sidecars[0].command',
+  },
+  // ---- keys: node selectors, annotations
+  {
+    name: 'a nodeSelector key with a space',
+    kind: 'PushGateway',
+    edits: { 'regions[0].nodeSelector': { 'node pool': 'gw' } },
+    path: 'spec.regions[0].nodeSelector',
+    says: 'qualified names',
+  },
+  {
+    name: 'a nodeSelector value of 64 characters',
+    kind: 'PushGateway',
+    edits: { 'regions[0].nodeSelector': { pool: 'v'.repeat(64) } },
+    path: 'spec.regions[0].nodeSelector',
+  },
+  {
+    name: 'a nodeSelector value with a slash',
+    kind: 'PushGateway',
+    edits: { 'regions[0].nodeSelector': { pool: 'a/b' } },
+    path: 'spec.regions[0].nodeSelector',
+  },
+  {
+    name: 'a nodeSelector key with a capitalised prefix',
+    kind: 'PushGateway',
+    edits: { 'regions[0].nodeSelector': { 'Example.com/pool': 'gw' } },
+    path: 'spec.regions[0].nodeSelector',
+  },
+  {
+    name: 'an annotation key with two slashes',
+    kind: 'PushGateway',
+    edits: { 'service.annotations': { 'a/b/c': 'x' } },
+    path: 'spec.service.annotations',
+    says: 'qualified names',
+  },
+  {
+    name: 'an annotation key with an empty prefix',
+    kind: 'PushGateway',
+    edits: { 'service.annotations': { '/name': 'x' } },
+    path: 'spec.service.annotations',
+  },
+  {
+    name: 'an annotation key whose name part is 64 characters',
+    kind: 'PushGateway',
+    edits: { 'service.annotations': { [`example.com/${'n'.repeat(64)}`]: 'x' } },
+    path: 'spec.service.annotations',
+  },
+  // ---- tolerations, with the Pod's rules
+  {
+    name: 'a toleration Exists with a value',
+    kind: 'PushGateway',
+    edits: { 'placement.tolerations': [{ key: 'dedicated', operator: 'Exists', value: 'gw' }] },
+    path: 'spec.placement.tolerations[0].value',
+    says: 'cannot have a value',
+  },
+  {
+    name: 'a toleration without a key and operator Equal',
+    kind: 'PushGateway',
+    edits: { 'placement.tolerations': [{ value: 'gw' }] },
+    path: 'spec.placement.tolerations[0].operator',
+    says: 'must use operator Exists',
+  },
+  {
+    name: 'tolerationSeconds with effect NoSchedule',
+    kind: 'PushGateway',
+    edits: {
+      'placement.tolerations': [{ key: 'k', value: 'v', effect: 'NoSchedule', tolerationSeconds: 30 }],
+    },
+    path: 'spec.placement.tolerations[0].tolerationSeconds',
+    says: 'NoExecute',
+  },
+  {
+    name: 'tolerationSeconds without an effect',
+    kind: 'PushGateway',
+    edits: { 'placement.tolerations': [{ key: 'k', value: 'v', tolerationSeconds: 30 }] },
+    path: 'spec.placement.tolerations[0].tolerationSeconds',
+  },
+  {
+    name: 'a toleration key with a space',
+    kind: 'PushGateway',
+    edits: { 'placement.tolerations': [{ key: 'bad key', operator: 'Exists' }] },
+    path: 'spec.placement.tolerations[0].key',
+  },
+  {
+    name: 'a toleration value with a space',
+    kind: 'PushGateway',
+    edits: { 'placement.tolerations': [{ key: 'k', value: 'a b' }] },
+    path: 'spec.placement.tolerations[0].value',
+  },
+  // ---- Secret keys
+  { name: 'a redis key of ..', kind: 'PushGateway', edits: { 'redis.key': '..' }, path: 'spec.redis.key' },
+  { name: 'a redis key of .', kind: 'PushGateway', edits: { 'redis.key': '.' }, path: 'spec.redis.key' },
+  {
+    name: 'a redis key starting with .. (the Secret volume bookkeeping)',
+    kind: 'PushGateway',
+    edits: { 'redis.key': '..data' },
+    path: 'spec.redis.key',
+  },
+  {
+    name: 'a redis key with a slash',
+    kind: 'PushGateway',
+    edits: { 'redis.key': 'a/b' },
+    path: 'spec.redis.key',
+  },
+  // ---- cross-field
+  {
+    name: 'nofile below maxConnectionsPerPod',
+    kind: 'PushGateway',
+    edits: { 'nodeTuning.nofile': 65_536 },
+    path: 'spec.nodeTuning.nofile',
+    says: 'maxConnectionsPerPod + 1024',
+  },
+  {
+    name: 'nofile equal to maxConnectionsPerPod (no descriptors left for the process)',
+    kind: 'PushGateway',
+    edits: { 'nodeTuning.nofile': 100_000 },
+    path: 'spec.nodeTuning.nofile',
+  },
+  // ---- TagCampaign
+  {
+    name: 'every anyOf tag also in noneOf',
+    kind: 'TagCampaign',
+    edits: { target: { anyOf: ['vip', 'gold'], noneOf: ['gold', 'vip'] } },
+    path: 'spec.target.noneOf',
+    says: 'matches no device',
+  },
+  {
+    name: 'a duplicate allOf tag',
+    kind: 'TagCampaign',
+    edits: { 'target.allOf': ['vip', 'vip'] },
+    path: 'spec.target.allOf[1]',
+  },
+  {
+    name: 'a duplicate anyOf tag',
+    kind: 'TagCampaign',
+    edits: { target: { anyOf: ['a', 'b', 'a'] } },
+    path: 'spec.target.anyOf[2]',
+  },
+  {
+    name: 'a duplicate noneOf tag',
+    kind: 'TagCampaign',
+    edits: { 'target.noneOf': ['x', 'x'] },
+    path: 'spec.target.noneOf[1]',
+  },
+  {
+    name: 'a data key of 10000 characters',
+    kind: 'TagCampaign',
+    edits: { 'message.data': { ['k'.repeat(10_000)]: 'v' } },
+    path: 'spec.message',
+  },
+  {
+    name: 'a body over 4096 characters',
+    kind: 'TagCampaign',
+    edits: { 'message.body': 'b'.repeat(4097) },
+    path: 'spec.message.body',
+  },
+  {
+    name: 'a body of 3000 two-byte characters (6000 bytes)',
+    kind: 'TagCampaign',
+    edits: { 'message.body': 'é'.repeat(3000) },
+    path: 'spec.message',
+    says: '4096 bytes',
+  },
+  {
+    name: 'title, body and data together over the push limit',
+    kind: 'TagCampaign',
+    edits: { message: { title: 't'.repeat(200), body: 'b'.repeat(3000), data: { k: 'v'.repeat(1000) } } },
+    path: 'spec.message',
+    says: '4096 bytes',
+  },
+  {
+    name: 'a data value over 4096 characters',
+    kind: 'TagCampaign',
+    edits: { 'message.data': { k: 'v'.repeat(4097) } },
+    path: 'spec.message.data',
+  },
+  {
+    name: 'a TTL of 28 days (the old CRD bound)',
+    kind: 'TagCampaign',
+    edits: { 'message.ttlSeconds': 2_419_200 },
+    path: 'spec.message.ttlSeconds',
+  },
+  {
+    name: 'a collapse key with a space',
+    kind: 'TagCampaign',
+    edits: { 'message.collapseKey': 'big sale' },
+    path: 'spec.message.collapseKey',
+  },
+  {
+    name: 'a collapse key of 65 characters',
+    kind: 'TagCampaign',
+    edits: { 'message.collapseKey': 'c'.repeat(65) },
+    path: 'spec.message.collapseKey',
+  },
+  { name: 'an app id starting with .', kind: 'TagCampaign', edits: { appId: '.shop' }, path: 'spec.appId' },
+  {
+    name: 'an app id with : (cannot be an apps Secret key)',
+    kind: 'TagCampaign',
+    edits: { appId: 'shop:1' },
+    path: 'spec.appId',
+  },
+  {
+    name: 'an app id of 129 characters',
+    kind: 'TagCampaign',
+    edits: { appId: 'a'.repeat(129) },
+    path: 'spec.appId',
+  },
+  {
+    name: 'a tag of 65 characters',
+    kind: 'TagCampaign',
+    edits: { 'target.allOf': ['t'.repeat(65)] },
+    path: 'spec.target.allOf[0]',
+  },
+  {
+    name: 'a tag with !',
+    kind: 'TagCampaign',
+    edits: { target: { anyOf: ['!vip'] } },
+    path: 'spec.target.anyOf[0]',
+  },
+  {
+    name: 'a tag with a brace',
+    kind: 'TagCampaign',
+    edits: { 'target.allOf': ['{vip}'] },
+    path: 'spec.target.allOf[0]',
+  },
+  {
+    name: 'a gatewayRef name in capitals',
+    kind: 'TagCampaign',
+    edits: { gatewayRef: { name: 'Main' } },
+    path: 'spec.gatewayRef.name',
+  },
+  // ---- RateLimitPolicy
+  {
+    name: 'an app id with @',
+    kind: 'RateLimitPolicy',
+    edits: { appIds: ['shop@x'] },
+    path: 'spec.appIds[0]',
+  },
+  {
+    name: 'an app id starting with .',
+    kind: 'RateLimitPolicy',
+    edits: { appIds: ['.hidden'] },
+    path: 'spec.appIds[0]',
+  },
+];
+
+export interface GoodManifestCase {
+  name: string;
+  kind: KindName;
+  edits?: Record<string, unknown>;
+  manifest?: (m: Manifest) => Manifest;
+}
+
+/**
+ * Manifests at the edges that must be accepted (by the API server and by parse<Kind>): what the
+ * device protocol allows, the exact bounds, the Pod shapes Kubernetes accepts.
+ */
+export const GOOD_MANIFESTS: readonly GoodManifestCase[] = [
+  { name: 'a tag _beta (devices carry it)', kind: 'TagCampaign', edits: { 'target.allOf': ['_beta'] } },
+  { name: 'an app id _internal (the gateway serves it)', kind: 'TagCampaign', edits: { appId: '_internal' } },
+  { name: 'an app id of 128 characters', kind: 'TagCampaign', edits: { appId: 'a'.repeat(128) } },
+  {
+    name: 'tags with . : @ and a leading dot',
+    kind: 'TagCampaign',
+    edits: { target: { anyOf: ['.hidden', 'city:beijing', 'user@x', 't'.repeat(64)], noneOf: ['.hidden'] } },
+  },
+  {
+    name: 'a collapse key _promo:2026',
+    kind: 'TagCampaign',
+    edits: { 'message.collapseKey': '_promo:2026' },
+  },
+  { name: 'a TTL of exactly 7 days', kind: 'TagCampaign', edits: { 'message.ttlSeconds': 604_800 } },
+  { name: 'a TTL of 0 (now or never)', kind: 'TagCampaign', edits: { 'message.ttlSeconds': 0 } },
+  {
+    name: 'a body that makes the payload exactly 4096 bytes',
+    kind: 'TagCampaign',
+    edits: { message: { body: 'b'.repeat(4084) } },
+  },
+  {
+    name: 'a PushGateway name of 52 with a 10-character region (63 exactly)',
+    kind: 'PushGateway',
+    manifest: named('g'.repeat(52)),
+  },
+  {
+    name: 'a region name of 40 characters',
+    kind: 'PushGateway',
+    edits: { 'regions[0].name': 'r'.repeat(40) },
+    manifest: named('gw-short'),
+  },
+  {
+    name: 'hugepages and an extended resource, requests equal to limits',
+    kind: 'PushGateway',
+    edits: {
+      resources: {
+        requests: { cpu: 1, memory: '2Gi', 'hugepages-2Mi': '64Mi', 'example.com/nic': 1 },
+        limits: { cpu: '1000m', memory: '2Gi', 'hugepages-2Mi': '64Mi', 'example.com/nic': 1 },
+      },
+    },
+  },
+  {
+    name: 'a request below its limit in other units',
+    kind: 'PushGateway',
+    edits: { resources: { requests: { cpu: '500m', memory: '1000Mi' }, limits: { cpu: 1, memory: '1Gi' } } },
+  },
+  {
+    name: 'a sidecar with ports, env, a tls mount and probes',
+    kind: 'PushGateway',
+    edits: {
+      ...pgwWithTls,
+      sidecars: [
+        {
+          name: 'envoy',
+          image: 'envoyproxy/envoy:v1.31@sha256:' + 'a'.repeat(64),
+          imagePullPolicy: 'IfNotPresent',
+          args: ['--config-path', '/etc/envoy.yaml'],
+          env: [
+            { name: 'LOG_LEVEL', value: 'info' },
+            { name: 'POD', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+          ],
+          ports: [{ containerPort: 9901, name: 'admin', protocol: 'TCP' }],
+          resources: { requests: { cpu: '100m' }, limits: { cpu: '200m' } },
+          volumeMounts: [{ name: 'tls', mountPath: '/tls', readOnly: true }],
+          readinessProbe: { httpGet: { path: '/ready', port: 9901 } },
+          securityContext: { runAsNonRoot: true },
+        },
+      ],
+    },
+  },
+  {
+    name: 'tolerations: Exists without a key, NoExecute with seconds, Equal with key and value',
+    kind: 'PushGateway',
+    edits: {
+      'placement.tolerations': [
+        { operator: 'Exists' },
+        {
+          key: 'node.kubernetes.io/unreachable',
+          operator: 'Exists',
+          effect: 'NoExecute',
+          tolerationSeconds: 30,
+        },
+        { key: 'dedicated', value: 'gateways', effect: 'NoSchedule' },
+      ],
+    },
+  },
+  {
+    name: 'a prefixed nodeSelector key and an empty value',
+    kind: 'PushGateway',
+    edits: { 'regions[0].nodeSelector': { 'node.example.com/pool': 'gateways', 'example.com/gw': '' } },
+  },
+  {
+    name: 'cloud load-balancer annotations',
+    kind: 'PushGateway',
+    edits: {
+      'service.annotations': {
+        'service.beta.kubernetes.io/aws-load-balancer-type': 'nlb',
+        'example.com/note': 'free text, with spaces / and = signs',
+      },
+    },
+  },
+  {
+    name: 'nofile of exactly maxConnectionsPerPod + 1024',
+    kind: 'PushGateway',
+    edits: { 'nodeTuning.nofile': 101_024 },
+  },
+  { name: 'a redis key .hidden (one dot is fine)', kind: 'PushGateway', edits: { 'redis.key': '.hidden' } },
+  {
+    name: 'anyOf with one tag not in noneOf',
+    kind: 'TagCampaign',
+    edits: { target: { anyOf: ['vip', 'gold'], noneOf: ['gold'] } },
+  },
+  {
+    name: 'app ids _internal and shop-v2.beta',
+    kind: 'RateLimitPolicy',
+    edits: { appIds: ['_internal', 'shop-v2.beta'] },
+  },
+];
 
 export const BAD_MANIFESTS: readonly BadManifestCase[] = [
   // ---- PushGateway
@@ -382,9 +1017,9 @@ export const BAD_MANIFESTS: readonly BadManifestCase[] = [
     path: 'spec.message.ttlSeconds',
   },
   {
-    name: 'TTL above 28 days',
+    name: 'TTL above 7 days (the push API bound)',
     kind: 'TagCampaign',
-    edits: { 'message.ttlSeconds': 2_419_201 },
+    edits: { 'message.ttlSeconds': 604_801 },
     path: 'spec.message.ttlSeconds',
   },
   {
@@ -548,6 +1183,7 @@ export const BAD_MANIFESTS: readonly BadManifestCase[] = [
     says: 'unknown field',
     zod: 'prunes',
   },
+  ...ISSUE_14_BAD_MANIFESTS,
 ];
 
 /** `regions[0].minReplicas` -> ['regions', 0, 'minReplicas']. */
@@ -574,8 +1210,8 @@ export function setPath(root: Tree, path: string, value: unknown): void {
   else node[last] = value;
 }
 
-/** The manifest a case describes, named `name`. */
-export function badManifest(c: BadManifestCase, name: string): Manifest {
+/** The manifest a case describes, named `name` (unless the case names it itself). */
+export function badManifest(c: BadManifestCase | GoodManifestCase, name: string): Manifest {
   const m = MINIMAL[c.kind](name);
   for (const [path, value] of Object.entries(c.edits ?? {})) setPath(m.spec!, path, structuredClone(value));
   return c.manifest ? c.manifest(m) : m;
