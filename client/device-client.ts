@@ -26,6 +26,7 @@ export interface DeviceClientOptions {
   endpoints?: string[];
   /** Base URL of a locator (a gateway or `pushgate locator`), e.g. http://10.0.0.1:8080. */
   locatorUrl?: string;
+  /** The device's region (required with locatorUrl: the locator ranks nearest first). */
   region?: string;
   tags?: string[];
   alias?: string | null;
@@ -103,6 +104,8 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
 
   constructor(private readonly opts: DeviceClientOptions) {
     super();
+    // The locator ranks by nearness to the device's region and refuses a request without one.
+    if (opts.locatorUrl && !opts.region) throw new Error('DeviceClient: locatorUrl needs a region');
     this.tags = opts.tags ?? [];
     this.alias = opts.alias ?? null;
   }

@@ -10,7 +10,7 @@ import {
   type GatewayRecord,
   type ProbeStats,
 } from '../common/redis/registry.js';
-import { idString } from '../common/protocol/frames.js';
+import { appId, deviceId, regionName } from '../common/protocol/ids.js';
 
 /**
  * The locator hands a device several gateway endpoints, best first (vivo's traffic scheduling):
@@ -78,22 +78,22 @@ export function rankGateways(
 }
 
 const locateQuery = z.object({
-  app: idString,
-  device: idString,
-  region: z.string().max(64).optional(),
+  app: appId,
+  device: deviceId,
+  region: regionName,
   limit: z.coerce.number().int().min(1).max(10).default(3),
 });
 
 /**
  * GET /v1/locate?app=&device=&region=[&limit=] -> { endpoints: [{url, gateway, region, zone}], ttl }
  * Served by every gateway and by `pushgate locator`.
+ *
+ * The answer does not depend on whether the app exists: the route is unauthenticated, and a
+ * 404 for unknown apps next to a 200 for known ones let anyone enumerate app ids (issue 13).
+ * A device of an unknown app learns it where it must show a credential anyway: its hello is
+ * closed with 4001.
  */
-export function registerLocateRoute(
-  app: FastifyInstance,
-  redis: PgRedis,
-  keys: RedisKeys,
-  apps?: () => ReadonlySet<string>,
-) {
+export function registerLocateRoute(app: FastifyInstance, redis: PgRedis, keys: RedisKeys) {
   app.get('/v1/locate', async (req, reply) => {
     const q = locateQuery.safeParse(req.query);
     if (!q.success) {
@@ -102,9 +102,6 @@ export function registerLocateRoute(
         .code(400)
         .send({ error: 'bad_request', message: `${issue?.path.join('.') || 'query'}: ${issue?.message}` });
     }
-    const known = apps?.();
-    if (known && !known.has(q.data.app))
-      return reply.code(404).send({ error: 'unknown_app', message: `no app '${q.data.app}'` });
     const records = await listGateways(redis, keys);
     const probes = await probeStats(
       redis,

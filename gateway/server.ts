@@ -202,7 +202,7 @@ export function createGateway(config: GatewayConfig, log: Logger): Gateway {
   });
   registerPushApi(app, { redis, keys, push, secretOf, metrics, maxTtlSeconds: config.maxTtlSeconds });
   const appIds = new Set(apps.keys());
-  registerLocateRoute(app, redis, keys, () => appIds);
+  registerLocateRoute(app, redis, keys);
 
   // Set when another instance holds our id at a refresh (it took over while this process was
   // frozen longer than a refresh period): not ready, so the locator stops sending devices here.

@@ -63,6 +63,10 @@ export async function main(argv: string[]) {
     console.error('devices: give --url or --locator');
     process.exit(2);
   }
+  if (cfg.locator && !cfg.region) {
+    console.error('devices: --locator needs --region (the locator ranks gateways nearest to it)');
+    process.exit(2);
+  }
   const mod = cfg.tags.find((t) => t.startsWith('%'));
   const fixed = cfg.tags.filter((t) => !t.startsWith('%'));
   const sim = new DeviceSimulator({

@@ -148,7 +148,17 @@ describe('gateway sessions, registry and locator', () => {
       error: 'bad_request',
       message: expect.stringMatching(/^device: /),
     });
-    expect((await fetch(`${north.httpUrl}/v1/locate?app=nope&device=x`)).status).toBe(404);
+    const noRegion = await fetch(`${north.httpUrl}/v1/locate?app=${APP}&device=dev-7`);
+    expect(noRegion.status).toBe(400);
+    expect(await noRegion.json()).toMatchObject({
+      error: 'bad_request',
+      message: expect.stringMatching(/^region: /),
+    });
+    // An unknown app gets the same answer as a known one: app ids cannot be probed (issue 13).
+    const known = await fetch(`${north.httpUrl}/v1/locate?app=${APP}&device=dev-7&region=cn-north-1`);
+    const unknown = await fetch(`${north.httpUrl}/v1/locate?app=nope&device=dev-7&region=cn-north-1`);
+    expect(unknown.status).toBe(known.status);
+    expect(await unknown.json()).toEqual(await known.json());
   });
 
   it('serves the same ranking from `pushgate locator`, and the client library connects where it says', async () => {
