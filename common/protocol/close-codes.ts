@@ -10,7 +10,9 @@ export const CloseCode = {
   unsupportedData: 1003,
   /** Policy violation: bad JSON, unknown frame, invalid frame, frame flood, hello twice. Fix the client; reconnect with backoff. */
   policyViolation: 1008,
-  /** A frame larger than the maximum. */
+  /** A text frame that is not valid UTF-8 (sent by the WebSocket layer, with an empty reason). */
+  invalidPayload: 1007,
+  /** A frame larger than the maximum (sent by the WebSocket layer, with an empty reason). */
   tooBig: 1009,
   /** Service restart (drain): reconnect to one of the endpoints of the preceding `drain` frame, after a random delay within its window. */
   serviceRestart: 1012,

@@ -13,6 +13,11 @@ export const SUBPROTOCOL = 'pushgate.v1';
 /** The WebSocket path on a gateway. */
 export const DEVICE_PATH = '/v1/connect';
 
+/**
+ * How long a device waits for `welcome` after sending `hello` before it gives up on the endpoint:
+ * the gateway's hello timeout (10 s) plus the token check and the presence write, with margin.
+ */
+export const WELCOME_TIMEOUT_MS = 15_000;
 /** Largest frame a device may send (bytes). Larger frames are closed with 1009. */
 export const MAX_CLIENT_FRAME_BYTES = 16 * 1024;
 /** Largest `data` of one push (bytes of its JSON). */
@@ -128,7 +133,8 @@ export const updatedFrame = z.object({
 /** A non-fatal complaint about one frame; the connection stays open. */
 export const errorFrame = z.object({
   t: z.literal('error'),
-  code: z.enum(['unknown_id', 'invalid_frame', 'not_ready']),
+  /** Only unknown_id today; a device ignores codes it does not know. */
+  code: z.string(),
   message: z.string(),
   /** For unknown_id: the ids the gateway did not hold. */
   ids: z.array(z.string()).optional(),
