@@ -145,6 +145,8 @@ function intOrString(out: JsonSchema, at: string) {
   delete out.oneOf;
   out.anyOf = [{ type: 'integer' }, { type: 'string' }];
   if (typeof str.pattern === 'string') out.pattern = str.pattern;
+  // Bounds the string form, so CEL rules reading it fit the cost budget.
+  if (typeof str.maxLength === 'number') out.maxLength = str.maxLength;
   out['x-kubernetes-int-or-string'] = true;
 }
 

@@ -137,7 +137,7 @@ export const QUANTITY =
 export const quantitySchema = z
   .union([
     z.int().nonnegative(),
-    z.string().regex(QUANTITY, 'must be a non-negative Kubernetes quantity such as 500m, 2Gi or 4'),
+    z.string().max(64).regex(QUANTITY, 'must be a non-negative Kubernetes quantity such as 500m, 2Gi or 4'),
   ])
   .describe('A Kubernetes resource quantity, such as 500m (CPU) or 2Gi (memory).');
 export type Quantity = z.output<typeof quantitySchema>;
@@ -193,7 +193,7 @@ export const resourceListSchema = (description: string) =>
         check: (m) => Object.keys(m).every((k) => RESOURCE_NAME.test(k)),
       },
       {
-        rule: 'self.all(k, quantity(string(self[k])).sign() >= 0)',
+        rule: "self.all(k, quantity(string(self[k])).compareTo(quantity('0')) >= 0)",
         message: 'a resource quantity cannot be negative',
         check: (m) => Object.values(m).every((q) => quantityValue(q) >= 0),
       },
