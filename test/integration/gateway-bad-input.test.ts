@@ -348,8 +348,8 @@ describe('gateway bad input', () => {
     [
       'a text/plain body',
       () => pushApi(gw.httpUrl, null, { rawBody: 'hello', contentType: 'text/plain' }),
-      400,
-      /^body: /,
+      415, // PROTOCOL.md: not JSON -> 415 (fastify would parse text/plain itself and answer 400)
+      /application\/json/,
     ],
     [
       'an XML body',
