@@ -444,6 +444,14 @@ describe('Helm chart', () => {
     const status = await eventually(() => isReady(admin, appNs, 'chart'), {
       what: 'PushGateway Ready under the chart RBAC',
       timeoutMs: 90_000,
+    }).catch((err: Error) => {
+      // Name what the RBAC refused, if that is why.
+      const refused = operator!
+        .logs()
+        .split('\n')
+        .filter((l) => /forbidden/i.test(l))
+        .slice(0, 5);
+      throw new Error(`${err.message}\noperator log lines saying forbidden:\n${refused.join('\n')}`);
     });
     expect(status.readyRegions).toBe('3/3');
     // It led through the Lease in its own namespace, which only the chart's Role allows.
