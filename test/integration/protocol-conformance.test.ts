@@ -101,7 +101,8 @@ describe('PROTOCOL.md tables', () => {
   it('list every error-frame code the server can send', () => {
     const fromSource = new Set<string>();
     for (const { text } of sources())
-      for (const m of text.matchAll(/t: 'error',\s*code: '([a-z_]+)'/g)) fromSource.add(m[1]!);
+      for (const m of text.matchAll(/(?:t: 'error',|encodeError\()\s*\{?\s*code: '([a-z_]+)'/g))
+        fromSource.add(m[1]!);
     expect(fromSource.size).toBeGreaterThanOrEqual(1);
     expect([...fromSource].filter((c) => !DOC_ERROR_FRAMES.includes(c))).toEqual([]);
   });
