@@ -71,7 +71,10 @@ export async function startPushgateProcess(
   const logs: string[] = [];
   const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
   const port = await new Promise<number>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`${command} did not start:\n${logs.join('\n')}`)), 30_000);
+    const t = setTimeout(() => {
+      proc.kill('SIGKILL'); // a process that never started must not outlive the test
+      reject(new Error(`${command} did not start within 30 s:\n${logs.join('\n')}`));
+    }, 30_000);
     createInterface({ input: proc.stdout! }).on('line', (line) => {
       logs.push(line);
       if (line.includes(`"${command} listening"`)) {
