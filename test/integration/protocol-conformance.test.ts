@@ -4,7 +4,7 @@ import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { CloseCode } from '../../common/protocol/close-codes.js';
 import { SUBPROTOCOL, MAX_CLIENT_FRAME_BYTES } from '../../common/protocol/frames.js';
-import { repoRoot } from '../support/stack.js';
+import { repoRoot, startRedis } from '../support/stack.js';
 import {
   APP,
   OTHER_APP,
@@ -202,6 +202,19 @@ describe('every row of PROTOCOL.md is produced by a real gateway', () => {
     },
   };
 
+  /** A gateway whose own Redis has just been stopped (storage_unavailable). */
+  let deadRedisGateway: Promise<GatewayProcess> | undefined;
+  const withDeadRedis = () =>
+    (deadRedisGateway ??= (async () => {
+      const redis = await startRedis(`conform-${process.pid}`);
+      const g = await startGatewayProcess({ redisUrl: redis.url, prefix, id: 'gw-conform-dead-redis' });
+      await redis.down();
+      return g;
+    })());
+  afterAll(async () => {
+    if (deadRedisGateway) await stopGateway(await deadRedisGateway);
+  });
+
   it('has a scenario for every documented close code, and nothing else', () => {
     expect(Object.keys(closeScenarios).map(Number).sort()).toEqual([...DOC_CLOSE_CODES].sort());
   });
@@ -243,6 +256,8 @@ describe('every row of PROTOCOL.md is produced by a real gateway', () => {
       ]);
       return locate(`http://127.0.0.1:${locator.port}`, `app=${APP}&device=d1&region=cn-north-1`);
     },
+    '503 storage_unavailable': async () =>
+      locate((await withDeadRedis()).httpUrl, `app=${APP}&device=d1&region=cn-north-1`),
   };
 
   it('has a scenario for every documented locator answer', () => {
@@ -282,6 +297,7 @@ describe('every row of PROTOCOL.md is produced by a real gateway', () => {
     '413 too_large': () => push({ rawBody: JSON.stringify({ to: { all: true }, data: 'x'.repeat(70_000) }) }),
     '415 unsupported_media_type': () =>
       push({ contentType: 'text/plain', rawBody: '{"to":{"all":true},"data":1}' }),
+    '503 storage_unavailable': async () => push({ base: (await withDeadRedis()).httpUrl }),
     '422 too_many_recipients': async () => {
       await Promise.all(['r1', 'r2'].map((d) => rawSession(gw.wsUrl, d).then((c) => c.ws.close())));
       return push({ body: { to: { all: true }, data: 'x' } });
