@@ -54,7 +54,12 @@ export function withRules<S extends z.ZodType>(
   for (const r of rules) {
     if (!r.check && !r.rule.includes('oldSelf')) throw new Error(`rule "${r.rule}" needs a TypeScript check`);
   }
-  const refined = schema.superRefine((value, ctx) => {
+  return refineWith(schema, rules).meta({ description, 'x-kubernetes-validations': celOf(rules) }) as S;
+}
+
+/** The zod side of `rules`: each TypeScript check as a refinement at the rule's field path. */
+function refineWith<S extends z.ZodType>(schema: S, rules: readonly Rule<z.output<S>>[]): S {
+  return schema.superRefine((value, ctx) => {
     for (const r of rules) {
       if (r.check && !r.check(value as z.output<S>)) {
         ctx.addIssue({
@@ -65,7 +70,6 @@ export function withRules<S extends z.ZodType>(
       }
     }
   }) as unknown as S;
-  return refined.meta({ description, 'x-kubernetes-validations': celOf(rules) }) as S;
 }
 
 /**
@@ -421,17 +425,7 @@ export function kindSchema<Spec extends z.ZodType, Status extends z.ZodType>(
  * same list as root `x-kubernetes-validations` from its KindDefinition (crd.ts).
  */
 export function withRootRules<S extends z.ZodType>(schema: S, rules: readonly Rule<z.output<S>>[]): S {
-  return schema.superRefine((value, ctx) => {
-    for (const r of rules) {
-      if (r.check && !r.check(value as z.output<S>)) {
-        ctx.addIssue({
-          code: 'custom',
-          message: r.message,
-          path: r.fieldPath ? r.fieldPath.replace(/^\./, '').split('.') : [],
-        });
-      }
-    }
-  }) as unknown as S;
+  return refineWith(schema, rules);
 }
 
 /** A manifest that does not satisfy its kind's schema; `issues` name each field. */
