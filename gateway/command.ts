@@ -5,8 +5,8 @@ import { gatewayOptions } from './options.js';
 import { createGateway } from './server.js';
 
 /**
- * `pushgate gateway`: device WebSockets, the push API, the locator route, /metrics, /healthz,
- * /readyz on one port. SIGTERM drains (readiness off, refuse new devices, close existing ones at
+ * `pushgate gateway`: device WebSockets, the push API and the locator route on --port; /metrics,
+ * /healthz and /readyz on --metrics-port (or on --port when it is 0). SIGTERM drains (readiness off, refuse new devices, close existing ones at
  * --drain-rate with code 1012 and a reconnect hint), then exits.
  */
 export const gatewayCommand = defineCommand({

@@ -11,6 +11,12 @@ export const gatewayOptions = {
     description: 'Port for WebSocket devices, the push API, /metrics and health.',
   },
   host: { schema: opt.host(), description: 'Address to listen on.' },
+  metricsPort: {
+    schema: opt.port(0),
+    description:
+      'Port of /metrics and the health probes (plain HTTP, never TLS), apart from the public device port, ' +
+      'which then serves no /metrics; 0 = serve them on --port.',
+  },
   ...redisOptions,
   podName: {
     schema: z.string().default(os.hostname()),

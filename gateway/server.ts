@@ -191,15 +191,24 @@ export function createGateway(config: GatewayConfig, log: Logger): Gateway {
         .send({ error: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` }),
   );
   app.server.on('upgrade', (req, socket, head) => hub.handleUpgrade(req, socket, head));
-  app.get('/healthz', async () => ({ ok: true }));
-  app.get('/readyz', async (_req, reply) => {
-    const ok = ready && !draining && !idLost && redisHealthy();
-    return reply.code(ok ? 200 : 503).send({ ready: ok, draining, connections: hub.connectionCount });
-  });
-  app.get('/metrics', async (_req, reply) => {
-    reply.header('content-type', metrics.registry.contentType);
-    return metrics.registry.metrics();
-  });
+  // Health on every port; /metrics on the metrics port when there is one (spec.ports.metrics:
+  // the device port is public, the metrics port is not), else on the device port.
+  const opsRoutes = (server: FastifyInstance, withMetrics: boolean) => {
+    server.get('/healthz', async () => ({ ok: true }));
+    server.get('/readyz', async (_req, reply) => {
+      const ok = ready && !draining && !idLost && redisHealthy();
+      return reply.code(ok ? 200 : 503).send({ ready: ok, draining, connections: hub.connectionCount });
+    });
+    if (withMetrics)
+      server.get('/metrics', async (_req, reply) => {
+        reply.header('content-type', metrics.registry.contentType);
+        return metrics.registry.metrics();
+      });
+  };
+  const separateMetrics = config.metricsPort !== 0 && config.metricsPort !== config.port;
+  const ops = separateMetrics ? Fastify({ logger: false }) : undefined;
+  if (ops) opsRoutes(ops, true);
+  opsRoutes(app, !separateMetrics);
   registerPushApi(app, { redis, keys, push, secretOf, metrics, maxTtlSeconds: config.maxTtlSeconds });
   const appIds = new Set(apps.keys());
   registerLocateRoute(app, redis, keys);
@@ -308,6 +317,7 @@ export function createGateway(config: GatewayConfig, log: Logger): Gateway {
       await subscriber.subscribe(keys.gatewayChannel(id));
       subscribedOnce = true;
       await app.listen({ port: config.port, host: config.host });
+      await ops?.listen({ port: config.metricsPort, host: config.host });
       const addr = gateway.address();
       if (!advertised)
         advertised = `ws://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${addr.port}${DEVICE_PATH}`;
@@ -324,7 +334,16 @@ export function createGateway(config: GatewayConfig, log: Logger): Gateway {
       await register();
       registryTimer = setInterval(register, Math.min(config.registryIntervalMs, GATEWAY_RECORD_TTL_MS / 3));
       registryTimer.unref();
-      log.info({ id, port: addr.port, endpoint: advertised, apps: appIds.size }, 'gateway listening');
+      log.info(
+        {
+          id,
+          port: addr.port,
+          metricsPort: ops ? config.metricsPort : addr.port,
+          endpoint: advertised,
+          apps: appIds.size,
+        },
+        'gateway listening',
+      );
     },
     async drain() {
       if (draining) return;
@@ -350,6 +369,7 @@ export function createGateway(config: GatewayConfig, log: Logger): Gateway {
       hub.close();
       router.close();
       await app.close().catch(() => {});
+      await ops?.close().catch(() => {});
       await unregisterGateway(redis, keys, id, instance).catch(() => {});
       await redis.del(keys.gatewayWitness(id)).catch(() => {});
       subscriber.disconnect();

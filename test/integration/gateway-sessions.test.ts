@@ -17,6 +17,7 @@ import {
   until,
   type GatewayProcess,
 } from './gateway-harness.js';
+import { freePort } from '../../workloads/metrics-adapter/testing/harness.js';
 
 /**
  * Session lifecycle and placement: adaptive heartbeat, heartbeat and token-expiry closes, one
@@ -57,6 +58,29 @@ describe('gateway sessions, registry and locator', () => {
     for (const d of devices) d.client.stop();
     await Promise.all([stopGateway(north), stopGateway(east)]);
     redis.disconnect();
+  });
+
+  it('serves /metrics and the probes on --metrics-port (spec.ports.metrics), and no /metrics on the device port', async () => {
+    const metricsPort = await freePort();
+    const g = await startGatewayProcess({
+      redisUrl,
+      prefix,
+      id: 'gw-metrics',
+      args: ['--metrics-port', String(metricsPort)],
+    });
+    try {
+      const ops = `http://127.0.0.1:${metricsPort}`;
+      const m = await fetch(`${ops}/metrics`);
+      expect(m.status).toBe(200);
+      expect(await m.text()).toContain('pushgate_gateway_connections{gateway="gw-metrics"');
+      expect((await fetch(`${ops}/readyz`)).status).toBe(200);
+      expect((await fetch(`${ops}/healthz`)).status).toBe(200);
+      expect((await fetch(`${g.httpUrl}/metrics`)).status).toBe(404);
+      expect((await fetch(`${g.httpUrl}/readyz`)).status).toBe(200);
+      expect((await fetch(`${ops}/v1/connect`)).status).toBe(404); // devices only on the device port
+    } finally {
+      await stopGateway(g);
+    }
   });
 
   it('registers every gateway with pod identity, region, endpoint and connection counts', async () => {

@@ -183,6 +183,7 @@ describe('PushGateway builders: behaviour', () => {
     const config = parseConfig(gatewayOptions, [], env);
     expect(config).toMatchObject({
       port: gw.spec.ports.websocket,
+      metricsPort: gw.spec.ports.metrics,
       heartbeatMinMs: gw.spec.heartbeat.minSeconds * 1000,
       heartbeatMaxMs: gw.spec.heartbeat.maxSeconds * 1000,
       heartbeatInitialMs: gw.spec.heartbeat.initialSeconds * 1000,

@@ -41,6 +41,8 @@ export interface BuildOptions {
 }
 
 const WS_PORT_NAME = 'ws';
+/** /metrics and the probes, plain HTTP even when the device port serves TLS; not in the Service. */
+const METRICS_PORT_NAME = 'metrics';
 const TLS_MOUNT = '/etc/pushgate/tls';
 const APPS_MOUNT = '/etc/pushgate/apps';
 /** Seconds on top of the drain grace for the process to exit after draining. */
@@ -58,12 +60,14 @@ export function hashOf(data: Record<string, string>): string {
 
 /**
  * Gateway settings shared by every region, as the gateway reads them. The gateway serves
- * devices, the push API, /metrics and the probes on one port, and drains on SIGTERM.
+ * devices and the push API on spec.ports.websocket, /metrics and the probes on
+ * spec.ports.metrics (plain HTTP, not in the Service), and drains on SIGTERM.
  */
 export function gatewayConfigData(gw: PushGateway): Record<string, string> {
   const s = gw.spec;
   return {
     [gatewayEnv('port')]: String(s.ports.websocket),
+    [gatewayEnv('metricsPort')]: String(s.ports.metrics),
     [gatewayEnv('heartbeatMinMs')]: String(s.heartbeat.minSeconds * 1000),
     [gatewayEnv('heartbeatMaxMs')]: String(s.heartbeat.maxSeconds * 1000),
     [gatewayEnv('heartbeatInitialMs')]: String(s.heartbeat.initialSeconds * 1000),
@@ -151,7 +155,10 @@ export function buildGatewayDeployment(
     image: imageOf(gw, o),
     imagePullPolicy: s.imagePullPolicy,
     command: ['pushgate', 'gateway'],
-    ports: [{ name: WS_PORT_NAME, containerPort: s.ports.websocket, protocol: 'TCP' }],
+    ports: [
+      { name: WS_PORT_NAME, containerPort: s.ports.websocket, protocol: 'TCP' },
+      { name: METRICS_PORT_NAME, containerPort: s.ports.metrics, protocol: 'TCP' },
+    ],
     envFrom: [{ configMapRef: { name: names.config(gw) } }],
     env: [
       ...podEnv(gw, region),
@@ -163,13 +170,13 @@ export function buildGatewayDeployment(
     resources: s.resources,
     // Ready = accepting devices (false while draining, so the Service stops sending new ones).
     readinessProbe: {
-      httpGet: { path: '/readyz', port: WS_PORT_NAME },
+      httpGet: { path: '/readyz', port: METRICS_PORT_NAME },
       periodSeconds: 5,
       failureThreshold: 2,
     },
     // Liveness is lenient: a restart drops every connection of the pod.
     livenessProbe: {
-      httpGet: { path: '/healthz', port: WS_PORT_NAME },
+      httpGet: { path: '/healthz', port: METRICS_PORT_NAME },
       initialDelaySeconds: 10,
       periodSeconds: 10,
       timeoutSeconds: 5,
