@@ -15,7 +15,6 @@ import {
   buildNodeTunerDaemonSet,
   buildProbeSecret,
   hashOf,
-  gatewayConfigData,
 } from './builders.js';
 import { envNameOf, envOf, parseConfig } from '../../../common/config.js';
 import { gatewayOptions } from '../../../gateway/options.js';
