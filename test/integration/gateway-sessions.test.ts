@@ -64,7 +64,7 @@ describe('gateway sessions, registry and locator', () => {
     const metricsPort = await freePort();
     const g = await startGatewayProcess({
       redisUrl,
-      prefix,
+      prefix: uniquePrefix('metrics-port'), // its own registry: the locator tests below count gateways
       id: 'gw-metrics',
       args: ['--metrics-port', String(metricsPort)],
     });
