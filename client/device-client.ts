@@ -44,6 +44,8 @@ export interface DeviceClientOptions {
   reconnect?: boolean;
   /** How long to wait for `welcome` after the upgrade before giving up on a gateway (default 10 s). */
   welcomeTimeoutMs?: number;
+  /** How long to wait for a pong (default: pongWaitMs(hb), derived from the advised interval). */
+  pongWaitMs?: number;
 }
 
 /**
@@ -331,7 +333,7 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
     this.hbTimer = setTimeout(() => {
       if (ws.readyState !== WebSocket.OPEN) return;
       ws.send('{"t":"ping"}');
-      this.expectAnswer(ws, pongWaitMs(this.hbMs), 'no pong');
+      this.expectAnswer(ws, this.opts.pongWaitMs ?? pongWaitMs(this.hbMs), 'no pong');
       this.scheduleHeartbeat(ws);
     }, this.hbMs);
     this.hbTimer.unref();

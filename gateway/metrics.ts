@@ -90,6 +90,11 @@ export function createGatewayMetrics(labels: { gateway: string; region: string }
       labelNames: ['status'],
       registers: [registry],
     }),
+    stalls: new Counter({
+      name: 'pushgate_gateway_stalls_total',
+      help: 'Event-loop stalls longer than a sweep interval; the stalled time is not counted against devices.',
+      registers: [registry],
+    }),
     redisStateLost: new Counter({
       name: 'pushgate_redis_state_lost_total',
       help:

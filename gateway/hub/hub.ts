@@ -29,6 +29,10 @@ import type { DeviceStore } from './store.js';
 
 const ignoreError = () => {};
 
+const SWEEP_INTERVAL_MS = 1000;
+/** A sweep this much later than planned means this process stalled (GC, CPU starvation, a frozen VM). */
+const STALL_MS = 1000;
+
 export interface HubOptions {
   gatewayId: string;
   maxConnections: number;
@@ -91,7 +95,7 @@ export class DeviceHub implements SessionHost {
       WebSocket: DeviceSocket,
       handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
     });
-    this.sweepTimer = setInterval(() => this.sweep(), 1000);
+    this.sweepTimer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);
     this.sweepTimer.unref();
     metrics.setConnectionSource(() => this.sessions.size);
   }
@@ -251,8 +255,32 @@ export class DeviceHub implements SessionHost {
 
   // ------------------------------------------------------------------ sweep, drain
 
+  private lastSweepAt = Date.now();
+
+  /**
+   * After a stall of the event loop (a long GC, CPU starvation, a frozen VM) the first timer to
+   * run is this sweep, before the frames that arrived meanwhile have been read: judged now,
+   * every device would look silent. Read first, judge later: the stalled time is not counted
+   * against any device (hello and heartbeat deadlines move by the gap), and the next sweep
+   * judges on what the devices really sent.
+   */
+  private forgiveStall(now: number): boolean {
+    const gap = now - this.lastSweepAt - SWEEP_INTERVAL_MS;
+    this.lastSweepAt = now;
+    if (gap <= STALL_MS) return false;
+    for (const ws of this.awaitingHello) ws.deadline += gap;
+    for (const ws of this.sessions.values()) ws.lastBeat += gap;
+    this.metrics.stalls.inc();
+    this.log.warn(
+      { gapMs: gap, sessions: this.sessions.size },
+      'event loop stalled; deadlines moved by the gap',
+    );
+    return true;
+  }
+
   private sweep(): void {
     const now = Date.now();
+    if (this.forgiveStall(now)) return;
     for (const ws of this.awaitingHello) {
       if (now > ws.deadline) {
         this.metrics.connects.inc({ result: 'hello_timeout' });

@@ -142,7 +142,7 @@ export class SessionProtocol {
   }
 
   onFrame(ws: DeviceSocket, data: RawData, isBinary: boolean): void {
-    if (ws.state === State.Closing) return;
+    if (ws.state === State.Closing) return this.whileClosing(ws, data, isBinary);
     const now = Date.now();
     if (!takeToken(ws, this.frameRate, now))
       return this.reject(ws, CloseCode.policyViolation, 'frame flood', 'flood');
@@ -172,6 +172,17 @@ export class SessionProtocol {
         this.bye(ws).catch((err: unknown) => this.internalError(ws, err, 'bye'));
         return;
     }
+  }
+
+  /**
+   * A closing session (drain, replaced, timed out) still applies the acks that reach it: the
+   * device handled those pushes, and dropping its acks would send them all again on its next
+   * connection. Every other frame is ignored.
+   */
+  private whileClosing(ws: DeviceSocket, data: RawData, isBinary: boolean): void {
+    if (!ws.sess || isBinary) return;
+    const parsed = parseClientFrame(data.toString());
+    if (parsed.ok && parsed.frame.t === 'ack') this.acks.add(ws, parsed.frame.ids);
   }
 
   private reject(ws: DeviceSocket, code: number, reason: string, metric: string) {

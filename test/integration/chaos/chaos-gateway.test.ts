@@ -156,4 +156,54 @@ describe('chaos: gateways', () => {
     expect(figures.duplicatesToApp).toBe(0);
     expect(d.client.connects).toBe(1);
   });
+
+  it('2. a stall longer than 2.5x the heartbeat (SIGSTOP, then SIGCONT): no healthy device is closed, no backlog is sent again', async () => {
+    const prefix = uniquePrefix('stall');
+    const hbMs = 1000;
+    const hb = [
+      '--heartbeat-min-ms',
+      `${hbMs}`,
+      '--heartbeat-initial-ms',
+      `${hbMs}`,
+      '--heartbeat-max-ms',
+      `${hbMs}`,
+    ];
+    const a = await startChaosGateway({ redisUrl: redis.url, prefix, id: 'gw-stall', args: hb });
+    const b = await startChaosGateway({ redisUrl: redis.url, prefix, id: 'gw-api', args: hb });
+    gateways.push(a, b);
+    // Devices that wait long for a pong (clients of an older protocol revision, or a slow
+    // network): they stay through the stall, and the gateway must not cut them off.
+    const fleet: RecordingDevice[] = [];
+    for (let i = 0; i < 50; i++) {
+      const d = new RecordingDevice({ device: `s${i}`, endpoints: [a.wsUrl, b.wsUrl], pongWaitMs: 30_000 });
+      fleet.push(d);
+      devices.push(d);
+    }
+    await Promise.all(fleet.map((d) => d.client.start()));
+    const ledger = new Ledger();
+    ledger.track(...fleet);
+    for (const [i, d] of fleet.entries())
+      await ledger.push(b.httpUrl, { device: d.device }, [d.device], { i });
+    expect((await ledger.settle(10_000)).lost).toBe(0);
+
+    const stallMs = 3 * hbMs + 1000; // beyond the 2.5 x hb heartbeat deadline
+    a.kill('SIGSTOP');
+    // Pushes accepted during the stall wait in the stalled gateway's sockets and the inboxes.
+    for (const [i, d] of fleet.entries())
+      await ledger.push(b.httpUrl, { device: d.device }, [d.device], { stalled: i });
+    await sleep(stallMs);
+    a.kill('SIGCONT');
+    await sleep(3 * hbMs);
+    for (const [i, d] of fleet.entries())
+      await ledger.push(b.httpUrl, { device: d.device }, [d.device], { after: i });
+    const figures = await ledger.settle(15_000);
+    const closed = fleet.filter((d) => d.closes.length > 0).length;
+    report('stall', { ...figures, devices: fleet.length, hbMs, stallMs, devicesClosed: closed });
+    expect(closed).toBe(0);
+    expect(fleet.every((d) => d.client.connects === 1)).toBe(true);
+    expect(figures.lost).toBe(0);
+    expect(figures.duplicatesToApp).toBe(0);
+    expect(figures.wireDuplicates).toBe(0);
+    expect(a.logs.some((l) => l.includes('event loop stalled'))).toBe(true);
+  });
 });
