@@ -4,6 +4,8 @@ import { z } from 'zod';
 import { DEFAULT_TTL_SECONDS, MAX_PUSH_DATA_BYTES, pushPriority } from '../common/protocol/frames.js';
 import { alias, collapseKey, deviceId } from '../common/protocol/ids.js';
 import {
+  IdempotencyConflictError,
+  IdempotencyInProgressError,
   TooManyRecipientsError,
   parseTarget,
   type PushAcceptor,
@@ -176,6 +178,12 @@ export function registerPushApi(
     } catch (err) {
       if (err instanceof TooManyRecipientsError)
         return problem(reply, 422, 'too_many_recipients', err.message);
+      if (err instanceof IdempotencyConflictError)
+        return problem(reply, 422, 'idempotency_key_reused', err.message);
+      if (err instanceof IdempotencyInProgressError) {
+        reply.header('retry-after', '1');
+        return problem(reply, 409, 'idempotency_in_progress', err.message);
+      }
       throw err;
     }
   });

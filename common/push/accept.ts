@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { Logger } from '../logger.js';
 import type { StoredMessage } from '../protocol/server-frames.js';
 import type { PgRedis } from '../redis/connection.js';
@@ -39,6 +39,33 @@ export interface AcceptLimits {
   maxRecipients: number;
 }
 
+/** The same Idempotency-Key came with another request (target, data, ttl, priority or collapse key). */
+export class IdempotencyConflictError extends Error {
+  override name = 'IdempotencyConflictError';
+  constructor(readonly key: string) {
+    super(`Idempotency-Key '${key}' was used for a different request; use a new key for a new message`);
+  }
+}
+
+/** The first request with this Idempotency-Key is still being accepted; retry after a moment. */
+export class IdempotencyInProgressError extends Error {
+  override name = 'IdempotencyInProgressError';
+  constructor(readonly key: string) {
+    super(`a request with Idempotency-Key '${key}' is still being accepted; retry shortly`);
+  }
+}
+
+/** How long a repeat waits for the first request with its key to finish before answering 409. */
+const IDEMPOTENCY_WAIT_MS = 5000;
+/** A reservation this old that never finished belongs to a request that died: a repeat finishes it. */
+const IDEMPOTENCY_ABANDONED_MS = 30_000;
+
+/** What makes two requests "the same message" for an idempotency key. */
+export function requestFingerprint(req: PushRequest): string {
+  const canonical = JSON.stringify([req.to.spec, req.data, req.ttl, req.priority, req.collapseKey ?? null]);
+  return createHash('sha256').update(canonical).digest('base64url').slice(0, 22);
+}
+
 export function newMessageId(now = Date.now()): string {
   return `${now.toString(36)}${randomBytes(8).toString('hex')}`;
 }
@@ -64,14 +91,26 @@ export class PushAcceptor {
     let id = newMessageId();
     let duplicate = false;
     if (idempotencyKey) {
-      const existing = await claimIdempotencyKey(this.redis, this.keys, app, idempotencyKey, id);
-      if (existing) {
-        const status = await getMessageStatus(this.redis, this.keys, existing);
-        if (status?.state === 'accepted')
-          return { id: existing, recipients: status.recipients, duplicate: true };
-        // The first request died mid fan-out (or is still running): finish it under the same
-        // id; stores are idempotent by id, so nobody gets it twice from the store.
-        id = existing;
+      // Reserved atomically before any work. A repeat of the same request waits for the first
+      // to finish and answers with its id; a different request under the same key is refused.
+      const fingerprint = requestFingerprint(req);
+      const first = await claimIdempotencyKey(this.redis, this.keys, app, idempotencyKey, id, fingerprint);
+      if (first) {
+        // (A reservation written before fingerprints existed has none: treated as the same request.)
+        if (first.fingerprint && first.fingerprint !== fingerprint)
+          throw new IdempotencyConflictError(idempotencyKey);
+        const deadline = Date.now() + IDEMPOTENCY_WAIT_MS;
+        for (;;) {
+          const status = await getMessageStatus(this.redis, this.keys, first.id);
+          if (status?.state === 'accepted')
+            return { id: first.id, recipients: status.recipients, duplicate: true };
+          if (Date.now() - first.reservedAt > IDEMPOTENCY_ABANDONED_MS) break;
+          if (Date.now() > deadline) throw new IdempotencyInProgressError(idempotencyKey);
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        // The first request died mid fan-out: finish it under its id (the same request, by its
+        // fingerprint; stores are idempotent by id, so nobody gets it twice from the store).
+        id = first.id;
         duplicate = true;
       }
     }

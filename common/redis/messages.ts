@@ -89,16 +89,30 @@ export async function getMessageStatus(
 
 export const IDEMPOTENCY_TTL_MS = 24 * 3600_000;
 
-/** Claims an idempotency key for `id`; returns the id already bound to the key, if any. */
+/** What an idempotency key is bound to: the message id, the request's fingerprint, when. */
+export interface IdempotencyReservation {
+  id: string;
+  fingerprint: string;
+  reservedAt: number;
+}
+
+/**
+ * Reserves an idempotency key for `id` and the request's `fingerprint`, atomically (SET NX)
+ * and before any work. Returns undefined when this call reserved it, else the reservation that
+ * was there first (the caller compares fingerprints and waits for, or answers with, that one).
+ */
 export async function claimIdempotencyKey(
   redis: PgRedis,
   keys: RedisKeys,
   app: string,
   key: string,
   id: string,
-): Promise<string | undefined> {
+  fingerprint: string,
+  now = Date.now(),
+): Promise<IdempotencyReservation | undefined> {
   const k = keys.idempotency(app, key);
-  const ok = await redis.set(k, id, 'PX', IDEMPOTENCY_TTL_MS, 'NX');
+  const ok = await redis.set(k, `${id} ${fingerprint} ${now}`, 'PX', IDEMPOTENCY_TTL_MS, 'NX');
   if (ok === 'OK') return undefined;
-  return (await redis.get(k)) ?? undefined;
+  const [existingId = '', existingFp = '', at = '0'] = ((await redis.get(k)) ?? '').split(' ');
+  return { id: existingId, fingerprint: existingFp, reservedAt: Number(at) };
 }

@@ -74,6 +74,9 @@ export const onSocketClose = function (this: DeviceSocket, code: number) {
 // 'close' follows every 'error'; the hub cleans up there.
 export const onSocketError = () => {};
 
+const ALIAS_NOT_OWNED = (frame: string) =>
+  `${frame}: alias: not the alias in the device token (the app server binds aliases)`;
+
 export function closeWith(ws: DeviceSocket, code: number, reason: string): void {
   if (ws.state === State.Closing) return;
   ws.state = State.Closing;
@@ -204,6 +207,12 @@ export class SessionProtocol {
       return;
     }
     const { app, device } = check.claims;
+    // Aliases are owned by the app server: the device has the alias its token names (or none).
+    // Announcing another one is refused, so no device can take a user's alias by a frame.
+    if (frame.alias !== undefined && frame.alias !== check.claims.alias) {
+      this.metrics.connects.inc({ result: 'bad_hello' });
+      return this.reject(ws, CloseCode.policyViolation, ALIAS_NOT_OWNED('hello'), 'alias');
+    }
     ws.app = app;
     ws.device = device;
     ws.key = `${app}\u0000${device}`;
@@ -219,13 +228,13 @@ export class SessionProtocol {
       app,
       device,
       { gateway: this.opts.gatewayId, session: ws.sess },
-      { tags: announcedTags, alias: frame.alias },
+      { tags: announcedTags, alias: check.claims.alias },
     );
     if (claim.previous && claim.previous.gateway !== this.opts.gatewayId) {
       this.host.kickRemote(claim.previous.gateway, app, device, claim.previous.session);
     }
     const tags = announcedTags ?? claim.tags ?? [];
-    const alias = frame.alias !== undefined ? frame.alias : (claim.alias ?? null);
+    const alias = check.claims.alias;
     // A device reconnecting with the tags and alias it already had (the common case in a
     // reconnect storm) is already in the indexes: skip the round trip.
     const known =
@@ -296,7 +305,9 @@ export class SessionProtocol {
     tags.sort();
     if (tags.length > MAX_TAGS)
       return this.reject(ws, CloseCode.policyViolation, `update: more than ${MAX_TAGS} tags`, 'invalid');
-    const alias = frame.alias !== undefined ? frame.alias : ws.alias;
+    if (frame.alias !== undefined && frame.alias !== ws.alias)
+      return this.reject(ws, CloseCode.policyViolation, ALIAS_NOT_OWNED('update'), 'alias');
+    const alias = ws.alias;
     ws.tags = tags;
     ws.alias = alias;
     await this.store.register(ws.app, ws.device, { tags, alias }, before, false);

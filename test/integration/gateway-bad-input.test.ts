@@ -209,6 +209,13 @@ describe('gateway bad input', () => {
       CloseCode.authFailed,
       /auth: malformed/,
     ],
+    [
+      // Aliases are bound by the app server in the token: a device cannot take a user's alias.
+      'a hello claiming an alias its token does not carry',
+      async (ws) => ws.send(await hello({ alias: 'user-1001' })),
+      CloseCode.policyViolation,
+      /hello: alias: not the alias in the device token/,
+    ],
     ['no hello at all (hello timeout)', () => {}, CloseCode.helloTimeout],
   ];
 
@@ -239,6 +246,42 @@ describe('gateway bad input', () => {
     for (let i = 0; i < 200; i++) c.ws.send('{"t":"ping"}');
     expect(await c.closed).toMatchObject({ code: CloseCode.policyViolation, reason: 'frame flood' });
     await stillServing('frame flood');
+  });
+
+  it('closes a session that tries to take an alias by an update frame', async () => {
+    const c = await rawSession(gw.wsUrl, 'alias-taker');
+    c.ws.send(JSON.stringify({ t: 'update', alias: 'user-1001' }));
+    expect(await c.closed).toMatchObject({
+      code: CloseCode.policyViolation,
+      reason: expect.stringMatching(/^update: alias: not the alias in the device token/) as string,
+    });
+    await stillServing('alias by update');
+  });
+
+  it('refuses an Idempotency-Key reused for a different request with 422, and sends the first once', async () => {
+    const first = await pushApi(
+      gw.httpUrl,
+      { to: { device: 'healthy' }, data: 'first' },
+      { idempotencyKey: 'k-reuse' },
+    );
+    expect(first.status).toBe(202);
+    const other = await pushApi(
+      gw.httpUrl,
+      { to: { device: 'healthy' }, data: 'second' },
+      { idempotencyKey: 'k-reuse' },
+    );
+    expect(other.status).toBe(422);
+    expect(other.body).toMatchObject({ error: 'idempotency_key_reused' });
+    const again = await pushApi(
+      gw.httpUrl,
+      { to: { device: 'healthy' }, data: 'first' },
+      { idempotencyKey: 'k-reuse' },
+    );
+    expect(again).toMatchObject({ status: 200, body: { id: first.body.id, duplicate: true } });
+    await until(() => healthy.dataOf().includes('first'), 5000, 'first push');
+    await stillServing('idempotency key reuse');
+    expect(healthy.dataOf().filter((d) => d === 'first')).toHaveLength(1);
+    expect(healthy.dataOf()).not.toContain('second');
   });
 
   it('closes a second hello on an authenticated session', async () => {

@@ -152,11 +152,12 @@ export async function pushApi(
 
 export function token(
   device: string,
-  opts: { app?: string; secret?: string; ttlSeconds?: number; exp?: number } = {},
+  opts: { app?: string; secret?: string; ttlSeconds?: number; exp?: number; alias?: string } = {},
 ) {
   return signDeviceToken(opts.secret ?? SECRET, {
     app: opts.app ?? APP,
     device,
+    alias: opts.alias,
     ttlSeconds: opts.ttlSeconds,
     exp: opts.exp,
   });
@@ -170,7 +171,8 @@ export class RecordingDevice {
   constructor(opts: Omit<DeviceClientOptions, 'token' | 'app'> & { app?: string; secret?: string }) {
     this.client = new DeviceClient({
       app: opts.app ?? APP,
-      token: () => token(opts.device, { app: opts.app, secret: opts.secret }),
+      // The app server binds the alias: it is a claim of the token (PROTOCOL.md section 4).
+      token: () => token(opts.device, { app: opts.app, secret: opts.secret, alias: opts.alias ?? undefined }),
       backoffMinMs: 100,
       backoffMaxMs: 1000,
       ...opts,
