@@ -4,6 +4,10 @@ import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { CloseCode } from '../../common/protocol/close-codes.js';
 import { SUBPROTOCOL, MAX_CLIENT_FRAME_BYTES } from '../../common/protocol/frames.js';
+import { parseTarget, requestFingerprint } from '../../common/push/index.js';
+import { createRedis } from '../../common/redis/connection.js';
+import { redisKeys } from '../../common/redis/keys.js';
+import { claimIdempotencyKey } from '../../common/redis/messages.js';
 import { repoRoot, startRedis } from '../support/stack.js';
 import {
   APP,
@@ -298,6 +302,27 @@ describe('every row of PROTOCOL.md is produced by a real gateway', () => {
     '415 unsupported_media_type': () =>
       push({ contentType: 'text/plain', rawBody: '{"to":{"all":true},"data":1}' }),
     '503 storage_unavailable': async () => push({ base: (await withDeadRedis()).httpUrl }),
+    '422 idempotency_key_reused': async () => {
+      await push({ idempotencyKey: 'conform-2', body: { to: { device: 'p1' }, data: 'first' } });
+      return push({ idempotencyKey: 'conform-2', body: { to: { device: 'p1' }, data: 'another' } });
+    },
+    '409 idempotency_in_progress': async () => {
+      // A first request with this key that is still storing (reserved just now, never finished):
+      // the same request again waits 5 s for it, then gives up.
+      const body = { to: { device: 'p1' }, data: 'slow' };
+      const req = { to: parseTarget(body.to), data: body.data, ttl: 86_400, priority: 'normal' as const };
+      const redis = createRedis(redisUrl);
+      await claimIdempotencyKey(
+        redis,
+        redisKeys(prefix),
+        APP,
+        'conform-3',
+        'still-storing',
+        requestFingerprint(req),
+      );
+      redis.disconnect();
+      return push({ idempotencyKey: 'conform-3', body });
+    },
     '422 too_many_recipients': async () => {
       await Promise.all(['r1', 'r2'].map((d) => rawSession(gw.wsUrl, d).then((c) => c.ws.close())));
       return push({ body: { to: { all: true }, data: 'x' } });
