@@ -62,6 +62,7 @@ const DOC_CLOSE_CODES = tableAfter('## 7. Close codes').map((r) => Number(r[0]))
 const DOC_LOCATOR = tableAfter('Locator answers').map((r) => `${r[0]} ${unquote(r[1]!)}`.trim());
 const DOC_PUSH_API = tableAfter('Push API answers').map((r) => `${r[0]} ${unquote(r[1]!)}`.trim());
 const DOC_ERROR_FRAMES = tableAfter('### error').map((r) => unquote(r[0]!));
+const DOC_STATUS_FIELDS = tableAfter('Message status fields').map((r) => [unquote(r[0]!), r[1]!] as const);
 
 /** Source files of the programs that speak the protocol (not tests). */
 function sources(): { file: string; text: string }[] {
@@ -339,6 +340,19 @@ describe('every row of PROTOCOL.md is produced by a real gateway', () => {
   });
   it.each(DOC_PUSH_API.filter((r) => !(r in NOT_PRODUCED)))('push API %s', async (row) => {
     expect(await pushScenarios[row]!()).toBe(row);
+  });
+
+  it('message status: exactly the documented fields, with the documented types', async () => {
+    const accepted = await pushApi(gw.httpUrl, { to: { tag: 'vip' }, data: 'x' });
+    expect(accepted.status).toBe(202);
+    const res = await fetch(`${gw.httpUrl}/v1/apps/${APP}/messages/${String(accepted.body.id)}`, {
+      headers: { authorization: basicAuth() },
+    });
+    expect(res.status).toBe(200);
+    const status = (await res.json()) as Record<string, unknown>;
+    expect(Object.keys(status).sort()).toEqual(DOC_STATUS_FIELDS.map(([f]) => f).sort());
+    for (const [field, type] of DOC_STATUS_FIELDS) expect(typeof status[field], field).toBe(type);
+    expect(status).toMatchObject({ target: { tag: 'vip' }, state: 'accepted', app: APP });
   });
 
   it('offers and echoes the subprotocol', async () => {
