@@ -108,6 +108,30 @@ export function createGatewayMetrics(labels: { gateway: string; region: string }
       help: '1 while the gateway drains.',
       registers: [registry],
     }),
+    rateLimited: new Counter({
+      name: 'pushgate_ratelimit_messages_total',
+      help: "Recipients of pushes through this gateway's RateLimitPolicy handling, by app and outcome: deferred (held back by the app's limit), released (deferred, stored since by this gateway's releaser), expired (deferred past their TTL), refused (push answered 429: deferred queue full).",
+      labelNames: ['app', 'outcome'],
+      registers: [registry],
+    }),
+    rateLimitEffective: new Gauge({
+      name: 'pushgate_ratelimit_effective_rate',
+      help: 'Effective per-app rate (messages/s) in force, as published by the operator (after adaptive throttling).',
+      labelNames: ['app'],
+      registers: [registry],
+    }),
+    rateLimitDeferredDepth: new Gauge({
+      name: 'pushgate_ratelimit_deferred_depth',
+      help: 'Deferred messages waiting for the app rate limit (all shards, all gateways; read from Redis at scrape).',
+      labelNames: ['app'],
+      registers: [registry],
+    }),
+    rateLimitDeferredAge: new Gauge({
+      name: 'pushgate_ratelimit_deferred_oldest_age_seconds',
+      help: 'Age of the oldest deferred message of the app (read from Redis at scrape).',
+      labelNames: ['app'],
+      registers: [registry],
+    }),
   };
 }
 export type GatewayMetrics = ReturnType<typeof createGatewayMetrics>;

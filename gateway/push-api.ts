@@ -14,6 +14,7 @@ import {
 import type { PgRedis } from '../common/redis/connection.js';
 import type { RedisKeys } from '../common/redis/keys.js';
 import { getMessageStatus } from '../common/redis/messages.js';
+import { DeferredQueueFullError } from '../common/ratelimit/app-limit.js';
 import { TagExpressionError } from '../common/redis/tag-expression.js';
 import type { GatewayMetrics } from './metrics.js';
 
@@ -78,6 +79,24 @@ function problem(reply: FastifyReply, status: number, error: string, message: st
   return reply.code(status).send({ error, message });
 }
 
+/**
+ * The IETF RateLimit header fields (draft-ietf-httpapi-ratelimit-headers): the policy (rate per
+ * 1 s window, and the burst), the messages that could go at once now, and the seconds until the
+ * budget is whole again.
+ */
+function setRateLimitHeaders(
+  reply: FastifyReply,
+  r: { limit: number; remaining: number; resetSeconds: number; burst: number; policy?: string },
+) {
+  reply.header(
+    'ratelimit-policy',
+    `${r.limit};w=1;burst=${r.burst}${r.policy ? `;policy="${r.policy}"` : ''}`,
+  );
+  reply.header('ratelimit-limit', String(r.limit));
+  reply.header('ratelimit-remaining', String(r.remaining));
+  reply.header('ratelimit-reset', String(r.resetSeconds));
+}
+
 function secretsEqual(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
@@ -89,7 +108,11 @@ function secretsEqual(a: string, b: string): boolean {
  * appKey:masterSecret):
  *   POST /v1/apps/:app/push            body {to, data, ttl?, priority?, collapseKey?}
  *                                      header Idempotency-Key (optional)
- *                                      -> 202 {id, recipients} (200 {id, recipients, duplicate: true} on a repeat)
+ *                                      -> 202 {id, recipients, state} (200 {..., duplicate: true} on a repeat)
+ *                                      state 'deferred' (with deferred, estimatedSendAt) when the
+ *                                      app's RateLimitPolicy holds recipients back; RateLimit-*
+ *                                      headers whenever a policy applies
+ *                                      429 + Retry-After when the app's deferred queue is full
  *   GET  /v1/apps/:app/messages/:id    -> 200 status
  * Errors: {error, message} with 400 (body; the message names the field), 401, 403, 404, 413,
  * 415, 422 (audience too large for one call).
@@ -174,8 +197,14 @@ export function registerPushApi(
         },
         idem,
       );
-      return reply.code(accepted.duplicate ? 200 : 202).send(accepted);
+      const { rateLimit, ...answer } = accepted;
+      if (rateLimit) setRateLimitHeaders(reply, rateLimit);
+      return reply.code(accepted.duplicate ? 200 : 202).send(answer);
     } catch (err) {
+      if (err instanceof DeferredQueueFullError) {
+        reply.header('retry-after', String(Math.max(1, Math.ceil(err.retryAfterMs / 1000))));
+        return problem(reply, 429, 'deferred_queue_full', err.message);
+      }
       if (err instanceof TooManyRecipientsError)
         return problem(reply, 422, 'too_many_recipients', err.message);
       if (err instanceof IdempotencyConflictError)

@@ -30,6 +30,8 @@ import { createGatewayMetrics, pushObserver } from './metrics.js';
 import { defaultGatewayId, type GatewayConfig } from './options.js';
 import { registerPushApi } from './push-api.js';
 import { PushAcceptor, PublishRouter, type RouteFn } from '../common/push/index.js';
+import { AppRateLimiter } from '../common/ratelimit/app-limiter.js';
+import { deferredStats } from '../common/ratelimit/app-limit.js';
 import { parseChannelMessage, publishToGateway, type ChannelMessage } from '../common/redis/delivery.js';
 
 export interface Gateway {
@@ -116,13 +118,29 @@ export function createGateway(config: GatewayConfig, log: Logger): Gateway {
       for (const [app, device, seq, sent, body] of deliveries) hub.deliver(app, device, seq, body, sent);
     else router.route(gateway, deliveries);
   };
-  const push = new PushAcceptor(
+  // RateLimitPolicy limits: read from Redis (published by the operator); deferred messages are
+  // released by every gateway's releaser through the same store-then-route step.
+  const limiter = new AppRateLimiter(
+    redis,
+    keys,
+    async (app, devices, message) => void (await push.storeReleased(app, devices, message)),
+    {
+      deferred: (app, n) => metrics.rateLimited.inc({ app, outcome: 'deferred' }, n),
+      released: (app, n) => metrics.rateLimited.inc({ app, outcome: 'released' }, n),
+      expired: (app, n) => metrics.rateLimited.inc({ app, outcome: 'expired' }, n),
+      refused: (app) => metrics.rateLimited.inc({ app, outcome: 'refused' }),
+    },
+    log.child({ part: 'ratelimit' }),
+    { owner: `${id}.${instance}` },
+  );
+  const push: PushAcceptor = new PushAcceptor(
     redis,
     keys,
     { maxInbox: config.maxInbox, keyTtlMs, maxRecipients: config.maxRecipients },
     route,
     observer,
     log.child({ part: 'push' }),
+    limiter,
   );
 
   let subscribedOnce = false;
@@ -202,6 +220,18 @@ export function createGateway(config: GatewayConfig, log: Logger): Gateway {
     if (withMetrics)
       server.get('/metrics', async (_req, reply) => {
         reply.header('content-type', metrics.registry.contentType);
+        // Per-app limit figures are read at scrape time (16 shards x 3 reads per limited app).
+        metrics.rateLimitEffective.reset();
+        metrics.rateLimitDeferredDepth.reset();
+        metrics.rateLimitDeferredAge.reset();
+        for (const a of limiter.configs.apps()) {
+          metrics.rateLimitEffective.set({ app: a }, limiter.configs.get(a)?.ratePerSecond ?? 0);
+          const st = await deferredStats(redis, keys, a).catch(() => undefined);
+          if (st) {
+            metrics.rateLimitDeferredDepth.set({ app: a }, st.depth);
+            metrics.rateLimitDeferredAge.set({ app: a }, st.oldestAgeSeconds);
+          }
+        }
         return metrics.registry.metrics();
       });
   };
@@ -330,6 +360,7 @@ export function createGateway(config: GatewayConfig, log: Logger): Gateway {
       await checkRedis();
       healthTimer = setInterval(() => void checkRedis(), HEALTH_INTERVAL_MS);
       healthTimer.unref();
+      await limiter.start();
       ready = true;
       await register();
       registryTimer = setInterval(register, Math.min(config.registryIntervalMs, GATEWAY_RECORD_TTL_MS / 3));
@@ -370,6 +401,7 @@ export function createGateway(config: GatewayConfig, log: Logger): Gateway {
       router.close();
       await app.close().catch(() => {});
       await ops?.close().catch(() => {});
+      await limiter.stop();
       await unregisterGateway(redis, keys, id, instance).catch(() => {});
       await redis.del(keys.gatewayWitness(id)).catch(() => {});
       subscriber.disconnect();

@@ -1,6 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Logger } from '../logger.js';
-import type { StoredMessage } from '../protocol/server-frames.js';
+import { encodeStoredMessage, type StoredMessage } from '../protocol/server-frames.js';
+import type { AppRateLimiter } from '../ratelimit/app-limiter.js';
+import type { AdmitResult } from '../ratelimit/app-limit.js';
 import type { PgRedis } from '../redis/connection.js';
 import { deliverMessage } from '../redis/delivery.js';
 import type { RedisKeys } from '../redis/keys.js';
@@ -28,6 +30,14 @@ export interface PushAccepted {
   recipients: number;
   /** True when an earlier request with the same idempotency key already accepted it. */
   duplicate: boolean;
+  /** 'deferred' when the app's rate limit holds some recipients back (stored and released later). */
+  state: 'accepted' | 'deferred';
+  /** Recipients held back by the rate limit. */
+  deferred?: number;
+  /** Estimated time the last deferred recipient gets it (ISO 8601). */
+  estimatedSendAt?: string;
+  /** The app's limit as admission saw it (for the RateLimit-* headers); absent without a policy. */
+  rateLimit?: Pick<AdmitResult, 'limit' | 'remaining' | 'resetSeconds'> & { policy?: string; burst: number };
 }
 
 export interface AcceptLimits {
@@ -85,6 +95,8 @@ export class PushAcceptor {
     private readonly route: RouteFn,
     private readonly observer: PushObserver,
     private readonly log: Logger,
+    /** The per-app limits of RateLimitPolicies (common/ratelimit); none = no limits. */
+    private readonly limiter?: AppRateLimiter,
   ) {}
 
   async accept(app: string, req: PushRequest, idempotencyKey?: string): Promise<PushAccepted> {
@@ -103,7 +115,12 @@ export class PushAcceptor {
         for (;;) {
           const status = await getMessageStatus(this.redis, this.keys, first.id);
           if (status?.state === 'accepted')
-            return { id: first.id, recipients: status.recipients, duplicate: true };
+            return {
+              id: first.id,
+              recipients: status.recipients,
+              duplicate: true,
+              state: status.delivery === 'deferred' ? 'deferred' : 'accepted',
+            };
           if (Date.now() - first.reservedAt > IDEMPOTENCY_ABANDONED_MS) break;
           if (Date.now() > deadline) throw new IdempotencyInProgressError(idempotencyKey);
           await new Promise((r) => setTimeout(r, 50));
@@ -132,21 +149,63 @@ export class PushAcceptor {
       createdAt: sent,
       expiresAt: message.exp,
     });
-    const counts = await deliverMessage(this.redis, this.keys, app, recipients, message, {
-      maxPerDevice: this.limits.maxInbox,
-      keyTtlMs: this.limits.keyTtlMs,
-      onlyIfOnline: req.ttl === 0, // TTL 0 means now or never
-      route: this.route,
-      onResult: (r) => this.observer.stored(r),
+    // The app's rate limit (RateLimitPolicy): recipients over it are queued durably and
+    // released later (through storeReleased); only the rest are stored now.
+    const body = encodeStoredMessage(message);
+    const admitted = await this.limiter?.admit(app, recipients, message, body).catch(async (err: unknown) => {
+      // Refused (queue full): nothing was queued or stored; forget the id so a retry starts afresh.
+      await this.redis.del(this.keys.messageStatus(id)).catch(() => {});
+      if (idempotencyKey) await this.redis.del(this.keys.idempotency(app, idempotencyKey)).catch(() => {});
+      throw err;
     });
+    const counts = await this.storeReleased(
+      app,
+      admitted ? admitted.now.map((i) => recipients[i]!) : recipients,
+      message,
+    );
     await completeMessageStatus(this.redis, this.keys, id, {
-      recipients: counts.recipients,
+      recipients: recipients.length,
       stored: counts.stored,
       dropped: counts.dropped,
       replaced: counts.replaced,
       evicted: counts.evicted,
+      ...(admitted?.deferred ? { deferred: admitted.deferred } : {}),
     });
-    this.log.debug({ id, app, recipients: recipients.length }, 'push accepted');
-    return { id, recipients: recipients.length, duplicate };
+    this.log.debug({ id, app, recipients: recipients.length, deferred: admitted?.deferred }, 'push accepted');
+    const cfg = admitted && this.limiter?.configs.get(app);
+    return {
+      id,
+      recipients: recipients.length,
+      duplicate,
+      state: admitted?.deferred ? 'deferred' : 'accepted',
+      ...(admitted?.deferred
+        ? { deferred: admitted.deferred, estimatedSendAt: new Date(admitted.releaseAt).toISOString() }
+        : {}),
+      ...(admitted
+        ? {
+            rateLimit: {
+              limit: admitted.limit,
+              remaining: admitted.remaining,
+              resetSeconds: admitted.resetSeconds,
+              policy: cfg ? cfg.policy : undefined,
+              burst: cfg ? cfg.burst : admitted.limit,
+            },
+          }
+        : {}),
+    };
+  }
+
+  /**
+   * Store then route: the step every message takes once it may go, at acceptance or when the
+   * rate limit releases it (the limiter's releaser calls this).
+   */
+  storeReleased(app: string, devices: string[], message: StoredMessage) {
+    return deliverMessage(this.redis, this.keys, app, devices, message, {
+      maxPerDevice: this.limits.maxInbox,
+      keyTtlMs: this.limits.keyTtlMs,
+      onlyIfOnline: message.ttl === 0, // TTL 0 means now or never
+      route: this.route,
+      onResult: (r) => this.observer.stored(r),
+    });
   }
 }

@@ -34,6 +34,35 @@ export interface ScriptCommands {
   ): Promise<[string, string, string, string, string, number, number, Reply]>;
   pgRelease(meta: string, sess: string, hb: string, now: number): Promise<number>;
   pgGcra(key: string, intervalMs: number, burst: number, cost: number): Promise<[number, number, number]>;
+  pgLimitAdmit(
+    tat: string,
+    queue: string,
+    intervalMs: number,
+    burst: number,
+    bound: number,
+    n: number,
+    ...entries: string[]
+  ): Promise<[number, number, number, number, number, number, number, number]>;
+  pgLimitRelease(
+    tat: string,
+    queue: string,
+    releasing: string,
+    lease: string,
+    token: string,
+    leaseMs: number,
+    intervalMs: number,
+    burst: number,
+    max: number,
+    prepaid: number,
+  ): Promise<[number, number, string[], number]>;
+  pgLimitLend(
+    tat: string,
+    queue: string,
+    intervalMs: number,
+    burst: number,
+    want: number,
+  ): Promise<[number, number]>;
+  pgLimitReleased(releasing: string, lease: string, token: string): Promise<number>;
 }
 
 const VARIABLE_KEY_SCRIPTS = Object.entries(scripts)

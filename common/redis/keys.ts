@@ -13,6 +13,13 @@
  *   - one message's status     {m:<id>}
  *   - the gateway registry     {gwreg}            (small: one hash per gateway pod)
  *   - one rate-limit bucket    {rl:<name>}
+ *   - one shard of an app's    {rl:<app>:<shard>} shard = appLimitShard(device, shards), 0..15: the
+ *     rate limit                                 shard's GCRA state, its deferred queue, the batch being
+ *                                                released and the releaser's lease, so admitting and
+ *                                                releasing are one script each; an app's budget is
+ *                                                split over up to 16 slots (no hot key)
+ *   - the published limits     {rlcfg}            one small hash (app -> effective limit), read by
+ *                                                every gateway once a second, written by the operator
  * App ids, device ids, tags and aliases are validated (common/protocol idString) and can never
  * contain braces, so they cannot break a hashtag.
  */
@@ -54,6 +61,14 @@ export interface RedisKeys {
   gatewayChannel(id: string): string;
   /** STRING: GCRA theoretical arrival time of a rate-limit bucket. */
   rateLimit(name: string): string;
+  /**
+   * The keys of one shard of an app's rate limit (common/ratelimit/app-limit.ts), in the order
+   * the scripts take them: GCRA state (STRING), deferred queue (LIST of entries, oldest first),
+   * the batch being released (LIST), the releaser's lease (STRING).
+   */
+  appLimitShard(app: string, shard: number): [tat: string, queue: string, releasing: string, lease: string];
+  /** HASH: app id -> effective limit JSON (AppLimitConfig), published by the operator. */
+  appLimitConfig(): string;
 }
 
 export const DEFAULT_KEY_PREFIX = 'pg';
@@ -93,6 +108,11 @@ export function redisKeys(prefix: string = DEFAULT_KEY_PREFIX): RedisKeys {
     gatewayWitness: (id) => `${reg}:witness:${id}`,
     gatewayChannel: (id) => `${prefix}:chan:gw:${id}`,
     rateLimit: (name) => `${prefix}:rl:{rl:${name}}`,
+    appLimitShard: (app, shard) => {
+      const k = `${prefix}:rl:{rl:${app}:${shard}}`;
+      return [`${k}:tat`, `${k}:q`, `${k}:rel`, `${k}:lease`];
+    },
+    appLimitConfig: () => `${prefix}:rlcfg:{rlcfg}`,
   };
 }
 

@@ -6,8 +6,14 @@ import type { RedisKeys } from './keys.js';
  * state: 'storing' while the fan-out writes inboxes, then 'accepted'.
  * Counters: recipients, stored (new inbox entries), duplicate (already stored by a retry),
  * dropped (ttl 0 and offline), sent (frames written to a device, resends included),
- * acked (devices that acknowledged), replaced (older messages it collapsed), evicted.
+ * acked (devices that acknowledged), replaced (older messages it collapsed), evicted,
+ * deferred (recipients held back by the app's rate limit), released (of those, stored since),
+ * expired (of those, whose TTL ran out before their turn).
+ * `delivery` is derived: deferred while any recipient waits for the rate limit, then stored,
+ * sent (a frame went to a device), acked (every recipient acked) or expired (TTL passed first).
  */
+export type DeliveryState = 'deferred' | 'stored' | 'sent' | 'acked' | 'expired';
+
 export interface MessageStatus {
   id: string;
   app: string;
@@ -22,9 +28,35 @@ export interface MessageStatus {
   acked: number;
   replaced: number;
   evicted: number;
+  deferred: number;
+  released: number;
+  expired: number;
+  delivery: DeliveryState;
 }
 
-export type MessageCounter = 'recipients' | 'stored' | 'dropped' | 'sent' | 'acked' | 'replaced' | 'evicted';
+export type MessageCounter =
+  | 'recipients'
+  | 'stored'
+  | 'dropped'
+  | 'sent'
+  | 'acked'
+  | 'replaced'
+  | 'evicted'
+  | 'deferred'
+  | 'released'
+  | 'expired';
+
+/** Where a message is on its way (see MessageStatus.delivery). */
+export function deliveryState(
+  s: Pick<MessageStatus, 'recipients' | 'deferred' | 'released' | 'expired' | 'sent' | 'acked' | 'expiresAt'>,
+  now = Date.now(),
+): DeliveryState {
+  if (s.recipients > 0 && s.acked >= s.recipients) return 'acked';
+  if (s.deferred > s.released + s.expired) return now > s.expiresAt ? 'expired' : 'deferred';
+  if (s.recipients > 0 && s.expired >= s.recipients) return 'expired';
+  if (now > s.expiresAt) return 'expired';
+  return s.sent > 0 ? 'sent' : 'stored';
+}
 const STATUS_MIN_TTL_MS = 24 * 3600_000;
 
 export async function createMessageStatus(
@@ -70,7 +102,7 @@ export async function getMessageStatus(
   const h = await redis.hgetall(keys.messageStatus(id));
   if (!h.id) return undefined;
   const num = (k: string) => Number(h[k] ?? 0);
-  return {
+  const s = {
     id: h.id,
     app: h.app ?? '',
     target: h.target ?? '',
@@ -84,7 +116,11 @@ export async function getMessageStatus(
     acked: num('acked'),
     replaced: num('replaced'),
     evicted: num('evicted'),
+    deferred: num('deferred'),
+    released: num('released'),
+    expired: num('expired'),
   };
+  return { ...s, delivery: deliveryState(s) } as MessageStatus;
 }
 
 export const IDEMPOTENCY_TTL_MS = 24 * 3600_000;

@@ -221,6 +221,149 @@ redis.call('SET', KEYS[1], tostring(newTat), 'PX', math.ceil(newTat - now) + 100
 return {1, 0, math.floor((now - allowAt) / interval)}
 `,
   },
+
+  /**
+   * Admit n messages to one shard of an app's rate limit (common/ratelimit/app-limit.ts).
+   * KEYS: tat, queue (one shard, see keys.appLimitShard). ARGV: emission interval ms of the
+   * shard, burst of the shard (cells), queue bound (0 = unbounded: the caller checked room
+   * already), n, then n deferred entries ("<exp>|<acceptedAt>|<device>|<body>", in acceptance
+   * order). A message goes now only while the shard has no queue (acceptance order per device:
+   * nothing overtakes what waits); the first `allowed` messages take cells, the rest are queued.
+   * Returns {allowed (-1 = queue full, nothing taken), deferred, queue length after, estimated
+   * release time (ms, Redis clock) of the last deferred one (0 = none), retry-after ms when full,
+   * cells remaining now, ms until the bucket is full again, now}.
+   */
+  pgLimitAdmit: {
+    numberOfKeys: 2,
+    lua: `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local interval, burst, bound, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local tat = tonumber(redis.call('GET', KEYS[1])) or now
+if tat < now then tat = now end
+local avail = math.floor((now + burst * interval - tat) / interval)
+if avail < 0 then avail = 0 end
+local qlen = redis.call('LLEN', KEYS[2])
+local allowed = 0
+if qlen == 0 then allowed = math.min(n, avail) end
+local rest = n - allowed
+if bound > 0 and rest > 0 and qlen + rest > bound then
+  local wait = math.max(0, tat - burst * interval + interval - now)
+  return {-1, 0, qlen, 0, math.ceil(wait + (qlen + rest - bound) * interval), 0, math.ceil(tat - now), now}
+end
+if allowed > 0 then
+  tat = tat + allowed * interval
+  redis.call('SET', KEYS[1], tostring(tat), 'PX', math.ceil(tat - now) + 1000)
+end
+local eta = 0
+if rest > 0 then
+  for i = n - rest + 1, n do redis.call('RPUSH', KEYS[2], ARGV[4 + i]) end
+  qlen = qlen + rest
+  eta = math.max(now, tat + qlen * interval - burst * interval)
+end
+return {allowed, rest, qlen, math.ceil(eta), 0, avail - allowed, math.ceil(tat - now), now}
+`,
+  },
+
+  /**
+   * Release what one shard's budget allows now, for the gateway holding the shard's lease.
+   * KEYS: tat, queue, releasing, lease. ARGV: lease token, lease ms, emission interval ms,
+   * burst, most messages per call, cells already paid for (lent by other shards, pgLimitLend;
+   * used first, unused ones are simply not spent). A batch stays in `releasing` until the holder has stored it
+   * (pgLimitReleased): a holder that dies leaves it there, and the next holder stores it again
+   * first (stores are idempotent by message id). Expired entries are released without a cell.
+   * Returns {code, wait ms until the next cell (-1 = queue empty), entries, queue length}:
+   * code -1 = another gateway holds the lease (wait = its remaining ms), 0 = nothing now,
+   * 1 = an unfinished batch to store again, 2 = a new batch.
+   */
+  pgLimitRelease: {
+    numberOfKeys: 4,
+    lua: `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local token, leaseMs, interval, burst, max = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local prepaid = tonumber(ARGV[6] or '0')
+local holder = redis.call('GET', KEYS[4])
+if holder and holder ~= token then return {-1, redis.call('PTTL', KEYS[4]), {}, 0} end
+local pending = redis.call('LRANGE', KEYS[3], 0, -1)
+if #pending > 0 then
+  redis.call('SET', KEYS[4], token, 'PX', leaseMs)
+  return {1, 0, pending, redis.call('LLEN', KEYS[2])}
+end
+local qlen = redis.call('LLEN', KEYS[2])
+if qlen == 0 then
+  if holder then redis.call('DEL', KEYS[4]) end
+  return {0, -1, {}, 0}
+end
+redis.call('SET', KEYS[4], token, 'PX', leaseMs)
+local tat = tonumber(redis.call('GET', KEYS[1])) or now
+if tat < now then tat = now end
+local avail = math.floor((now + burst * interval - tat) / interval)
+if avail < 0 then avail = 0 end
+if avail + prepaid <= 0 then
+  return {0, math.ceil(tat - burst * interval + interval - now), {}, qlen}
+end
+local take, out = 0, {}
+local cap = math.min(avail + prepaid, max)
+while take < cap and #out < 2 * max do
+  local e = redis.call('LPOP', KEYS[2])
+  if not e then break end
+  out[#out + 1] = e
+  local exp = tonumber(string.match(e, '^(%d+)|'))
+  if exp == nil or exp >= now then take = take + 1 end
+end
+if #out > 0 then redis.call('RPUSH', KEYS[3], unpack(out)) end
+local own = take - prepaid
+if own > 0 then
+  tat = tat + own * interval
+  redis.call('SET', KEYS[1], tostring(tat), 'PX', math.ceil(tat - now) + 1000)
+end
+qlen = redis.call('LLEN', KEYS[2])
+local wait = -1
+if qlen > 0 then wait = math.max(0, math.ceil(tat - burst * interval + interval - now)) end
+return {2, wait, out, qlen}
+`,
+  },
+
+  /**
+   * Lend cells of an idle shard to a busy one (work conservation: an app whose devices do not
+   * fill every shard still gets its whole rate). KEYS: tat, queue of the lender. ARGV: emission
+   * interval ms, lending burst (cells; small, so an idle shard's saved burst is not dumped at
+   * once), most cells wanted. A shard with its own queue lends nothing. Every cell sent is taken
+   * from exactly one shard's bucket, so the shards together still never exceed the app's rate.
+   * Returns {cells lent, lender's queue length}.
+   */
+  pgLimitLend: {
+    numberOfKeys: 2,
+    lua: `
+local qlen = redis.call('LLEN', KEYS[2])
+if qlen > 0 then return {0, qlen} end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local interval, burst, want = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1])) or now
+if tat < now then tat = now end
+local avail = math.floor((now + burst * interval - tat) / interval)
+local k = math.min(want, avail)
+if k <= 0 then return {0, 0} end
+tat = tat + k * interval
+redis.call('SET', KEYS[1], tostring(tat), 'PX', math.ceil(tat - now) + 1000)
+return {k, 0}
+`,
+  },
+
+  /**
+   * The lease holder stored its batch: forget it. KEYS: releasing, lease. ARGV: lease token.
+   * Returns 1, or 0 when the lease was lost meanwhile (the next holder stores the batch again).
+   */
+  pgLimitReleased: {
+    numberOfKeys: 2,
+    lua: `
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+return 1
+`,
+  },
 } as const;
 
 export type ScriptName = keyof typeof scripts;
