@@ -9,6 +9,7 @@ import { createRedis } from '../../common/redis/connection.js';
 import { redisKeys } from '../../common/redis/keys.js';
 import { claimIdempotencyKey } from '../../common/redis/messages.js';
 import { repoRoot, startRedis } from '../support/stack.js';
+import { publishAppLimits } from '../../common/ratelimit/releaser.js';
 import {
   APP,
   OTHER_APP,
@@ -323,6 +324,19 @@ describe('every row of PROTOCOL.md is produced by a real gateway', () => {
       );
       redis.disconnect();
       return push({ idempotencyKey: 'conform-3', body });
+    },
+    '429 deferred_queue_full': async () => {
+      // A RateLimitPolicy as the operator publishes it: 1/s, a deferred queue of one.
+      const redis = createRedis(redisUrl);
+      await publishAppLimits(redis, redisKeys(prefix), {
+        [OTHER_APP]: { ratePerSecond: 1, burst: 1, maxDeferred: 1 },
+      });
+      await redis.quit();
+      await new Promise((r) => setTimeout(r, 1500)); // gateways read the limits once a second
+      const other = { app: OTHER_APP, auth: basicAuth(OTHER_APP, OTHER_SECRET) };
+      await push(other); // goes now
+      await push(other); // deferred
+      return push(other);
     },
     '422 too_many_recipients': async () => {
       await Promise.all(['r1', 'r2'].map((d) => rawSession(gw.wsUrl, d).then((c) => c.ws.close())));
