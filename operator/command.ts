@@ -124,6 +124,8 @@ export const operatorCommand = defineCommand({
       metrics,
       log,
       probes: { host: config.probeHost, port: config.probePort },
+      ...(config.namespace ? { namespace: config.namespace } : {}),
+      resyncMs: config.resyncSeconds * 1000,
       ...(config.leaderElect
         ? {
             leaderElection: {
@@ -136,36 +138,25 @@ export const operatorCommand = defineCommand({
             },
           }
         : {}),
-      onStartedLeading: () => {
-        gateways.enqueueAll();
-        metricsAPIService.enqueue();
-      },
     });
-    const gateways = new PushGatewayController({
+    new PushGatewayController({
       client,
       manager,
-      metrics,
-      log,
       recorder: new EventRecorder(client, 'pushgate.dev/operator', identity, log),
       build: { defaultImage: config.image },
-      ...(config.namespace ? { namespace: config.namespace } : {}),
       workers: config.workers,
-      resyncMs: config.resyncSeconds * 1000,
     });
     const adapterService = parseAdapterServiceRef(config.metricsAdapterService);
-    const metricsAPIService = new MetricsAPIServiceController({
+    new MetricsAPIServiceController({
       client,
       manager,
-      metrics,
       log,
-      gateways: gateways.gateways,
       service: adapterService && {
         ...adapterService,
         ...(config.metricsAdapterCaFile
           ? { caBundle: readFileSync(config.metricsAdapterCaFile, 'utf8') }
           : {}),
       },
-      resyncMs: config.resyncSeconds * 1000,
     });
     log.info({ identity, namespace: config.namespace || '<all>', leaseNamespace }, 'operator starting');
     const signal = untilSignal();

@@ -1,18 +1,14 @@
+import type { Condition } from '../api/shared.js';
+
 /**
  * Status conditions as Kubernetes API conventions define them (metav1.Condition): one entry
  * per type; lastTransitionTime changes only when status changes, so `kubectl describe` shows
- * when something really happened rather than when the operator last looked.
+ * when something really happened rather than when the operator last looked. The one Condition
+ * type is the API's (operator/api/shared.ts), so what the helpers return is what the status
+ * schema declares.
  */
-export type ConditionStatus = 'True' | 'False' | 'Unknown';
-
-export interface Condition {
-  type: string;
-  status: ConditionStatus;
-  reason: string;
-  message: string;
-  lastTransitionTime: string;
-  observedGeneration?: number;
-}
+export type { Condition };
+export type ConditionStatus = Condition['status'];
 
 export type ConditionInput = Omit<Condition, 'lastTransitionTime'>;
 

@@ -42,6 +42,16 @@ export function apiListerWatcher(
 }
 
 export type InformerEvent = 'add' | 'update' | 'delete' | 'resync';
+
+/**
+ * Trims each object before it is cached (controller-runtime's TransformFunc): a cache of
+ * Pods or Secrets keeps only what a controller reads, so memory stays small and a Secret's
+ * values never sit in the operator's heap. `name` tells shared informers apart.
+ */
+export interface Transform {
+  name: string;
+  fn(obj: KubeObject): KubeObject;
+}
 export type InformerHandler<T extends KubeObject> = (event: InformerEvent, obj: T, old?: T) => void;
 
 export interface InformerOptions {
@@ -55,6 +65,7 @@ export interface InformerOptions {
   backoffMaxMs?: number;
   log: Logger;
   metrics?: OperatorMetrics;
+  transform?: Transform;
 }
 
 type WatchOutcome = { reason: 'closed' | 'gone' | 'stalled' | 'error' | 'stopped'; err?: Error };
@@ -81,7 +92,8 @@ export class Informer<T extends KubeObject = KubeObject> {
   private loop: Promise<void> | undefined;
   private syncWaiters: (() => void)[] = [];
   private lastContact = 0;
-  readonly opts: Required<Omit<InformerOptions, 'metrics'>> & { metrics?: OperatorMetrics };
+  readonly opts: Required<Omit<InformerOptions, 'metrics' | 'transform'>> &
+    Pick<InformerOptions, 'metrics' | 'transform'>;
 
   constructor(
     private readonly source: ListerWatcher,
@@ -141,6 +153,10 @@ export class Informer<T extends KubeObject = KubeObject> {
     await this.loop;
   }
 
+  private trim(obj: KubeObject): T {
+    return (this.opts.transform ? this.opts.transform.fn(obj) : obj) as T;
+  }
+
   private scheduleResync(): void {
     this.resyncTimer = setTimeout(
       () => {
@@ -180,7 +196,7 @@ export class Informer<T extends KubeObject = KubeObject> {
     this.lastContact = Date.now();
     const seen = new Set<string>();
     for (const raw of list.items) {
-      const obj = raw as T;
+      const obj = this.trim(raw);
       const key = objectKey(obj);
       seen.add(key);
       const old = this.cache.get(key);
@@ -272,7 +288,7 @@ export class Informer<T extends KubeObject = KubeObject> {
           if (status.code === 410) return finish({ reason: 'gone' });
           return finish({ reason: 'error', err: new Error(`watch ERROR ${status.code}: ${status.message}`) });
         }
-        const obj = e.object as T;
+        const obj = this.trim(e.object);
         const rv = obj.metadata?.resourceVersion;
         if (rv) box.rv = rv;
         if (e.type === 'BOOKMARK') return;

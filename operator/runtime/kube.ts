@@ -53,10 +53,11 @@ export class KubeApiError extends Error {
   constructor(
     readonly status: number,
     readonly reason: string,
-    message: string,
+    /** The API server's own message (the Status object's), without status code or path. */
+    readonly detail: string,
     readonly path: string,
   ) {
-    super(`${status} ${reason}: ${message} (${path})`);
+    super(`${status} ${reason}: ${detail} (${path})`);
   }
 }
 
@@ -257,7 +258,8 @@ export class KubeClient {
 
   /**
    * Server-side apply: the whole desired object, one field manager, `force` so this manager
-   * takes back fields someone else changed (we own these objects).
+   * takes back fields someone else changed (we own these objects). `dryRun` asks the API
+   * server to validate and admit the object without storing it.
    */
   apply<T extends KubeObject>(
     r: ResourceType,
@@ -266,12 +268,13 @@ export class KubeClient {
       fieldManager,
       force = true,
       subresource,
-    }: { fieldManager: string; force?: boolean; subresource?: string },
+      dryRun = false,
+    }: { fieldManager: string; force?: boolean; subresource?: string; dryRun?: boolean },
   ): Promise<T> {
     const name = obj.metadata?.name;
     if (!name) throw new Error(`apply ${r.kind}: metadata.name is required`);
     return this.request<T>('PATCH', resourcePath(r, obj.metadata?.namespace, name, subresource), {
-      query: { fieldManager, force },
+      query: { fieldManager, force, dryRun: dryRun ? 'All' : undefined },
       body: { ...obj, apiVersion: apiVersionOf(r), kind: r.kind },
       contentType: 'application/apply-patch+yaml',
     });

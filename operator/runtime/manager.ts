@@ -1,7 +1,7 @@
 import type { Logger } from '../../common/logger.js';
-import type { Controller } from './controller.js';
-import type { Informer } from './informer.js';
-import type { KubeClient } from './kube.js';
+import { Controller, type ControllerSpec } from './controller.js';
+import { Informer, apiListerWatcher, type Transform } from './informer.js';
+import type { KubeClient, ResourceType } from './kube.js';
 import { LeaderElector, type LeaderElectionOptions } from './leader.js';
 import type { OperatorMetrics } from './metrics.js';
 import { ProbeServer } from './server.js';
@@ -13,8 +13,12 @@ export interface ManagerOptions {
   /** Leader election; omitted = this process always leads (tests, single replica). */
   leaderElection?: Omit<LeaderElectionOptions, 'log' | 'onStartedLeading' | 'onStoppedLeading'>;
   probes?: { host: string; port: number };
-  /** Called when this replica starts leading, after controllers started (e.g. enqueue everything). */
-  onStartedLeading?(): void;
+  /** Watch one namespace only (namespaced kinds); undefined = all. */
+  namespace?: string;
+  /** Informers re-deliver every cached object this often (0 = never). */
+  resyncMs?: number;
+  /** Informers restart a watch that was silent this long. */
+  watchdogMs?: number;
 }
 
 /**
@@ -24,6 +28,7 @@ export interface ManagerOptions {
  */
 export class Manager {
   private informers: Informer[] = [];
+  private shared = new Map<string, Informer>();
   private controllers: Controller[] = [];
   private elector: LeaderElector | undefined;
   private server: ProbeServer | undefined;
@@ -37,14 +42,46 @@ export class Manager {
     );
   }
 
-  addInformer<T extends Informer>(informer: T): T {
-    this.informers.push(informer as unknown as Informer);
-    return informer;
+  /**
+   * The one informer of `kind` with this selector and transform, made on first use: two
+   * controllers that watch the same thing share one watch and one cache. Namespaced kinds
+   * are watched in the manager's namespace only.
+   */
+  informer(kind: ResourceType, o: { labelSelector?: string; transform?: Transform } = {}): Informer {
+    const id = `${kind.group}/${kind.plural}?${o.labelSelector ?? ''}#${o.transform?.name ?? ''}`;
+    let inf = this.shared.get(id);
+    if (!inf) {
+      const { client, log, metrics, namespace, resyncMs, watchdogMs } = this.o;
+      inf = new Informer(
+        apiListerWatcher(client, kind, {
+          ...(kind.namespaced && namespace ? { namespace } : {}),
+          ...(o.labelSelector ? { labelSelector: o.labelSelector } : {}),
+        }),
+        {
+          name: o.transform ? `${kind.plural}/${o.transform.name}` : kind.plural,
+          log,
+          metrics,
+          ...(resyncMs !== undefined ? { resyncMs } : {}),
+          ...(watchdogMs !== undefined ? { watchdogMs } : {}),
+          ...(o.transform ? { transform: o.transform } : {}),
+        },
+      );
+      this.shared.set(id, inf);
+      this.informers.push(inf);
+    }
+    return inf;
   }
 
-  addController(controller: Controller): Controller {
-    this.controllers.push(controller);
-    return controller;
+  /** Builds a controller from what it declares (for, owns, watches) and runs it while leading. */
+  controller(spec: ControllerSpec): Controller {
+    const c = new Controller(spec, {
+      informer: (kind, o) => this.informer(kind, o),
+      namespace: this.o.namespace,
+      log: this.o.log,
+      metrics: this.o.metrics,
+    });
+    this.controllers.push(c);
+    return c;
   }
 
   get isLeader(): boolean {
@@ -89,8 +126,8 @@ export class Manager {
     this.transitions = this.transitions.then(() => {
       this.leading = true;
       if (this.o.leaderElection) this.o.metrics.leader.set({ name: this.o.leaderElection.name }, 1);
+      // Each controller queues every key it knows when it starts: a new leader catches up.
       for (const c of this.controllers) c.start();
-      this.o.onStartedLeading?.();
     });
   }
 

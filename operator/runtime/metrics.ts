@@ -10,7 +10,7 @@ export class OperatorMetrics {
   readonly registry = new Registry();
   readonly reconcileTotal = new Counter({
     name: 'controller_runtime_reconcile_total',
-    help: 'Reconciles by controller and result (success, requeue, error).',
+    help: 'Reconciles by controller (the status path as <name>/status) and result (success, requeue, error, terminal).',
     labelNames: ['controller', 'result'] as const,
     registers: [this.registry],
   });
@@ -41,7 +41,7 @@ export class OperatorMetrics {
   });
   readonly enqueues = new Counter({
     name: 'pushgate_operator_enqueues_total',
-    help: 'Keys enqueued, by controller, what triggered it (the watched resource) and whether desired state is re-applied (apply) or only status recomputed (status).',
+    help: 'Keys enqueued, by controller, what triggered it (the watched resource, sync, leader-elected) and the path: sync (re-apply desired state) or status (only recompute status).',
     labelNames: ['controller', 'trigger', 'mode'] as const,
     registers: [this.registry],
   });

@@ -1,7 +1,12 @@
+import { StepError } from './errors.js';
+
+export { StepError };
+
 /**
  * A reconcile as an ordered list of steps (the EMQX operator's shape): each step returns
  * done (go on), requeue (stop here, come back later, e.g. waiting for a rollout) or throws
- * (stop here, retry with backoff). The runner names the failing step in the error.
+ * (stop here; a TerminalError is recorded, anything else retried with backoff). The runner
+ * wraps what a step throws in a StepError that names the step and keeps the error as cause.
  */
 export type StepResult = { kind: 'done' } | { kind: 'requeue'; afterMs: number; reason: string };
 
@@ -15,16 +20,6 @@ export const requeue = (afterMs: number, reason: string): StepResult => ({
 export interface Step<C> {
   name: string;
   run(ctx: C): Promise<StepResult>;
-}
-
-export class StepError extends Error {
-  override name = 'StepError';
-  constructor(
-    readonly step: string,
-    override readonly cause: unknown,
-  ) {
-    super(`step ${step}: ${cause instanceof Error ? cause.message : String(cause)}`);
-  }
 }
 
 export interface StepsOutcome {

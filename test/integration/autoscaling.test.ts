@@ -4,11 +4,8 @@ import { DeviceClient } from '../../client/device-client.js';
 import { signDeviceToken } from '../../common/protocol/token.js';
 import { parsePushGateway } from '../../operator/api/index.js';
 import { buildGatewayHPA } from '../../operator/controllers/pushgateway/builders.js';
-import {
-  LABEL_INSTANCE,
-  LABEL_REGION,
-  regionSelector,
-} from '../../operator/controllers/pushgateway/names.js';
+import { LABEL_INSTANCE } from '../../operator/identity.js';
+import { LABEL_REGION, regionSelector } from '../../operator/controllers/pushgateway/names.js';
 import { GATEWAY_CONNECTIONS_METRIC as METRIC } from '../../workloads/metrics-adapter/api.js';
 import {
   startAdapterBehindAggregator,

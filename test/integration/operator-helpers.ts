@@ -43,6 +43,12 @@ export async function createRedisSecret(client: KubeClient, namespace: string): 
     { metadata: { name: 'pushgate-redis', namespace }, stringData: { url: 'redis://127.0.0.1:6379' } },
     { fieldManager: 'test' },
   );
+  // The sample also names an apps Secret; without it the PushGateway is rightly not Ready.
+  await client.apply(
+    Resources.Secret,
+    { metadata: { name: 'pushgate-apps', namespace }, stringData: { shop: 'shop-secret-0123456789' } },
+    { fieldManager: 'test' },
+  );
 }
 
 export const applyPushGateway = (client: KubeClient, obj: KubeObject) =>

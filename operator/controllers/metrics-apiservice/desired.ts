@@ -3,7 +3,7 @@ import {
   buildMetricsAPIServices,
   type AdapterServiceRef,
 } from '../../../workloads/metrics-adapter/wiring.js';
-import { LABEL_MANAGED_BY, LABEL_PART_OF, MANAGED_BY } from '../pushgateway/names.js';
+import { LABEL_MANAGED_BY, LABEL_PART_OF, MANAGED_BY } from '../../identity.js';
 
 /**
  * Which custom.metrics.k8s.io APIServices the operator should hold, given the PushGateways it

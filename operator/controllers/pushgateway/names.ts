@@ -1,19 +1,30 @@
-import { API_VERSION, PUSH_GATEWAY, type PushGateway } from '../../api/index.js';
-import type { KubeObject, ObjectMeta, OwnerReference } from '../../runtime/kube.js';
+import { API_VERSION, GROUP, PUSH_GATEWAY, VERSION, type PushGateway } from '../../api/index.js';
+import {
+  LABEL_COMPONENT,
+  LABEL_INSTANCE,
+  LABEL_MANAGED_BY,
+  LABEL_NAME,
+  LABEL_PART_OF,
+  MANAGED_BY,
+} from '../../identity.js';
+import type { KubeObject, ObjectMeta, OwnerReference, ResourceType } from '../../runtime/kube.js';
+import { ownerKeyOf as runtimeOwnerKeyOf } from '../../runtime/owners.js';
 
 /**
  * Names, labels and owner references of everything a PushGateway owns, in one place: the
- * builders, the pruner and the status computer all find children by these.
+ * builders, the pruner and the status computer all find children by these. The operator-wide
+ * marks (field manager, managed-by label and selector) are in operator/identity.ts.
  */
 
-export const FIELD_MANAGER = 'pushgate-operator';
-export const MANAGED_BY = 'pushgate-operator';
+/** Where PushGateways live in the API. */
+export const PushGatewayResource: ResourceType = {
+  group: GROUP,
+  version: VERSION,
+  kind: PUSH_GATEWAY.kind,
+  plural: PUSH_GATEWAY.plural,
+  namespaced: true,
+};
 
-export const LABEL_NAME = 'app.kubernetes.io/name';
-export const LABEL_INSTANCE = 'app.kubernetes.io/instance';
-export const LABEL_COMPONENT = 'app.kubernetes.io/component';
-export const LABEL_MANAGED_BY = 'app.kubernetes.io/managed-by';
-export const LABEL_PART_OF = 'app.kubernetes.io/part-of';
 /** The PushGateway a child belongs to (its name; the namespace is the child's own). */
 export const LABEL_GATEWAY = 'pushgate.dev/gateway';
 /** For cluster-scoped children, which cannot carry an owner reference to a namespaced owner. */
@@ -25,9 +36,6 @@ export const ANNOTATION_CONFIG_HASH = 'pushgate.dev/config-hash';
 
 /** The per-pod metric the HPA scales on (served by the pushgate metrics adapter or prometheus-adapter). */
 export const CONNECTIONS_METRIC = 'pushgate_gateway_connections';
-
-/** Every child the operator manages carries this label; informers select on it. */
-export const MANAGED_SELECTOR = `${LABEL_MANAGED_BY}=${MANAGED_BY}`;
 
 export type Component = 'gateway' | 'node-tuner' | 'config' | 'rbac';
 
@@ -90,14 +98,9 @@ export function childMeta(
   };
 }
 
+/** Cluster-scoped children (and pods) name their PushGateway by these labels. */
+export const OWNER_LABELS = { name: LABEL_GATEWAY, namespace: LABEL_GATEWAY_NAMESPACE };
+
 /** The `namespace/name` key of the PushGateway that owns `child`, or undefined if none does. */
-export function ownerKeyOf(child: KubeObject): string | undefined {
-  const meta = child.metadata;
-  const ref = meta?.ownerReferences?.find(
-    (r) => r.controller && r.kind === PUSH_GATEWAY.kind && r.apiVersion === API_VERSION,
-  );
-  if (ref && meta?.namespace) return `${meta.namespace}/${ref.name}`;
-  const gw = meta?.labels?.[LABEL_GATEWAY];
-  const ns = meta?.labels?.[LABEL_GATEWAY_NAMESPACE] ?? meta?.namespace;
-  return gw && ns ? `${ns}/${gw}` : undefined;
-}
+export const ownerKeyOf = (child: KubeObject): string | undefined =>
+  runtimeOwnerKeyOf(child, PushGatewayResource, OWNER_LABELS);

@@ -1,9 +1,20 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- manifests are untyped JSON */
 import { describe, expect, it } from 'vitest';
 import { parsePushGateway, type PushGateway } from '../../api/index.js';
-import { computeStatus, observeRegion, parseQuantity, type ObservedChildren } from './status.js';
+import {
+  computeStatus,
+  observeRegion,
+  parseQuantity,
+  stuckContainers,
+  type ObservedChildren,
+  type StatusInput,
+} from './status.js';
 
 const now = new Date('2026-01-01T00:00:00Z');
+
+/** computeStatus of a parsed PushGateway, its generation and stored status taken from it. */
+const status = (o: Omit<StatusInput, 'generation' | 'previous'> & { gw: PushGateway }) =>
+  computeStatus({ generation: o.gw.metadata.generation ?? 0, previous: o.gw.status, ...o });
 const later = new Date('2026-01-01T00:10:00Z');
 
 function gw(extra: Record<string, any> = {}, status?: any): PushGateway {
@@ -81,7 +92,7 @@ describe('observeRegion', () => {
 
 describe('computeStatus', () => {
   it('Ready with per-region counts when every region is ready', () => {
-    const st = computeStatus({ gw: gw(), children: children(dep(2, {}), dep(1, {})), now });
+    const st = status({ gw: gw(), children: children(dep(2, {}), dep(1, {})), now });
     expect(st.observedGeneration).toBe(3);
     expect(st.readyRegions).toBe('2/2');
     expect(st.regions).toEqual([
@@ -96,7 +107,7 @@ describe('computeStatus', () => {
   });
 
   it('not Ready and Progressing while a region is missing or scaling; says which', () => {
-    const st = computeStatus({ gw: gw(), children: children(dep(1, {}), undefined), now });
+    const st = status({ gw: gw(), children: children(dep(1, {}), undefined), now });
     const ready = st.conditions!.find((c) => c.type === 'Ready')!;
     expect(ready).toMatchObject({ status: 'False', reason: 'RegionsNotReady' });
     expect(ready.message).toMatch(/a: 1\/2 pods/);
@@ -109,10 +120,10 @@ describe('computeStatus', () => {
   });
 
   it('Degraded on an apply error or a stuck rollout', () => {
-    const st = computeStatus({
+    const st = status({
       gw: gw(),
       children: children(dep(2, {}), dep(1, {})),
-      applyError: 'step apply: 403 Forbidden',
+      failure: { reason: 'ApplyFailed', message: 'step apply: 403 Forbidden', terminal: false },
       now,
     });
     expect(st.conditions!.find((c) => c.type === 'Degraded')).toMatchObject({
@@ -126,7 +137,7 @@ describe('computeStatus', () => {
     const stuck = dep(2, {
       conditions: [{ type: 'ReplicaFailure', status: 'True', message: 'quota exceeded' }],
     });
-    const st2 = computeStatus({ gw: gw(), children: children(stuck, dep(1, {})), now });
+    const st2 = status({ gw: gw(), children: children(stuck, dep(1, {})), now });
     expect(st2.conditions!.find((c) => c.type === 'Degraded')).toMatchObject({
       status: 'True',
       reason: 'RolloutFailed',
@@ -144,7 +155,7 @@ describe('computeStatus', () => {
         updatedNumberScheduled: 6,
       },
     });
-    const notYet = computeStatus({
+    const notYet = status({
       gw: g,
       children: children(dep(2, {}), dep(1, {}), { nodeTuner: ds(4) }),
       now,
@@ -154,7 +165,7 @@ describe('computeStatus', () => {
       reason: 'NodeTunerNotReady',
       message: 'node tuner 4/6 pods ready',
     });
-    const done = computeStatus({
+    const done = status({
       gw: g,
       children: children(dep(2, {}), dep(1, {}), { nodeTuner: ds(6) }),
       now,
@@ -163,12 +174,117 @@ describe('computeStatus', () => {
   });
 
   it('keeps lastTransitionTime of unchanged conditions, so an idle operator computes an identical status', () => {
-    const first = computeStatus({ gw: gw(), children: children(dep(2, {}), dep(1, {})), now });
-    const second = computeStatus({
+    const first = status({ gw: gw(), children: children(dep(2, {}), dep(1, {})), now });
+    const second = status({
       gw: gw({}, first),
       children: children(dep(2, {}), dep(1, {})),
       now: later,
     });
     expect(second).toEqual(first);
+  });
+
+  it('a terminal failure stops Progressing (False, with its reason) and Degrades; a transient one retries', () => {
+    const terminal = status({
+      gw: gw(),
+      children: children(dep(2, {}), dep(1, {})),
+      failure: {
+        reason: 'ApplyFailed',
+        message: 'the API server refuses the Deployment g-a',
+        terminal: true,
+      },
+      now,
+    });
+    expect(terminal.conditions!.map((c) => [c.type, c.status, c.reason])).toEqual([
+      ['Ready', 'False', 'ApplyFailed'],
+      ['Progressing', 'False', 'ApplyFailed'],
+      ['Degraded', 'True', 'ApplyFailed'],
+    ]);
+    const transient = status({
+      gw: gw(),
+      children: children(dep(2, {}), dep(1, {})),
+      failure: { reason: 'ApplyFailed', message: 'connect ECONNREFUSED', terminal: false },
+      now,
+    });
+    expect(transient.conditions!.find((c) => c.type === 'Progressing')).toMatchObject({
+      status: 'True',
+      reason: 'Retrying',
+    });
+  });
+
+  it('a spec that does not parse: the same three conditions from the one computer, the rest of the status kept', () => {
+    const previous = status({ gw: gw(), children: children(dep(2, {}), dep(1, {})), now });
+    const st = computeStatus({
+      generation: 4,
+      previous,
+      gw: undefined,
+      children: { deployments: new Map(), hpas: new Map() },
+      failure: { reason: 'InvalidSpec', message: 'spec.regions: too small', terminal: true },
+      now: later,
+    });
+    expect(st.conditions!.map((c) => [c.type, c.status, c.reason, c.observedGeneration])).toEqual([
+      ['Ready', 'False', 'InvalidSpec', 4],
+      ['Progressing', 'False', 'InvalidSpec', 4],
+      ['Degraded', 'True', 'InvalidSpec', 4],
+    ]);
+    expect(st.regions).toEqual(previous.regions);
+    expect(st.observedGeneration).toBe(4);
+  });
+
+  it('not Ready while a Secret the pods read is missing or lacks its key; the message says how to create it', () => {
+    const g = gw({ apps: { secretName: 'apps' } });
+    const with_ = (secrets: [string, string[] | undefined][]) =>
+      status({ gw: g, children: children(dep(2, {}), dep(1, {}), { secrets: new Map(secrets) }), now });
+    const missing = with_([
+      ['s', undefined],
+      ['apps', ['demo']],
+    ]);
+    expect(missing.conditions!.find((c) => c.type === 'Ready')).toMatchObject({
+      status: 'False',
+      reason: 'SecretMissing',
+    });
+    const degraded = missing.conditions!.find((c) => c.type === 'Degraded')!;
+    expect(degraded).toMatchObject({ status: 'True', reason: 'SecretMissing' });
+    expect(degraded.message).toMatch(/Secret s \(spec\.redis\.secretName\) does not exist in namespace n/);
+    expect(degraded.message).toMatch(/kubectl -n n create secret generic s --from-literal=url=/);
+    const noKey = with_([
+      ['s', ['other']],
+      ['apps', undefined],
+    ]);
+    const msg = noKey.conditions!.find((c) => c.type === 'Ready')!.message;
+    expect(msg).toMatch(/Secret s \(spec\.redis\.secretName\) has no key url/);
+    expect(msg).toMatch(/Secret apps \(spec\.apps\.secretName\) does not exist/);
+    const fine = with_([
+      ['s', ['url']],
+      ['apps', ['demo']],
+    ]);
+    expect(fine.conditions!.find((c) => c.type === 'Ready')?.status).toBe('True');
+  });
+
+  it('pods that cannot start: region not ready, Degraded PodsFailing naming pod, container and reason', () => {
+    const pod = (name: string, reason?: string) => ({
+      metadata: { name },
+      status: {
+        containerStatuses: [
+          {
+            name: 'gateway',
+            ...(reason ? { state: { waiting: { reason, message: 'back-off pulling' } } } : {}),
+          },
+        ],
+      },
+    });
+    expect(stuckContainers([pod('p1', 'ContainerCreating'), pod('p2')])).toEqual([]);
+    const st = status({
+      gw: gw(),
+      children: children(dep(2, { readyReplicas: 1 }), dep(1, {}), {
+        pods: new Map([['a', [pod('g-a-1', 'ImagePullBackOff'), pod('g-a-2')]]]),
+      }),
+      now,
+    });
+    expect(st.conditions!.find((c) => c.type === 'Degraded')).toMatchObject({
+      status: 'True',
+      reason: 'PodsFailing',
+      message: 'a: pods cannot start: g-a-1/gateway: ImagePullBackOff (back-off pulling)',
+    });
+    expect(st.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False' });
   });
 });

@@ -1,5 +1,5 @@
 import type { PushGateway, PushGatewayStatus } from '../../api/index.js';
-import { setConditions, type Condition, type ConditionInput } from '../../runtime/conditions.js';
+import { setConditions, type ConditionInput } from '../../runtime/conditions.js';
 import type { KubeObject } from '../../runtime/kube.js';
 
 /**
@@ -7,6 +7,9 @@ import type { KubeObject } from '../../runtime/kube.js';
  * pure function: children and the previous status in, status out). Conditions follow the
  * EMQX operator: Ready (every region has its pods ready, the node tuner too), Progressing
  * (something is rolling out or scaling), Degraded (something is wrong that waiting will not fix).
+ * A spec that cannot be built, a Secret the pods need that does not exist, pods that cannot
+ * start all keep Ready=False and say, in the
+ * condition's message, what to do.
  */
 
 interface DeploymentLike extends KubeObject {
@@ -37,15 +40,32 @@ interface DaemonSetLike extends KubeObject {
   };
 }
 
+/** A gateway pod as the operator caches it (see podWaitingTransform): only why containers wait. */
+export interface PodLike extends KubeObject {
+  status?: {
+    containerStatuses?: ContainerStatusLike[];
+    initContainerStatuses?: ContainerStatusLike[];
+  };
+}
+interface ContainerStatusLike {
+  name: string;
+  state?: { waiting?: { reason?: string; message?: string } };
+}
+
 export interface ObservedChildren {
   /** Per region name: its Deployment, or undefined if it does not exist (yet). */
   deployments: Map<string, DeploymentLike | undefined>;
   hpas: Map<string, HPALike | undefined>;
+  /** Per region name: its gateway pods. */
+  pods?: Map<string, PodLike[]>;
   /** undefined when node tuning is off or the DaemonSet does not exist yet. */
   nodeTuner?: DaemonSetLike;
+  /** Per Secret name the spec refers to: its key names, or undefined when it does not exist. */
+  secrets?: Map<string, string[] | undefined>;
 }
 
-export type RegionState = 'Ready' | 'Missing' | 'RollingOut' | 'ScalingUp' | 'PodsNotReady' | 'Failed';
+export type RegionState =
+  'Ready' | 'Missing' | 'RollingOut' | 'ScalingUp' | 'PodsNotReady' | 'PodsFailing' | 'Failed';
 
 export interface RegionObservation {
   name: string;
@@ -65,11 +85,61 @@ export function parseQuantity(q: string | undefined): number {
   return Number(m[1]) * mult;
 }
 
+/**
+ * Why containers of these pods cannot start, as `pod/container: reason (message)`; only the
+ * waiting reasons that do not clear by themselves (a pod that is merely starting says
+ * ContainerCreating or PodInitializing, which are not listed).
+ */
+const STUCK_REASONS = new Set([
+  'ImagePullBackOff',
+  'ErrImagePull',
+  'InvalidImageName',
+  'ErrImageNeverPull',
+  'CrashLoopBackOff',
+  'CreateContainerConfigError',
+  'CreateContainerError',
+  'RunContainerError',
+]);
+
+export function stuckContainers(pods: readonly PodLike[]): string[] {
+  const out: string[] = [];
+  for (const p of pods) {
+    for (const c of [...(p.status?.initContainerStatuses ?? []), ...(p.status?.containerStatuses ?? [])]) {
+      const w = c.state?.waiting;
+      if (w?.reason && STUCK_REASONS.has(w.reason))
+        out.push(`${p.metadata?.name}/${c.name}: ${w.reason}${w.message ? ` (${w.message})` : ''}`);
+    }
+  }
+  return out;
+}
+
+/** Keeps of a Pod only its name, labels and why its containers wait (the informer's transform). */
+export function podWaitingTransform(obj: KubeObject): KubeObject {
+  const pod = obj as PodLike;
+  const slim = (cs: ContainerStatusLike[] | undefined) =>
+    cs?.map((c) => ({ name: c.name, ...(c.state?.waiting ? { state: { waiting: c.state.waiting } } : {}) }));
+  const m = obj.metadata;
+  return {
+    metadata: {
+      name: m?.name,
+      namespace: m?.namespace,
+      resourceVersion: m?.resourceVersion,
+      labels: m?.labels,
+      ...(m?.deletionTimestamp ? { deletionTimestamp: m.deletionTimestamp } : {}),
+    },
+    status: {
+      containerStatuses: slim(pod.status?.containerStatuses),
+      initContainerStatuses: slim(pod.status?.initContainerStatuses),
+    },
+  };
+}
+
 export function observeRegion(
   name: string,
   minReplicas: number,
   deployment: DeploymentLike | undefined,
   hpa: HPALike | undefined,
+  pods: readonly PodLike[] = [],
 ): RegionObservation {
   if (!deployment)
     return {
@@ -95,6 +165,9 @@ export function observeRegion(
       (c.type === 'ReplicaFailure' && c.status === 'True'),
   );
   if (failed) return { ...base, state: 'Failed', message: failed.message ?? failed.reason ?? failed.type };
+  const stuck = stuckContainers(pods);
+  if (stuck.length)
+    return { ...base, state: 'PodsFailing', message: `pods cannot start: ${stuck.join('; ')}` };
   const generation = deployment.metadata?.generation ?? 0;
   if ((st.observedGeneration ?? 0) < generation || (st.updatedReplicas ?? 0) < want || replicas > want) {
     return { ...base, state: 'RollingOut', message: `${st.updatedReplicas ?? 0}/${want} pods updated` };
@@ -106,25 +179,101 @@ export function observeRegion(
       message: `${want}/${minReplicas} pods (autoscaler scaling to its minimum)`,
     };
   if (ready < want) return { ...base, state: 'PodsNotReady', message: `${ready}/${want} pods ready` };
+
   return { ...base, state: 'Ready', message: `${ready}/${want} pods ready` };
 }
 
+/** How the last sync ended when it did not succeed (from the runtime's typed error). */
+export interface SyncFailure {
+  /** CamelCase: InvalidSpec, ApplyFailed. */
+  reason: string;
+  message: string;
+  /** true = retrying cannot fix it: the operator waits for the spec to change. */
+  terminal: boolean;
+}
+
 export interface StatusInput {
-  gw: PushGateway;
+  /** metadata.generation of the PushGateway. */
+  generation: number;
+  /** The status as stored (its conditions keep their transition times). */
+  previous: PushGatewayStatus | undefined;
+  /** The parsed spec; undefined when it does not parse (then `failure` says why). */
+  gw: PushGateway | undefined;
   children: ObservedChildren;
-  /** The error of the apply steps in this reconcile, if any. */
-  applyError?: string;
+  failure?: SyncFailure;
   now: Date;
 }
 
-export function computeStatus({ gw, children, applyError, now }: StatusInput): PushGatewayStatus {
-  const generation = gw.metadata.generation ?? 0;
+/** The Secrets a PushGateway's pods read, with the keys they need and how to create them. */
+export function secretProblems(gw: PushGateway, secrets: Map<string, string[] | undefined>): string[] {
+  const ns = gw.metadata.namespace;
+  const problems: string[] = [];
+  const { secretName, key } = gw.spec.redis;
+  const redisKeys = secrets.get(secretName);
+  if (!redisKeys)
+    problems.push(
+      `Secret ${secretName} (spec.redis.secretName) does not exist in namespace ${ns}; the gateways cannot reach Redis without it: kubectl -n ${ns} create secret generic ${secretName} --from-literal=${key}=redis://HOST:6379`,
+    );
+  else if (!redisKeys.includes(key))
+    problems.push(
+      `Secret ${secretName} (spec.redis.secretName) has no key ${key} (spec.redis.key); add the Redis URL under that key`,
+    );
+  const apps = gw.spec.apps?.secretName;
+  if (apps) {
+    const appKeys = secrets.get(apps);
+    if (!appKeys)
+      problems.push(
+        `Secret ${apps} (spec.apps.secretName) does not exist in namespace ${ns}; the gateways serve no app without it: kubectl -n ${ns} create secret generic ${apps} --from-literal=APP_ID=APP_SECRET`,
+      );
+    else if (appKeys.length === 0)
+      problems.push(`Secret ${apps} (spec.apps.secretName) is empty; add one key per app (app id = secret)`);
+  }
+  return problems;
+}
+
+export function computeStatus({
+  generation,
+  previous,
+  gw,
+  children,
+  failure,
+  now,
+}: StatusInput): PushGatewayStatus {
+  const og = { observedGeneration: generation };
+  const conditions: ConditionInput[] = [];
+  const prev = previous?.conditions ?? [];
+
+  if (!gw) {
+    // The spec does not parse: the children of the last good spec stay as they are; say why.
+    const f = failure ?? { reason: 'InvalidSpec', message: 'the spec does not parse', terminal: true };
+    conditions.push(
+      { type: 'Ready', status: 'False', reason: f.reason, message: f.message, ...og },
+      {
+        type: 'Progressing',
+        status: 'False',
+        reason: f.reason,
+        message: 'stopped until the spec is fixed',
+        ...og,
+      },
+      { type: 'Degraded', status: 'True', reason: f.reason, message: f.message, ...og },
+    );
+    return { ...previous, observedGeneration: generation, conditions: setConditions(prev, conditions, now) };
+  }
+
   const regions = gw.spec.regions.map((r) =>
-    observeRegion(r.name, r.minReplicas, children.deployments.get(r.name), children.hpas.get(r.name)),
+    observeRegion(
+      r.name,
+      r.minReplicas,
+      children.deployments.get(r.name),
+      children.hpas.get(r.name),
+      children.pods?.get(r.name),
+    ),
   );
   const readyRegions = regions.filter((r) => r.state === 'Ready');
   const notReady = regions.filter((r) => r.state !== 'Ready');
   const failedRegions = regions.filter((r) => r.state === 'Failed');
+  const failingPods = regions.filter((r) => r.state === 'PodsFailing');
+  const secrets = children.secrets ? secretProblems(gw, children.secrets) : [];
 
   let tunerProblem: string | undefined;
   if (gw.spec.nodeTuning.enabled) {
@@ -142,10 +291,23 @@ export function computeStatus({ gw, children, applyError, now }: StatusInput): P
   }
 
   const describe = (rs: RegionObservation[]) => rs.map((r) => `${r.name}: ${r.message}`).join('; ');
-  const conditions: ConditionInput[] = [];
-  const og = { observedGeneration: generation };
-  if (applyError) {
-    conditions.push({ type: 'Ready', status: 'False', reason: 'ApplyFailed', message: applyError, ...og });
+  // Ready: the first thing in this order that is wrong.
+  if (failure) {
+    conditions.push({
+      type: 'Ready',
+      status: 'False',
+      reason: failure.reason,
+      message: failure.message,
+      ...og,
+    });
+  } else if (secrets.length) {
+    conditions.push({
+      type: 'Ready',
+      status: 'False',
+      reason: 'SecretMissing',
+      message: secrets.join('; '),
+      ...og,
+    });
   } else if (notReady.length > 0) {
     conditions.push({
       type: 'Ready',
@@ -171,6 +333,8 @@ export function computeStatus({ gw, children, applyError, now }: StatusInput): P
       ...og,
     });
   }
+
+  // Progressing: moving towards the spec; False with the failure's reason when stopped.
   const progressing = notReady.filter(
     (r) =>
       r.state === 'RollingOut' ||
@@ -178,26 +342,58 @@ export function computeStatus({ gw, children, applyError, now }: StatusInput): P
       r.state === 'Missing' ||
       r.state === 'PodsNotReady',
   );
-  conditions.push(
-    progressing.length > 0 || (tunerProblem && !applyError)
-      ? {
-          type: 'Progressing',
-          status: 'True',
-          reason: 'RollingOut',
-          message: describe(progressing) || tunerProblem || '',
-          ...og,
-        }
-      : {
-          type: 'Progressing',
-          status: 'False',
-          reason: 'Settled',
-          message: 'every region matches the spec',
-          ...og,
-        },
-  );
-  if (applyError)
-    conditions.push({ type: 'Degraded', status: 'True', reason: 'ApplyFailed', message: applyError, ...og });
-  else if (failedRegions.length) {
+  if (failure?.terminal) {
+    conditions.push({
+      type: 'Progressing',
+      status: 'False',
+      reason: failure.reason,
+      message: 'stopped until the spec is fixed',
+      ...og,
+    });
+  } else if (failure) {
+    conditions.push({
+      type: 'Progressing',
+      status: 'True',
+      reason: 'Retrying',
+      message: `retrying with backoff: ${failure.message}`,
+      ...og,
+    });
+  } else if (progressing.length > 0 || tunerProblem) {
+    conditions.push({
+      type: 'Progressing',
+      status: 'True',
+      reason: 'RollingOut',
+      message: describe(progressing) || tunerProblem || '',
+      ...og,
+    });
+  } else {
+    conditions.push({
+      type: 'Progressing',
+      status: 'False',
+      reason: 'Settled',
+      message: 'every region matches the spec',
+      ...og,
+    });
+  }
+
+  // Degraded: wrong in a way that waiting will not fix.
+  if (failure)
+    conditions.push({
+      type: 'Degraded',
+      status: 'True',
+      reason: failure.reason,
+      message: failure.message,
+      ...og,
+    });
+  else if (secrets.length)
+    conditions.push({
+      type: 'Degraded',
+      status: 'True',
+      reason: 'SecretMissing',
+      message: secrets.join('; '),
+      ...og,
+    });
+  else if (failedRegions.length)
     conditions.push({
       type: 'Degraded',
       status: 'True',
@@ -205,9 +401,16 @@ export function computeStatus({ gw, children, applyError, now }: StatusInput): P
       message: describe(failedRegions),
       ...og,
     });
-  } else conditions.push({ type: 'Degraded', status: 'False', reason: 'AsExpected', message: '', ...og });
+  else if (failingPods.length)
+    conditions.push({
+      type: 'Degraded',
+      status: 'True',
+      reason: 'PodsFailing',
+      message: describe(failingPods),
+      ...og,
+    });
+  else conditions.push({ type: 'Degraded', status: 'False', reason: 'AsExpected', message: '', ...og });
 
-  const prev = (gw.status?.conditions ?? []) as Condition[];
   return {
     observedGeneration: generation,
     conditions: setConditions(prev, conditions, now),
