@@ -22,13 +22,14 @@ import { PushGatewayResource } from '../../operator/controllers/pushgateway/cont
 import { repoRoot, startCluster, type StartedCluster } from '../../test/support/stack.js';
 import {
   clientFor,
-  createRedisSecret,
+  createGatewaySecrets,
   installCRDs,
   metricSum,
   probe,
   startOperator,
   type OperatorProcess,
-} from '../../test/integration/operator-helpers.js';
+} from '../../test/support/operator.js';
+import { parsePrometheusText } from '../../test/support/prometheus.js';
 import { progress, report, type BenchRow } from './report.js';
 
 interface Args {
@@ -104,10 +105,10 @@ async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<unkno
 async function enqueueCounts(port: number): Promise<Map<string, number>> {
   const { body } = await probe(port, '/metrics');
   const out = new Map<string, number>();
-  for (const m of body.matchAll(/^pushgate_operator_enqueues_total\{([^}]*)\} ([0-9.e+]+)$/gm)) {
-    const trigger = /trigger="([^"]*)"/.exec(m[1]!)?.[1];
-    const mode = /mode="([^"]*)"/.exec(m[1]!)?.[1];
-    out.set(`${trigger}/${mode}`, Number(m[2]));
+  for (const s of parsePrometheusText(body)) {
+    if (s.name !== 'pushgate_operator_enqueues_total') continue;
+    const k = `${s.labels.trigger}/${s.labels.mode}`;
+    out.set(k, (out.get(k) ?? 0) + s.value);
   }
   return out;
 }
@@ -138,7 +139,7 @@ async function runOnce(
 ): Promise<RunResult> {
   const ns = `bench-op-${count}-${Date.now().toString(36)}`;
   await client.create(Resources.Namespace, { metadata: { name: ns } });
-  await createRedisSecret(client, ns);
+  await createGatewaySecrets(client, ns);
   const op: OperatorProcess = startOperator(
     kubeconfig,
     ['--namespace', ns, '--lease-namespace', ns],
@@ -201,16 +202,14 @@ async function runOnce(
       requests: await metricSum(
         port,
         'pushgate_operator_api_requests_total',
-        (l) => !l.includes('resource="leases"') && !l.includes('verb="WATCH"'),
+        (l) => l.resource !== 'leases' && l.verb !== 'WATCH',
       ),
       writes: await metricSum(
         port,
         'pushgate_operator_api_requests_total',
-        (l) => !l.includes('resource="leases"') && /verb="(APPLY|PATCH|POST|PUT|DELETE)"/.test(l),
+        (l) => l.resource !== 'leases' && /^(APPLY|PATCH|POST|PUT|DELETE)$/.test(l.verb ?? ''),
       ),
-      lease: await metricSum(port, 'pushgate_operator_api_requests_total', (l) =>
-        l.includes('resource="leases"'),
-      ),
+      lease: await metricSum(port, 'pushgate_operator_api_requests_total', (l) => l.resource === 'leases'),
       reconciles: await metricSum(port, 'controller_runtime_reconcile_total'),
       triggers: await enqueueCounts(port),
     });

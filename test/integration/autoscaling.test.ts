@@ -7,13 +7,10 @@ import { buildGatewayHPA } from '../../operator/controllers/pushgateway/builders
 import { LABEL_INSTANCE } from '../../operator/identity.js';
 import { LABEL_REGION, regionSelector } from '../../operator/controllers/pushgateway/names.js';
 import { GATEWAY_CONNECTIONS_METRIC as METRIC } from '../../workloads/metrics-adapter/api.js';
-import {
-  startAdapterBehindAggregator,
-  type RunningAdapter,
-} from '../../workloads/metrics-adapter/testing/harness.js';
+import { startAdapterBehindAggregator, type RunningAdapter } from '../support/metrics-adapter.js';
 import { createTestNamespace, eventually, testKubeConfig } from '../support/k8s.js';
 import { kubectl } from '../support/stack.js';
-import { APP, SECRET, startGatewayProcess, stopGateway, type GatewayProcess } from './gateway-harness.js';
+import { APP, SECRET, startGatewayProcess, stopGateway, type GatewayProcess } from '../support/gateway.js';
 
 /**
  * The whole autoscaling loop with real parts: kube-controller-manager's HPA controller reads

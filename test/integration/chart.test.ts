@@ -10,13 +10,13 @@ import { createTestNamespace, eventually, testKubeConfig } from '../support/k8s.
 import {
   applyPushGateway,
   clientFor,
-  createRedisSecret,
+  createGatewaySecrets,
   installCRDs,
   isReady,
   samplePushGateway,
   startOperator,
   type OperatorProcess,
-} from './operator-helpers.js';
+} from '../support/operator.js';
 import { inject } from 'vitest';
 import YAML from 'yaml';
 import { CATEGORY, PUSH_GATEWAY, crdName } from '../../operator/api/index.js';
@@ -89,7 +89,7 @@ async function kubeconformSchemas(kubeconfig: string, dir: string): Promise<numb
  */
 describe('Helm chart', () => {
   const kubeconfig = inject('kubeconfig');
-  const kc = testKubeConfig();
+  const kc = testKubeConfig(inject('kubeconfig'));
   const core = kc.makeApiClient(k8s.CoreV1Api);
   let releaseNs: string;
   let appNs: string;
@@ -439,7 +439,7 @@ describe('Helm chart', () => {
       { POD_NAMESPACE: releaseNs },
     );
     const admin = clientFor(kubeconfig);
-    await createRedisSecret(admin, appNs);
+    await createGatewaySecrets(admin, appNs);
     await applyPushGateway(admin, samplePushGateway(appNs, 'chart'));
     const status = await eventually(() => isReady(admin, appNs, 'chart'), {
       what: 'PushGateway Ready under the chart RBAC',

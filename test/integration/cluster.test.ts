@@ -1,5 +1,5 @@
 import * as k8s from '@kubernetes/client-node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createTestNamespace, eventually, testKubeConfig } from '../support/k8s.js';
 
 /**
@@ -8,7 +8,7 @@ import { createTestNamespace, eventually, testKubeConfig } from '../support/k8s.
  * once their Deployment is gone.
  */
 describe('local control plane', () => {
-  const kc = testKubeConfig();
+  const kc = testKubeConfig(inject('kubeconfig'));
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const apps = kc.makeApiClient(k8s.AppsV1Api);
   let namespace: string;

@@ -19,7 +19,7 @@ import {
   uniquePrefix,
   until,
   type GatewayProcess,
-} from './gateway-harness.js';
+} from '../support/gateway.js';
 
 /**
  * Hostile and malformed input against a real gateway process: every case is answered with the

@@ -1,6 +1,5 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -14,21 +13,10 @@ import {
   uniquePrefix,
   until,
   type GatewayProcess,
-} from './gateway-harness.js';
+} from '../support/gateway.js';
+import { freePort } from '../support/net.js';
 
 const run = promisify(execFile);
-
-async function freePort(): Promise<number> {
-  for (;;) {
-    const port = await new Promise<number>((resolve) => {
-      const srv = net.createServer().listen(0, '127.0.0.1', () => {
-        const p = (srv.address() as net.AddressInfo).port;
-        srv.close(() => resolve(p));
-      });
-    });
-    if (port < 50000) return port; // the cluster bus listens on port + 10000
-  }
-}
 
 /**
  * The same gateway code on a real 3-node Redis Cluster (three redis-server processes in
@@ -47,7 +35,7 @@ describe('gateway on Redis Cluster', () => {
 
   beforeAll(async () => {
     for (let i = 0; i < 3; i++) {
-      const port = await freePort();
+      const port = await freePort({ below: 50000 }); // the cluster bus listens on port + 10000
       ports.push(port);
       nodes.push(
         spawn(

@@ -14,7 +14,7 @@ import {
   uniquePrefix,
   until,
   type GatewayProcess,
-} from './gateway-harness.js';
+} from '../support/gateway.js';
 
 /**
  * Two real gateway processes on one real Redis, devices on both (client library over real

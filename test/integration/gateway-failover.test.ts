@@ -10,7 +10,7 @@ import {
   uniquePrefix,
   until,
   type GatewayProcess,
-} from './gateway-harness.js';
+} from '../support/gateway.js';
 
 /**
  * Gateway loss and restart: `kill -9` of a gateway in the middle of a push stream loses

@@ -14,14 +14,11 @@ import {
   until,
   type GatewayProcess,
   type RawConnection,
-} from './gateway-harness.js';
+} from '../support/gateway.js';
+import { scrapeSum } from '../support/prometheus.js';
 
-async function metric(g: GatewayProcess, name: string): Promise<number> {
-  const text = await (await fetch(`${g.httpUrl}/metrics`)).text();
-  let sum = 0;
-  for (const line of text.split('\n')) if (line.startsWith(name)) sum += Number(line.split(' ').pop());
-  return sum;
-}
+const metric = (g: GatewayProcess, name: string, labels: Record<string, string> = {}) =>
+  scrapeSum(`${g.httpUrl}/metrics`, name, (l) => Object.entries(labels).every(([k, v]) => l[k] === v));
 
 /** Overload protection: the connection limit, the accept rate, and the per-connection send buffer. */
 describe('gateway overload protection', () => {
@@ -58,7 +55,7 @@ describe('gateway overload protection', () => {
     await open[0]!.closed;
     await sleep(300); // the gateway sees the close
     open.push(await rawSession(g.wsUrl, 'm5'));
-    expect(await metric(g, 'pushgate_gateway_connects_total{result="overload"')).toBe(1);
+    expect(await metric(g, 'pushgate_gateway_connects_total', { result: 'overload' })).toBe(1);
   });
 
   it('refuses connections above --accept-rate with 1013', async () => {

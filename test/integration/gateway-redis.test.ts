@@ -12,7 +12,7 @@ import {
 } from '../../common/redis/offline-store.js';
 import type { StoredMessage } from '../../common/protocol/server-frames.js';
 import { takeRate } from '../../common/ratelimit/gcra.js';
-import { uniquePrefix } from './gateway-harness.js';
+import { uniquePrefix } from '../support/gateway.js';
 
 /** The shared Redis layer (key schema + Lua scripts) against a real Redis, without a gateway. */
 describe('common/redis scripts', () => {

@@ -16,8 +16,8 @@ import {
   uniquePrefix,
   until,
   type GatewayProcess,
-} from './gateway-harness.js';
-import { freePort } from '../../workloads/metrics-adapter/testing/harness.js';
+} from '../support/gateway.js';
+import { freePort } from '../support/net.js';
 
 /**
  * Session lifecycle and placement: adaptive heartbeat, heartbeat and token-expiry closes, one

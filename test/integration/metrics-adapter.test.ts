@@ -5,10 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createRedis, redisKeys, registerGateway, type PgRedis } from '../../common/redis/index.js';
 import { GATEWAY_CONNECTIONS_METRIC as METRIC } from '../../workloads/metrics-adapter/api.js';
-import {
-  startAdapterBehindAggregator,
-  type RunningAdapter,
-} from '../../workloads/metrics-adapter/testing/harness.js';
+import { startAdapterBehindAggregator, type RunningAdapter } from '../support/metrics-adapter.js';
 import { createTestNamespace, eventually, testKubeConfig } from '../support/k8s.js';
 import { kubectl } from '../support/stack.js';
 

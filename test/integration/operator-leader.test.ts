@@ -5,7 +5,7 @@ import { createTestNamespace, eventually, testKubeConfig } from '../support/k8s.
 import {
   applyPushGateway,
   clientFor,
-  createRedisSecret,
+  createGatewaySecrets,
   getOrUndefined,
   installCRDs,
   isReady,
@@ -13,7 +13,7 @@ import {
   samplePushGateway,
   startOperator,
   type OperatorProcess,
-} from './operator-helpers.js';
+} from '../support/operator.js';
 
 /**
  * Leader election between real operator processes on the shared control plane: one leads,
@@ -53,9 +53,9 @@ const isLeaderMetric = async (op: OperatorProcess) =>
   metricSum(await op.probePort, 'leader_election_master_status');
 
 beforeAll(async () => {
-  ns = await createTestNamespace(testKubeConfig(), 'op-leader');
+  ns = await createTestNamespace(testKubeConfig(inject('kubeconfig')), 'op-leader');
   await installCRDs(kubeconfig);
-  await createRedisSecret(client, ns);
+  await createGatewaySecrets(client, ns);
 });
 
 afterAll(async () => {

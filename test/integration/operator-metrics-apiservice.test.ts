@@ -8,18 +8,18 @@ import {
   startAdapterBehindAggregator,
   waitForMetricsAPIAvailable,
   type RunningAdapter,
-} from '../../workloads/metrics-adapter/testing/harness.js';
+} from '../support/metrics-adapter.js';
 import { createTestNamespace, eventually, testKubeConfig } from '../support/k8s.js';
 import { kubectl } from '../support/stack.js';
 import {
   applyPushGateway,
   clientFor,
-  createRedisSecret,
+  createGatewaySecrets,
   installCRDs,
   samplePushGateway,
   startOperator,
   type OperatorProcess,
-} from './operator-helpers.js';
+} from '../support/operator.js';
 
 /**
  * The operator setting that wires the metrics adapter (`--metrics-adapter-service`): with a real
@@ -30,7 +30,7 @@ import {
  */
 describe('operator: metrics adapter APIService wiring', () => {
   const kubeconfig = inject('kubeconfig');
-  const kc = testKubeConfig();
+  const kc = testKubeConfig(inject('kubeconfig'));
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const registration = kc.makeApiClient(k8s.ApiregistrationV1Api);
   const keyPrefix = `pg-mas-${process.pid}`;
@@ -75,7 +75,7 @@ describe('operator: metrics adapter APIService wiring', () => {
 
   it('registers nothing while no PushGateway asks for the adapter', async () => {
     const client = clientFor(kubeconfig);
-    await createRedisSecret(client, namespace);
+    await createGatewaySecrets(client, namespace);
     await applyPushGateway(
       client,
       samplePushGateway(namespace, 'optout', (spec) => (spec.metricsAdapter = { enabled: false })),

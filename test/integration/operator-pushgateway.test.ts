@@ -7,7 +7,7 @@ import { kubectl } from '../support/stack.js';
 import {
   applyPushGateway,
   clientFor,
-  createRedisSecret,
+  createGatewaySecrets,
   getOrUndefined,
   installCRDs,
   isReady,
@@ -15,7 +15,7 @@ import {
   samplePushGateway,
   startOperator,
   type OperatorProcess,
-} from './operator-helpers.js';
+} from '../support/operator.js';
 
 /**
  * The PushGateway controller on the shared real control plane (kube-apiserver, the real
@@ -38,9 +38,9 @@ const podReady = (p: Pod) =>
   p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
 
 beforeAll(async () => {
-  ns = await createTestNamespace(testKubeConfig(), 'op-pgw');
+  ns = await createTestNamespace(testKubeConfig(inject('kubeconfig')), 'op-pgw');
   await installCRDs(kubeconfig);
-  await createRedisSecret(client, ns);
+  await createGatewaySecrets(client, ns);
   operator = startOperator(kubeconfig, [
     '--namespace',
     ns,

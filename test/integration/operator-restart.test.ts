@@ -10,7 +10,7 @@ import { startCluster, type StartedCluster } from '../support/stack.js';
 import {
   applyPushGateway,
   clientFor,
-  createRedisSecret,
+  createGatewaySecrets,
   getOrUndefined,
   installCRDs,
   isReady,
@@ -20,7 +20,7 @@ import {
   samplePushGateway,
   startOperator,
   type OperatorProcess,
-} from './operator-helpers.js';
+} from '../support/operator.js';
 
 /**
  * An API server outage on a private control plane (so no other test file feels it): stop
@@ -47,7 +47,7 @@ beforeAll(async () => {
   client = clientFor(cluster.kubeconfig);
   await installCRDs(cluster.kubeconfig);
   await client.create(Resources.Namespace, { metadata: { name: ns } });
-  await createRedisSecret(client, ns);
+  await createGatewaySecrets(client, ns);
   operator = startOperator(cluster.kubeconfig, [
     ...['--namespace', ns, '--lease-namespace', ns, '--lease-name', 'op-restart'],
     ...['--lease-duration-seconds', '8', '--renew-deadline-seconds', '5', '--retry-period-seconds', '1'],

@@ -6,7 +6,7 @@ import { KubeApiError, type KubeObject } from '../../operator/runtime/kube.js';
 import { LeaderElector } from '../../operator/runtime/leader.js';
 import { Resources } from '../../operator/runtime/resources.js';
 import { createTestNamespace, eventually, testKubeConfig } from '../support/k8s.js';
-import { clientFor } from './operator-helpers.js';
+import { clientFor } from '../support/operator.js';
 
 /** The generic runtime against the real kube-apiserver, with built-in kinds (ConfigMaps, Leases, Events). */
 const kubeconfig = inject('kubeconfig');
@@ -14,7 +14,7 @@ const client = clientFor(kubeconfig);
 let ns: string;
 
 beforeAll(async () => {
-  ns = await createTestNamespace(testKubeConfig(), 'op-runtime');
+  ns = await createTestNamespace(testKubeConfig(inject('kubeconfig')), 'op-runtime');
 });
 afterAll(() => client.close());
 

@@ -1,8 +1,12 @@
 import * as k8s from '@kubernetes/client-node';
-import { inject } from 'vitest';
 
-/** A KubeConfig for the run's shared control plane (from test/global-setup.ts). */
-export function testKubeConfig(kubeconfigPath: string = inject('kubeconfig')): k8s.KubeConfig {
+/**
+ * Kubernetes helpers for tests and benchmarks. Like everything in test/support, nothing here
+ * imports the test runner: a benchmark can use it, and tests pass in what vitest injects.
+ */
+
+/** A KubeConfig for a kubeconfig file (in tests: `inject('kubeconfig')`, the run's control plane). */
+export function testKubeConfig(kubeconfigPath: string): k8s.KubeConfig {
   const kc = new k8s.KubeConfig();
   kc.loadFromFile(kubeconfigPath);
   return kc;

@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
+import { parsePrometheusText } from '../../test/support/prometheus.js';
 import { ProbeMetrics } from './metrics.js';
 
-const value = async (m: ProbeMetrics, name: string, labels = '') => {
-  const text = await m.registry.metrics();
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}`) || l.startsWith(`${name} `));
-  return line ? Number(line.split(' ').pop()) : undefined;
-};
+/** The value of the one series `name` whose labels include `labels`; undefined when there is none. */
+const value = async (m: ProbeMetrics, name: string, labels: Record<string, string> = {}) =>
+  parsePrometheusText(await m.registry.metrics()).find(
+    (s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v),
+  )?.value;
 
 describe('ProbeMetrics', () => {
   it('counts results by the step that failed and keeps the success ratio of the window', async () => {
@@ -15,10 +16,10 @@ describe('ProbeMetrics', () => {
     m.observe({ ok: false, step: 'receive', error: 'timeout', connectMs: 2 });
     m.observe({ ok: true, connectMs: 4, latencyMs: 8 });
     expect(m.summary()).toEqual({ samples: 4, successRate: 0.5, meanLatencyMs: 10 });
-    expect(await value(m, 'pushgate_sidecar_probes_total', 'result="connect"')).toBe(1);
-    expect(await value(m, 'pushgate_sidecar_probes_total', 'result="receive"')).toBe(1);
-    expect(await value(m, 'pushgate_sidecar_probes_total', 'result="ok"')).toBe(2);
-    expect(await value(m, 'pushgate_sidecar_probes_total', 'result="push"')).toBe(0);
+    expect(await value(m, 'pushgate_sidecar_probes_total', { result: 'connect' })).toBe(1);
+    expect(await value(m, 'pushgate_sidecar_probes_total', { result: 'receive' })).toBe(1);
+    expect(await value(m, 'pushgate_sidecar_probes_total', { result: 'ok' })).toBe(2);
+    expect(await value(m, 'pushgate_sidecar_probes_total', { result: 'push' })).toBe(0);
     expect(await value(m, 'pushgate_sidecar_probe_success_ratio')).toBe(0.5);
     expect(await value(m, 'pushgate_sidecar_probe_latency_seconds_count')).toBe(2);
     // Connect time is observed whenever the probe got that far, failed or not.

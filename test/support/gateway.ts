@@ -6,7 +6,7 @@ import WebSocket from 'ws';
 import { DeviceClient, type DeviceClientOptions } from '../../client/device-client.js';
 import { signDeviceToken } from '../../common/protocol/token.js';
 import { SUBPROTOCOL, type PushFrame } from '../../common/protocol/frames.js';
-import { repoRoot } from '../support/stack.js';
+import { repoRoot } from './stack.js';
 
 /**
  * Helpers for the gateway integration tests: real `pushgate gateway` processes (tsx, loopback,

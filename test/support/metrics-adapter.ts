@@ -1,14 +1,12 @@
 import * as k8s from '@kubernetes/client-node';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { generateServingCert } from '../tls.js';
-import { buildMetricsAPIServices } from '../wiring.js';
-
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+import { generateServingCert } from '../../workloads/metrics-adapter/tls.js';
+import { buildMetricsAPIServices } from '../../workloads/metrics-adapter/wiring.js';
+import { freePort } from './net.js';
+import { repoRoot } from './stack.js';
 
 export interface RunningAdapter {
   port: number;
@@ -18,15 +16,6 @@ export interface RunningAdapter {
   /** Whether the process is still running (bad input must not crash it). */
   alive(): boolean;
   stop(): Promise<void>;
-}
-
-/** A port nothing listens on right now, on loopback (for programs that take --port). */
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /**

@@ -6,11 +6,15 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { KubeClient, isNotFound, type KubeObject } from '../../operator/runtime/kube.js';
 import { Resources } from '../../operator/runtime/resources.js';
-import { PushGatewayResource } from '../../operator/controllers/pushgateway/controller.js';
-import { repoRoot } from '../support/stack.js';
+import { PushGatewayResource } from '../../operator/controllers/pushgateway/names.js';
+import { sumSamples } from './prometheus.js';
+import { repoRoot } from './stack.js';
 import * as k8s from '@kubernetes/client-node';
 
-/** Helpers shared by the operator's integration tests (test/integration/operator-*.test.ts). */
+/**
+ * The operator's harness, shared by its integration tests (test/integration/operator-*.test.ts,
+ * chart) and `npm run bench:operator`: nothing here needs the test runner.
+ */
 
 export function clientFor(kubeconfigPath: string): KubeClient {
   const kc = new k8s.KubeConfig();
@@ -19,7 +23,7 @@ export function clientFor(kubeconfigPath: string): KubeClient {
 }
 
 /** One CRD installer for every test file (test/support/crds.ts). */
-export { installCRDs } from '../support/crds.js';
+export { installCRDs } from './crds.js';
 
 /** The sample users apply (examples/pushgateway.yaml), placed in `namespace` under `name`. */
 export function samplePushGateway(
@@ -37,13 +41,16 @@ export function samplePushGateway(
   return raw;
 }
 
-export async function createRedisSecret(client: KubeClient, namespace: string): Promise<void> {
+/**
+ * The Secrets the sample PushGateway's pods read (spec.redis and spec.apps): without them
+ * the operator rightly reports it not Ready (SecretMissing).
+ */
+export async function createGatewaySecrets(client: KubeClient, namespace: string): Promise<void> {
   await client.apply(
     Resources.Secret,
     { metadata: { name: 'pushgate-redis', namespace }, stringData: { url: 'redis://127.0.0.1:6379' } },
     { fieldManager: 'test' },
   );
-  // The sample also names an apps Secret; without it the PushGateway is rightly not Ready.
   await client.apply(
     Resources.Secret,
     { metadata: { name: 'pushgate-apps', namespace }, stringData: { shop: 'shop-secret-0123456789' } },
@@ -189,17 +196,12 @@ export async function probe(port: number, p: string): Promise<{ status: number; 
   return { status: res.status, body: await res.text() };
 }
 
-/** Sum of a counter family from the operator's /metrics, filtered by a label predicate. */
+/** Sum of a metric family from the operator's /metrics, over the samples whose labels pass `filter`. */
 export async function metricSum(
   port: number,
   name: string,
-  filter: (labels: string) => boolean = () => true,
+  filter: (labels: Record<string, string>) => boolean = () => true,
 ): Promise<number> {
   const { body } = await probe(port, '/metrics');
-  let sum = 0;
-  for (const line of body.split('\n')) {
-    const m = new RegExp(`^${name}(\\{[^}]*\\})? ([0-9.e+-]+)$`).exec(line);
-    if (m && filter(m[1] ?? '')) sum += Number(m[2]);
-  }
-  return sum;
+  return sumSamples(body, name, filter);
 }
