@@ -24,12 +24,19 @@ export const checkBuildable: Step<SyncContext> = {
   },
 };
 
+const BINDINGS = new Set(['RoleBinding', 'ClusterRoleBinding']);
+
 export const dryRun: Step<SyncContext> = {
   name: 'dry-run',
   async run(ctx) {
     const { client, preflighted } = ctx.env;
     // The probe Secret is created in a later step; its stand-in here is only validated.
-    const all = [buildProbeSecret(ctx.gw, cachedProbeSecret(ctx) ?? 'dry-run'), ...ctx.desired];
+    // Role bindings are left out: the API server checks a binding against its Role (the
+    // escalation check), which a dry run has not created, and what they hold comes from the
+    // operator alone, not from the spec.
+    const all = [buildProbeSecret(ctx.gw, cachedProbeSecret(ctx) ?? 'dry-run'), ...ctx.desired].filter(
+      (o) => !BINDINGS.has(o.kind ?? ''),
+    );
     const digest = createHash('sha256').update(JSON.stringify(all)).digest('hex');
     if (preflighted.get(ctx.key) === digest) return done();
     const results = await Promise.all(
