@@ -1,11 +1,11 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, rmSync, unlinkSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import type { RecordingDevice } from '../gateway-harness.js';
-import { pushApi, startGatewayProcess, until, type GatewayProcess } from '../gateway-harness.js';
+import type { RecordingDevice } from '../../support/gateway.js';
+import { pushApi, startGatewayProcess, until, type GatewayProcess } from '../../support/gateway.js';
+import { freePort } from '../../support/net.js';
 
 /**
  * The chaos harness: a redis-server of the test's own (so it can be frozen, killed, emptied or
@@ -16,14 +16,6 @@ import { pushApi, startGatewayProcess, until, type GatewayProcess } from '../gat
  */
 
 const execFileP = promisify(execFile);
-
-export async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 /**
  * A redis-server on 127.0.0.1 that a test controls. No persistence of its own (`--save ''`,
