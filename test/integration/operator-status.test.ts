@@ -44,6 +44,19 @@ async function events(name: string): Promise<{ type: string; reason: string; not
     .map(({ type, reason, note }) => ({ type, reason, note }));
 }
 
+/** Whether the API server refuses a Service in the test namespace now (a dry run). */
+const servicesRefused = () =>
+  client
+    .apply(
+      Resources.Service,
+      { metadata: { name: 'probe', namespace: ns }, spec: { ports: [{ port: 1 }] } },
+      { fieldManager: 'test', dryRun: true },
+    )
+    .then(
+      () => false,
+      () => true,
+    );
+
 /** A one-region PushGateway (two pods) with the sample's Secrets, patched by `patch`. */
 const small = (name: string, patch: (spec: Record<string, unknown>) => void = () => {}) =>
   samplePushGateway(ns, name, (spec) => {
@@ -121,25 +134,10 @@ describe('PushGateway status when it cannot work', () => {
       }),
     );
     // The policy takes effect once the API server has loaded it; until then a dry run passes.
-    await eventually(
-      async () => {
-        const err = await client
-          .apply(
-            Resources.Service,
-            { metadata: { name: 'probe', namespace: ns }, spec: { ports: [{ port: 1 }] } },
-            {
-              fieldManager: 'test',
-              dryRun: true,
-            },
-          )
-          .then(
-            () => undefined,
-            (e: unknown) => e,
-          );
-        return err !== undefined;
-      },
-      { timeoutMs: 30_000, what: 'the admission policy in force' },
-    );
+    await eventually(servicesRefused, {
+      timeoutMs: 30_000,
+      what: 'the admission policy in force',
+    });
 
     await applyPushGateway(client, small('refused'));
     const ready = await eventually(
@@ -186,25 +184,10 @@ describe('PushGateway status when it cannot work', () => {
       `validatingadmissionpolicybinding/${policy}`,
       `validatingadmissionpolicy/${policy}`,
     ]);
-    await eventually(
-      async () => {
-        const err = await client
-          .apply(
-            Resources.Service,
-            { metadata: { name: 'probe', namespace: ns }, spec: { ports: [{ port: 1 }] } },
-            {
-              fieldManager: 'test',
-              dryRun: true,
-            },
-          )
-          .then(
-            () => undefined,
-            (e: unknown) => e,
-          );
-        return err === undefined;
-      },
-      { timeoutMs: 30_000, what: 'the admission policy gone' },
-    );
+    await eventually(async () => !(await servicesRefused()), {
+      timeoutMs: 30_000,
+      what: 'the admission policy gone',
+    });
     await applyPushGateway(
       client,
       small('refused', (spec) => (spec.imagePullPolicy = 'Always')),
