@@ -6,7 +6,7 @@ import {
   stopGateway,
   uniquePrefix,
   type GatewayProcess,
-} from '../gateway-harness.js';
+} from '../../support/gateway.js';
 import { ChaosRedis, Ledger, report, startChaosGateway } from './harness.js';
 
 /**
