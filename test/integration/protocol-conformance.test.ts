@@ -27,7 +27,7 @@ import {
   until,
   type GatewayProcess,
   type PushgateProcess,
-} from './gateway-harness.js';
+} from '../support/gateway.js';
 
 /**
  * gateway/PROTOCOL.md is the contract: this test reads its own tables (close codes, locator
