@@ -9,7 +9,7 @@ import {
   uniquePrefix,
   until,
   type GatewayProcess,
-} from '../gateway-harness.js';
+} from '../../support/gateway.js';
 import { ChaosRedis, Ledger, report, startChaosGateway } from './harness.js';
 
 /**
