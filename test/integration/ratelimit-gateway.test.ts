@@ -7,7 +7,7 @@ import { createRedis, type PgRedis } from '../../common/redis/connection.js';
 import { redisKeys } from '../../common/redis/keys.js';
 import { publishAppLimits } from '../../common/ratelimit/releaser.js';
 import { deferredStats } from '../../common/ratelimit/app-limit.js';
-import { freePort } from './chaos/harness.js';
+import { freePort } from '../support/net.js';
 import {
   APP,
   OTHER_APP,
@@ -20,7 +20,7 @@ import {
   uniquePrefix,
   until,
   type GatewayProcess,
-} from './gateway-harness.js';
+} from '../support/gateway.js';
 
 async function untilAsync(cond: () => Promise<boolean>, timeoutMs: number, what: string) {
   const deadline = Date.now() + timeoutMs;

@@ -11,7 +11,7 @@ import {
   type DeferredEntry,
 } from '../../common/ratelimit/app-limit.js';
 import { AppLimitReleaser } from '../../common/ratelimit/releaser.js';
-import { sleep, uniquePrefix, until } from './gateway-harness.js';
+import { sleep, uniquePrefix, until } from '../support/gateway.js';
 
 /**
  * The sharded per-app GCRA and its deferred queue as a library, on the run's real Redis, with
