@@ -154,3 +154,10 @@ export const opt = {
   positiveInt: (dflt: number) => z.number().int().positive().default(dflt),
   duration: (dflt: number) => z.number().nonnegative().default(dflt),
 };
+
+/** The kubeconfig every program that talks to the API server takes: the same flag and variable. */
+export const kubeconfigOption = {
+  schema: z.string().default(''),
+  env: 'KUBECONFIG',
+  description: 'Kubeconfig file; empty = in-cluster service account.',
+} satisfies OptionSpec;

@@ -3,7 +3,7 @@ import os from 'node:os';
 import * as k8s from '@kubernetes/client-node';
 import { z } from 'zod';
 import { defineCommand, untilSignal } from '../cli/command.js';
-import { ConfigError, opt } from '../common/config.js';
+import { ConfigError, kubeconfigOption, opt } from '../common/config.js';
 import { readFileSync } from 'node:fs';
 import { MetricsAPIServiceController } from './controllers/metrics-apiservice/controller.js';
 import { parseAdapterServiceRef } from './controllers/metrics-apiservice/desired.js';
@@ -33,11 +33,7 @@ export const operatorCommand = defineCommand({
   summary:
     'Run the pushgate operator: reconcile PushGateways into per-region gateways, with leader election.',
   options: {
-    kubeconfig: {
-      schema: z.string().default(''),
-      env: 'KUBECONFIG',
-      description: 'Kubeconfig file; empty = in-cluster service account.',
-    },
+    kubeconfig: kubeconfigOption,
     namespace: {
       schema: z.string().default(''),
       description: 'Watch only this namespace; empty = all namespaces.',

@@ -1,5 +1,6 @@
 /**
- * `npm run bench:gateway [-- --sizes 10000,50000 --fanout-pushes 10 --latency-rate 200 --latency-seconds 10]`
+ * `npm run bench:gateway [-- --sizes 10000,50000 --fanout-pushes 10 --latency-rate 200 --latency-seconds 10]
+ *   [--baseline-tree /tmp/before --baseline-order first|last]`
  *
  * Measures the gateway against a bare `ws` server in the same run (same client load, same
  * machine, separate child processes):
@@ -69,6 +70,15 @@ const options = {
   profile: {
     schema: z.string().default(''),
     description: 'Write a V8 CPU profile of the gateway during the fan-out phase to this file.',
+  },
+  baselineTree: {
+    schema: z.string().default(''),
+    description:
+      'Another checkout (e.g. main before a change, with node_modules): its gateway is measured in the same run, and rows compare this tree with it.',
+  },
+  baselineOrder: {
+    schema: z.enum(['first', 'last']).default('first'),
+    description: 'Measure the baseline tree before or after this tree (run both to see the order effect).',
   },
   gatewayNodeArgs: {
     schema: z.array(z.string()).default([]),
@@ -611,41 +621,44 @@ export default async function bench(argv: string[]) {
     const bareRun = await measure('bare', bare, workers, cfg.sizes, { ...cfg, limit });
     await bare.stop();
 
-    progress('gateway');
-    await run('redis-cli', ['-u', redisUrl, 'FLUSHALL']);
-    const gateway = await startChild(
-      [
-        path.join(repoRoot, 'cli/pushgate.ts'),
-        'gateway',
-        '--port',
-        '0',
-        '--host',
-        '127.0.0.1',
-        '--redis-url',
-        redisUrl,
-        '--key-prefix',
-        'bench',
-        '--gateway-id',
-        'bench-gw',
-        '--max-connections',
-        '1000000',
-        '--accept-rate',
-        '1000000',
-        '--heartbeat-min-ms',
-        '600000',
-        '--heartbeat-max-ms',
-        '600000',
-        '--heartbeat-initial-ms',
-        '600000',
-        '--hello-timeout-ms',
-        '120000',
-      ],
-      /"port":(\d+).*"gateway listening"/,
-      { PUSHGATE_APPS: `${APP}:${SECRET}`, PUSHGATE_LOG_LEVEL: 'info' },
-      cfg.gatewayNodeArgs,
-    );
-    children.push(gateway);
-    const gwRun = await measure('gateway', gateway, workers, cfg.sizes, { ...cfg, limit, redisUrl });
+    /** A gateway from `root` (this tree, or --baseline-tree), on a flushed Redis, measured like the others. */
+    const measureGateway = async (root: string, label: string): Promise<ServerRun> => {
+      progress(label);
+      await run('redis-cli', ['-u', redisUrl, 'FLUSHALL']);
+      const gateway = await startChild(
+        [
+          path.join(root, 'cli/pushgate.ts'),
+          'gateway',
+          ...['--port', '0', '--host', '127.0.0.1', '--redis-url', redisUrl, '--key-prefix', 'bench'],
+          ...['--gateway-id', 'bench-gw', '--max-connections', '1000000', '--accept-rate', '1000000'],
+          ...[
+            '--heartbeat-min-ms',
+            '600000',
+            '--heartbeat-max-ms',
+            '600000',
+            '--heartbeat-initial-ms',
+            '600000',
+          ],
+          ...['--hello-timeout-ms', '120000'],
+        ],
+        /"port":(\d+).*"gateway listening"/,
+        { PUSHGATE_APPS: `${APP}:${SECRET}`, PUSHGATE_LOG_LEVEL: 'info' },
+        cfg.gatewayNodeArgs,
+      );
+      children.push(gateway);
+      const result = await measure('gateway', gateway, workers, cfg.sizes, { ...cfg, limit, redisUrl });
+      await gateway.stop();
+      return result;
+    };
+    // With --baseline-tree, the same gateway benchmark runs on another checkout (e.g. main
+    // before a change) in this run, with the same workers and Redis, in the order asked for.
+    const baseTree = cfg.baselineTree ? path.resolve(cfg.baselineTree) : '';
+    let baseRun: ServerRun | undefined;
+    if (baseTree && cfg.baselineOrder === 'first')
+      baseRun = await measureGateway(baseTree, `gateway (baseline tree ${baseTree})`);
+    const gwRun = await measureGateway(repoRoot, 'gateway');
+    if (baseTree && cfg.baselineOrder === 'last')
+      baseRun = await measureGateway(baseTree, `gateway (baseline tree ${baseTree})`);
 
     const rows: BenchRow[] = [];
     for (const size of cfg.only === 'fanout' ? [] : cfg.sizes) {
@@ -713,6 +726,7 @@ export default async function bench(argv: string[]) {
       baselineName: 'bare ws clients',
       note: `${cpuNote}; gateway clients ack`,
     });
+    if (baseRun) rows.push(...againstBaselineTree(gwRun, baseRun, cfg.sizes, cfg.only === 'fanout'));
     if (gwRun.latency) {
       const note = `${gwRun.latency.samples} samples at ${cfg.latencyRate}/s, ${gwRun.latency.lost} lost`;
       rows.push({ metric: 'push API -> device latency p50', unit: 'ms', value: gwRun.latency.p50, note });
@@ -723,6 +737,66 @@ export default async function bench(argv: string[]) {
     await Promise.all(children.map((c) => c.stop()));
     await run(path.join(repoRoot, 'hack/local-redis'), ['down', '--name', 'bench-gateway']).catch(() => {});
   }
+}
+
+/** This tree's gateway against another tree's, measured in the same run (--baseline-tree). */
+function againstBaselineTree(
+  now: ServerRun,
+  before: ServerRun,
+  sizes: number[],
+  fanoutOnly: boolean,
+): BenchRow[] {
+  const baselineName = 'baseline tree';
+  const rows: BenchRow[] = [];
+  for (const size of fanoutOnly ? [] : sizes) {
+    const n = now.mem.get(size)!;
+    const b = before.mem.get(size)!;
+    const note = n.note ?? b.note;
+    for (const [what, key] of [
+      ['RSS', 'rss'],
+      ['heap', 'heap'],
+    ] as const)
+      rows.push({
+        metric: `tree: ${what} per idle connection @${size}`,
+        unit: 'KiB',
+        value: n[key] / 1024,
+        baseline: b[key] / 1024,
+        baselineName,
+        note,
+      });
+  }
+  if (!fanoutOnly)
+    rows.push({
+      metric: 'tree: connects per second',
+      unit: 'conn/s',
+      value: now.connectsPerSecond,
+      baseline: before.connectsPerSecond,
+      baselineName,
+    });
+  rows.push({
+    metric: 'tree: fan-out deliveries per second',
+    unit: 'msg/s',
+    value: now.fanoutPerSecond,
+    baseline: before.fanoutPerSecond,
+    baselineName,
+  });
+  if (now.fanoutCpu && before.fanoutCpu)
+    rows.push({
+      metric: 'tree: fan-out CPU, gateway + redis-server',
+      unit: 'ms/1k',
+      value: now.fanoutCpu.server + now.fanoutCpu.redis,
+      baseline: before.fanoutCpu.server + before.fanoutCpu.redis,
+      baselineName,
+    });
+  if (now.latency && before.latency)
+    rows.push({
+      metric: 'tree: push API -> device latency p99',
+      unit: 'ms',
+      value: now.latency.p99,
+      baseline: before.latency.p99,
+      baselineName,
+    });
+  return rows;
 }
 
 const roleAt = process.argv.indexOf('--role');

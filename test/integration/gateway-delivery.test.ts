@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createRedis } from '../../common/redis/connection.js';
 import { PublishRouter, silentObserver } from '../../common/push/index.js';
 import { deliverMessage } from '../../common/redis/delivery.js';
+import type { StoredMessage } from '../../common/protocol/server-frames.js';
 import { redisKeys } from '../../common/redis/keys.js';
 import {
   APP,
@@ -205,20 +206,18 @@ describe('gateway delivery across two gateways', () => {
     third.client.stop();
   });
 
+  /** A message as another program (the dispatcher) stores it: a minute to live. */
+  const storedMessage = (idPrefix: string, data: unknown): StoredMessage => {
+    const now = Date.now();
+    return { id: `${idPrefix}-${now}`, exp: now + 60_000, ttl: 60, priority: 'normal', sent: now, data };
+  };
+
   it('delivers a message stored and routed by another program with deliverMessage (as the campaign dispatcher does)', async () => {
     reset();
     const redis = createRedis(redisUrl);
     const router = new PublishRouter(redis, redisKeys(prefix), silentObserver);
     try {
-      const now = Date.now();
-      const message = {
-        id: `dispatch-${now}`,
-        exp: now + 60_000,
-        ttl: 60,
-        priority: 'normal' as const,
-        sent: now,
-        data: 'from a dispatcher',
-      };
+      const message = storedMessage('dispatch', 'from a dispatcher');
       const counts = await deliverMessage(
         redis,
         redisKeys(prefix),
@@ -257,15 +256,7 @@ describe('gateway delivery across two gateways', () => {
       { sweepIntervalMs: 60_000 }, // this test runs the sweep itself
     );
     try {
-      const now = Date.now();
-      const message = {
-        id: `swept-${now}`,
-        exp: now + 60_000,
-        ttl: 60,
-        priority: 'normal' as const,
-        sent: now,
-        data: 'late',
-      };
+      const message = storedMessage('swept', 'late');
       const counts = await deliverMessage(redis, redisKeys(prefix), APP, ['d1'], message, {
         maxPerDevice: 100,
         keyTtlMs: 3600_000,

@@ -1,7 +1,7 @@
 import * as k8s from '@kubernetes/client-node';
 import { z } from 'zod';
 import { defineCommand, untilSignal } from '../../cli/command.js';
-import { opt } from '../../common/config.js';
+import { kubeconfigOption, opt } from '../../common/config.js';
 import { redisFromConfig, redisOptions } from '../../common/redis/options.js';
 import { loadRequestHeaderConfig, type RequestHeaderConfig } from './auth.js';
 import { createAdapterServer, updateClientCA } from './server.js';
@@ -16,11 +16,7 @@ export const metricsAdapterCommand = defineCommand({
     port: { schema: opt.port(6443), description: 'HTTPS port the aggregator calls.' },
     host: { schema: opt.host(), description: 'Address to listen on.' },
     ...redisOptions,
-    kubeconfig: {
-      schema: z.string().default(''),
-      env: 'KUBECONFIG',
-      description: 'Kubeconfig file; empty = in-cluster service account.',
-    },
+    kubeconfig: kubeconfigOption,
     tlsCertFile: {
       schema: z.string().default(''),
       description: 'Serving certificate (PEM); empty = self-signed at start.',

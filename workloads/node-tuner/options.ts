@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { opt } from '../../common/config.js';
+import { kubeconfigOption, opt } from '../../common/config.js';
 
 /** Every node-tuner setting (flags and PUSHGATE_* env); the operator sets them in its DaemonSet. */
 export const nodeTunerOptions = {
@@ -49,11 +49,7 @@ export const nodeTunerOptions = {
     env: 'NODE_NAME',
     description: 'The Node to report on (downward API spec.nodeName); empty = log only.',
   },
-  kubeconfig: {
-    schema: z.string().default(''),
-    env: 'KUBECONFIG',
-    description: 'Kubeconfig file; empty = in-cluster service account.',
-  },
+  kubeconfig: kubeconfigOption,
   reportRefreshSeconds: {
     schema: opt.duration(600),
     description: 'Re-write an unchanged report after this long so verifiedAt stays fresh.',
