@@ -124,7 +124,8 @@ function startChild(
   return new Promise((resolve, reject) => {
     const t = setTimeout(
       () => reject(new Error(`child ${args.join(' ')} did not start:\n${lines.join('\n')}`)),
-      30_000,
+      // Generous: a tree tsx has not compiled before (--baseline-tree) starts slowly on a loaded machine.
+      120_000,
     );
     proc.on('exit', (code) => reject(new Error(`child exited ${code}:\n${lines.slice(-20).join('\n')}`)));
     createInterface({ input: proc.stdout! }).on('line', (line) => {
