@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { MetricsAPIServiceController } from './controllers/metrics-apiservice/controller.js';
 import { parseAdapterServiceRef } from './controllers/metrics-apiservice/desired.js';
 import { PushGatewayController } from './controllers/pushgateway/controller.js';
+import { RateLimitPolicyController } from './controllers/ratelimitpolicy/controller.js';
 import { EventRecorder } from './runtime/events.js';
 import { KubeClient } from './runtime/kube.js';
 import { Manager } from './runtime/manager.js';
@@ -91,6 +92,11 @@ export const operatorCommand = defineCommand({
       description:
         "PEM of the CA that signed the adapter's serving certificate (the APIService caBundle); empty = the APIService skips verifying it.",
     },
+    redisKeyPrefix: {
+      schema: z.string().min(1).default('pg'),
+      description:
+        "Key prefix the gateways use in Redis (their --key-prefix): the operator publishes RateLimitPolicies' limits under it, in the Redis each PushGateway's spec.redis names.",
+    },
     probeHost: { schema: opt.host(), description: 'Address of the /healthz, /readyz and /metrics server.' },
     probePort: {
       schema: opt.port(8081),
@@ -154,10 +160,18 @@ export const operatorCommand = defineCommand({
           : {}),
       },
     });
+    const rateLimits = new RateLimitPolicyController({
+      client,
+      manager,
+      log,
+      recorder: new EventRecorder(client, 'pushgate.dev/operator', identity, log),
+      keyPrefix: config.redisKeyPrefix,
+    });
     log.info({ identity, namespace: config.namespace || '<all>', leaseNamespace }, 'operator starting');
     const signal = untilSignal();
     await Promise.race([manager.start(), signal]);
     await signal;
     await manager.stop();
+    rateLimits.close();
   },
 });

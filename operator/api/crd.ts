@@ -339,6 +339,18 @@ export const KINDS: readonly KindDefinition[] = [
         description: 'Sustained messages per second per app.',
       },
       {
+        name: 'Effective',
+        type: 'number',
+        jsonPath: '.status.effectiveMessagesPerSecond',
+        description: 'The per-app rate in force now (after adaptive throttling).',
+      },
+      {
+        name: 'Deferred',
+        type: 'integer',
+        jsonPath: '.status.deferredMessages',
+        description: 'Messages waiting for the rate now.',
+      },
+      {
         name: 'Campaign-Max',
         type: 'integer',
         jsonPath: '.spec.campaigns.maxMessagesPerSecond',

@@ -34,8 +34,21 @@ export const perAppLimitSchema = z
       .describe(
         'Messages an idle app may send at once above the sustained rate (GCRA burst). Defaults to 10000.',
       ),
+    maxDeferredMessages: z
+      .int()
+      .min(0)
+      .max(100_000_000)
+      .default(100_000)
+      .describe(
+        'Most messages of one app that may wait for the rate (deferred, kept in Redis, released in ' +
+          'acceptance order per device). When it is full the push API answers 429 with Retry-After and ' +
+          'accepts nothing more; what it already accepted is still delivered. Defaults to 100000.',
+      ),
   })
-  .describe('Leaky bucket (GCRA) per app: the sustained rate and the burst above it.');
+  .describe(
+    'Leaky bucket (GCRA) per app, shared by every gateway: the sustained rate and the burst above it, ' +
+      'split over up to 16 device-hash shards in Redis (no hot key). Messages over it are deferred, never dropped.',
+  );
 
 export const perDeviceLimitSchema = withRules(
   z.object({
@@ -44,7 +57,9 @@ export const perDeviceLimitSchema = withRules(
       .min(1)
       .max(100_000)
       .describe(
-        'Most messages one device receives from one app per day (UTC); the rest wait for the next day or expire.',
+        'Most messages one device receives from one app per day; the rest wait for the next day or expire. ' +
+          'The day is the UTC calendar day (counts start again at 00:00 UTC), whatever the device time zone. ' +
+          'Not enforced yet (issue 10): stored and validated only.',
       ),
     highPriorityMessagesPerDay: z
       .int()
@@ -129,7 +144,8 @@ export const adaptiveThrottlingSchema = z
     minRatePercent: percent('Never throttle below this percent of the configured rate.', 10),
   })
   .describe(
-    'Adaptive throttling (AIMD): back off when the error or timeout ratio passes its threshold, recover gradually.',
+    'Adaptive throttling (AIMD): back off when the error or timeout ratio passes its threshold, recover gradually. ' +
+      'Not enforced yet (issue 10): stored and validated only; the effective rate is the configured one.',
   );
 
 export const rateLimitPolicySpecSchema = withRules(
@@ -191,6 +207,37 @@ export const rateLimitPolicyStatusSchema = z
       })
       .optional()
       .describe('What the policy is in force on, as last written to the gateways.'),
+    effectiveMessagesPerSecond: z
+      .number()
+      .min(0)
+      .optional()
+      .describe('The per-app rate in force now (after adaptive throttling), as published to the gateways.'),
+    deferredMessages: z
+      .int()
+      .min(0)
+      .optional()
+      .describe('Messages of the covered apps waiting for their rate now (all apps, all shards).'),
+    apps: z
+      .array(
+        z
+          .object({
+            appId: z
+              .string()
+              .max(63)
+              .describe('The app id ("*" = every app on the gateway without a policy of its own).'),
+            effectiveMessagesPerSecond: z.number().min(0).describe('Its rate in force now.'),
+            deferredMessages: z.int().min(0).optional().describe('Its messages waiting for the rate now.'),
+            oldestDeferredSeconds: z
+              .int()
+              .min(0)
+              .optional()
+              .describe('Age of its oldest waiting message, in seconds (0 = none waits).'),
+          })
+          .describe('One app the policy holds: its rate now and its deferred queue.'),
+      )
+      .max(256)
+      .optional()
+      .describe('Per app: the effective rate, the deferred queue depth and the oldest deferred age.'),
   })
   .describe('Observed state of the policy, written by the operator.');
 export type RateLimitPolicyStatus = z.output<typeof rateLimitPolicyStatusSchema>;

@@ -80,7 +80,7 @@ export const DOCUMENTED_DEFAULTS = {
   RateLimitPolicy: {
     gatewayRef: { name: 'main' },
     appIds: [],
-    perApp: { messagesPerSecond: 10_000, burst: 10_000 },
+    perApp: { messagesPerSecond: 10_000, burst: 10_000, maxDeferredMessages: 100_000 },
     campaigns: { defaultMessagesPerSecond: 1_000, maxMessagesPerSecond: 5_000 },
     adaptive: {
       enabled: true,
