@@ -150,7 +150,19 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
   }): Promise<{ tags: string[]; alias: string | null }> {
     return new Promise((resolve, reject) => {
       if (!this.ws || !this.connected) return reject(new Error('not connected'));
-      this.once('updated', resolve);
+      // Answered by `updated`, or refused by an error frame (tag_limit, rate_limited).
+      const onUpdated = (u: { tags: string[]; alias: string | null }) => {
+        this.off('serverError', onRefused);
+        resolve(u);
+      };
+      const onRefused = (e: ErrorFrame) => {
+        if (e.code !== 'tag_limit' && e.code !== 'rate_limited') return;
+        this.off('updated', onUpdated);
+        this.off('serverError', onRefused);
+        reject(new Error(`update refused: ${e.code}: ${e.message}`));
+      };
+      this.once('updated', onUpdated);
+      this.on('serverError', onRefused);
       this.ws.send(JSON.stringify({ t: 'update', ...change }));
     });
   }

@@ -99,6 +99,27 @@ export const gatewayOptions = {
     schema: opt.positiveInt(20),
     description: 'Frames per second a device may send (burst: twice that).',
   },
+  maxTagsPerApp: {
+    schema: opt.positiveInt(10_000),
+    description:
+      'Distinct tags an app may have in its index; a device asking for a tag beyond them keeps its ' +
+      'previous tags and gets an error frame tag_limit.',
+  },
+  tagUpdatesPerMinute: {
+    schema: opt.positiveInt(30),
+    description:
+      'Tag/alias update frames a device may send per minute (burst: 10); more get an error frame rate_limited.',
+  },
+  maxPendingHandshakes: {
+    schema: opt.positiveInt(1000),
+    description:
+      'Connections that have not said hello yet, in total: their own budget, outside --max-connections. ' +
+      'When full, the one waiting longest is closed (1013), so idle sockets can never lock devices out.',
+  },
+  maxPendingHandshakesPerAddress: {
+    schema: opt.positiveInt(20),
+    description: 'Connections that have not said hello yet, per source address.',
+  },
   maxInbox: {
     schema: opt.positiveInt(100),
     description: 'Offline messages kept per device (oldest dropped first).',

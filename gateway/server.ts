@@ -74,15 +74,18 @@ export function createGateway(config: GatewayConfig, log: Logger): Gateway {
   let advertised = config.advertiseUrl ?? '';
 
   const hub = new DeviceHub(
-    redisDeviceStore(redis, keys, keyTtlMs),
+    redisDeviceStore(redis, keys, keyTtlMs, config.maxTagsPerApp),
     metrics,
     {
       gatewayId: id,
       maxConnections: config.maxConnections,
       acceptRate: config.acceptRate,
       helloTimeoutMs: config.helloTimeoutMs,
+      maxPendingHandshakes: config.maxPendingHandshakes,
+      maxPendingHandshakesPerAddress: config.maxPendingHandshakesPerAddress,
       sendBufferBytes: config.sendBufferBytes,
       frameRate: config.frameRate,
+      tagUpdatesPerMinute: config.tagUpdatesPerMinute,
       heartbeat: policy,
       secretOf,
       drainHint: async () => {

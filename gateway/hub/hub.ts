@@ -38,8 +38,11 @@ export interface HubOptions {
   maxConnections: number;
   acceptRate: number;
   helloTimeoutMs: number;
+  maxPendingHandshakes: number;
+  maxPendingHandshakesPerAddress: number;
   sendBufferBytes: number;
   frameRate: number;
+  tagUpdatesPerMinute: number;
   heartbeat: HeartbeatPolicy;
   secretOf(app: string): string | undefined;
   /** Endpoints (best first) to advise devices during drain. */
@@ -57,6 +60,8 @@ export interface HubOptions {
 export class DeviceHub implements SessionHost {
   readonly sessions = new Map<string, DeviceSocket>();
   private readonly awaitingHello = new Set<DeviceSocket>();
+  /** Connections without hello per source address. */
+  private readonly pendingByPeer = new Map<string, number>();
   private readonly blocked = new Set<DeviceSocket>();
   private readonly wss: WebSocketServer;
   private readonly sweepTimer: NodeJS.Timeout;
@@ -113,10 +118,20 @@ export class DeviceHub implements SessionHost {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
     }
+    // Connections that have not said hello have a budget of their own (in total and per source
+    // address), apart from --max-connections, which counts authenticated devices only: idle
+    // unauthenticated upgrades can fill their own budget, never the devices'.
+    const peer = req.socket.remoteAddress ?? '';
     let refuse: [number, string, string] | undefined;
     if (this.draining) refuse = [CloseCode.serviceRestart, 'draining', 'draining'];
-    else if (this.sessions.size + this.awaitingHello.size >= this.opts.maxConnections)
+    else if (this.sessions.size >= this.opts.maxConnections)
       refuse = [CloseCode.tryAgainLater, 'connection limit reached', 'overload'];
+    else if ((this.pendingByPeer.get(peer) ?? 0) >= this.opts.maxPendingHandshakesPerAddress)
+      refuse = [
+        CloseCode.tryAgainLater,
+        'too many connections without hello from this address',
+        'pending_per_address',
+      ];
     else if (!takeToken(this.acceptBucket, this.acceptRate, Date.now()))
       refuse = [CloseCode.tryAgainLater, 'accept rate exceeded', 'rate_limited'];
     this.wss.handleUpgrade(req, socket, head, (ws) => {
@@ -131,21 +146,44 @@ export class DeviceHub implements SessionHost {
       const now = Date.now();
       s.raw = socket;
       this.proto.opened(s, url.searchParams.get('app') ?? undefined, now + this.opts.helloTimeoutMs, now);
+      // The budget of connections without hello is full: the one waiting longest goes (a real
+      // device says hello within a round trip; a socket that sits idle is the likely abuser), so
+      // idle upgrades can delay a newcomer by nothing and never lock it out.
+      if (this.awaitingHello.size >= this.opts.maxPendingHandshakes) {
+        const oldest = this.awaitingHello.values().next().value!;
+        this.metrics.connects.inc({ result: 'pending_evicted' });
+        this.leavePending(oldest);
+        closeWith(oldest, CloseCode.tryAgainLater, 'too many connections without hello; oldest dropped');
+      }
+      s.peer = peer;
       this.awaitingHello.add(s);
+      this.pendingByPeer.set(peer, (this.pendingByPeer.get(peer) ?? 0) + 1);
       s.on('message', onSocketMessage);
       s.on('close', onSocketClose);
     });
   }
 
-  attach(ws: DeviceSocket): void {
-    this.awaitingHello.delete(ws);
+  /** No longer a connection without hello (authenticated, or closed). */
+  private leavePending(ws: DeviceSocket): void {
+    if (!this.awaitingHello.delete(ws)) return;
+    const n = (this.pendingByPeer.get(ws.peer) ?? 1) - 1;
+    if (n > 0) this.pendingByPeer.set(ws.peer, n);
+    else this.pendingByPeer.delete(ws.peer);
+    ws.peer = '';
+  }
+
+  attach(ws: DeviceSocket): boolean {
+    this.leavePending(ws);
     const older = this.sessions.get(ws.key);
+    // Devices that authenticated while the gateway filled up: the limit holds for sessions.
+    if (!older && this.sessions.size >= this.opts.maxConnections) return false;
     this.sessions.set(ws.key, ws);
     if (older && older !== ws) closeWith(older, CloseCode.sessionReplaced, 'session replaced');
+    return true;
   }
 
   onClose(ws: DeviceSocket, code: number): void {
-    this.awaitingHello.delete(ws);
+    this.leavePending(ws);
     this.blocked.delete(ws);
     const wasSession = ws.app !== '' && this.sessions.get(ws.key) === ws;
     if (wasSession) this.sessions.delete(ws.key);

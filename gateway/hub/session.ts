@@ -15,7 +15,13 @@ import {
   encodeWelcome,
 } from '../../common/protocol/server-frames.js';
 import { verifyDeviceTokenSync } from '../../common/protocol/token.js';
-import { takeToken, type TokenRate, type TokenState } from '../../common/ratelimit/token-bucket.js';
+import {
+  fullBucket,
+  takeToken,
+  type TokenRate,
+  type TokenState,
+} from '../../common/ratelimit/token-bucket.js';
+import { TagLimitError } from '../../common/redis/app-index.js';
 import { initialHeartbeat, onBeat, type HeartbeatPolicy } from '../heartbeat.js';
 import type { GatewayMetrics } from '../metrics.js';
 import { AckBatcher } from './ack-batcher.js';
@@ -44,6 +50,8 @@ export class DeviceSocket extends WebSocket implements OrderedStream, TokenState
   /** `app NUL device`: the key of the sessions map. */
   key = '';
   sess = '';
+  /** Source address, while the connection has not said hello (its per-address budget). */
+  peer = '';
   /** App named in the connect URL (?app=), checked against the token. */
   appHint: string | undefined = undefined;
   /** Hello deadline before Ready; token expiry (ms) after. */
@@ -54,6 +62,8 @@ export class DeviceSocket extends WebSocket implements OrderedStream, TokenState
   lastSeq = 0;
   tags: string[] = [];
   alias: string | null = null;
+  /** Update-rate bucket, made at the first update (most devices never send one). */
+  updates: TokenState | null = null;
   /** Frame-rate bucket (common/ratelimit). */
   tokens = 0;
   tokensAt = 0;
@@ -86,7 +96,7 @@ export function closeWith(ws: DeviceSocket, code: number, reason: string): void 
 /** What the session protocol needs from the hub (the registry). */
 export interface SessionHost {
   /** The device authenticated: this socket is now its session (an older one is closed). */
-  attach(ws: DeviceSocket): void;
+  attach(ws: DeviceSocket): boolean;
   onClose(ws: DeviceSocket, code: number): void;
   /** Another gateway held the device: close that session there. */
   kickRemote(gateway: string, app: string, device: string, sess: string): void;
@@ -95,6 +105,8 @@ export interface SessionHost {
 export interface SessionOptions {
   gatewayId: string;
   frameRate: number;
+  /** Update frames a device may send per minute (burst 10). */
+  tagUpdatesPerMinute: number;
   heartbeat: HeartbeatPolicy;
   secretOf(app: string): string | undefined;
 }
@@ -108,6 +120,7 @@ export class SessionProtocol {
   private sessionCounter = 0;
   private readonly bootId = Date.now().toString(36);
   private readonly frameRate: TokenRate;
+  private readonly updateRate: TokenRate;
   readonly acks: AckBatcher<DeviceSocket>;
 
   constructor(
@@ -120,6 +133,7 @@ export class SessionProtocol {
     private readonly log: Logger,
   ) {
     this.frameRate = { perSecond: opts.frameRate, burst: opts.frameRate * 2 };
+    this.updateRate = { perSecond: opts.tagUpdatesPerMinute / 60, burst: 10 };
     const acksRemoved = metrics.acks.labels('removed');
     this.acks = new AckBatcher(store, {
       applied: (ws, { removed, unknown }) => {
@@ -216,9 +230,12 @@ export class SessionProtocol {
     ws.app = app;
     ws.device = device;
     ws.key = `${app}\u0000${device}`;
+    if (!this.host.attach(ws)) {
+      this.metrics.connects.inc({ result: 'overload' });
+      return closeWith(ws, CloseCode.tryAgainLater, 'connection limit reached');
+    }
     ws.sess = `${this.bootId}.${(++this.sessionCounter).toString(36)}`;
     ws.deadline = check.claims.exp * 1000;
-    this.host.attach(ws);
 
     // From the claim on, routed pushes for this device wait until the first inbox page (read
     // atomically with the claim) has been written.
@@ -233,7 +250,7 @@ export class SessionProtocol {
     if (claim.previous && claim.previous.gateway !== this.opts.gatewayId) {
       this.host.kickRemote(claim.previous.gateway, app, device, claim.previous.session);
     }
-    const tags = announcedTags ?? claim.tags ?? [];
+    let tags = announcedTags ?? claim.tags ?? [];
     const alias = check.claims.alias;
     // A device reconnecting with the tags and alias it already had (the common case in a
     // reconnect storm) is already in the indexes: skip the round trip.
@@ -242,8 +259,24 @@ export class SessionProtocol {
       claim.tags.length === tags.length &&
       claim.tags.every((t, i) => t === tags[i]) &&
       (claim.alias ?? null) === alias;
+    let refusedTags: TagLimitError | undefined;
     if (!known) {
-      await this.store.register(app, device, { tags, alias }, { tags: claim.tags, alias: claim.alias }, true);
+      try {
+        await this.store.register(
+          app,
+          device,
+          { tags, alias },
+          { tags: claim.tags, alias: claim.alias },
+          true,
+        );
+      } catch (err) {
+        if (!(err instanceof TagLimitError)) throw err;
+        // The app is at its tag cap: the device keeps the tags it had (the claim wrote the new
+        // ones to its meta; they are written back) and is told why.
+        refusedTags = err;
+        tags = claim.tags ?? [];
+        await this.store.register(app, device, { tags, alias }, { tags, alias: claim.alias }, false);
+      }
     }
     if (ws.readyState !== WebSocket.OPEN || (ws.state as State) === State.Closing) return;
     const hb = initialHeartbeat(this.opts.heartbeat, claim.learnedHeartbeatMs);
@@ -263,6 +296,7 @@ export class SessionProtocol {
         now: Date.now(),
       }),
     );
+    if (refusedTags) ws.send(encodeError({ code: 'tag_limit', message: refusedTags.message }));
     await this.orderer.resync(ws, claim.lastSeq, claim.firstPage);
   }
 
@@ -293,6 +327,18 @@ export class SessionProtocol {
   }
 
   private async update(ws: DeviceSocket, frame: UpdateFrame) {
+    const now = Date.now();
+    ws.updates ??= fullBucket(this.updateRate, now);
+    if (!takeToken(ws.updates, this.updateRate, now)) {
+      this.metrics.framesRejected.inc({ reason: 'update_rate' });
+      ws.send(
+        encodeError({
+          code: 'rate_limited',
+          message: `update: more than ${this.opts.tagUpdatesPerMinute} per minute; not applied`,
+        }),
+      );
+      return;
+    }
     const before = { tags: ws.tags, alias: ws.alias };
     let tags: string[];
     if (frame.set) tags = [...new Set(frame.set)];
@@ -309,8 +355,16 @@ export class SessionProtocol {
       return this.reject(ws, CloseCode.policyViolation, ALIAS_NOT_OWNED('update'), 'alias');
     const alias = ws.alias;
     ws.tags = tags;
-    ws.alias = alias;
-    await this.store.register(ws.app, ws.device, { tags, alias }, before, false);
+    try {
+      await this.store.register(ws.app, ws.device, { tags, alias }, before, false);
+    } catch (err) {
+      if (!(err instanceof TagLimitError)) throw err;
+      // Nothing was written: the device keeps its tags.
+      if (ws.tags === tags) ws.tags = before.tags;
+      this.metrics.framesRejected.inc({ reason: 'tag_limit' });
+      if (ws.readyState === WebSocket.OPEN) ws.send(encodeError({ code: 'tag_limit', message: err.message }));
+      return;
+    }
     if (ws.readyState === WebSocket.OPEN) ws.send(encodeUpdated({ tags, alias }));
   }
 

@@ -71,7 +71,13 @@ export interface DeviceStore extends InboxReader, AckApplier {
   countStatus(id: string, counter: MessageCounter, n: number): Promise<void>;
 }
 
-export function redisDeviceStore(redis: PgRedis, keys: RedisKeys, keyTtlMs: number): DeviceStore {
+/** `maxTagsPerApp`: distinct tags an app may have (register throws TagLimitError beyond). */
+export function redisDeviceStore(
+  redis: PgRedis,
+  keys: RedisKeys,
+  keyTtlMs: number,
+  maxTagsPerApp = 0,
+): DeviceStore {
   return {
     claim: (app, device, presence, announced) =>
       claimPresence(redis, keys, app, device, presence, keyTtlMs, announced, REPLAY_PAGE),
@@ -81,7 +87,7 @@ export function redisDeviceStore(redis: PgRedis, keys: RedisKeys, keyTtlMs: numb
     readInbox: (app, device, afterSeq, limit) => readInbox(redis, keys, app, device, afterSeq, limit),
     ack: (app, acks) => ackMessagesForDevices(redis, keys, app, acks),
     register: (app, device, now, before, metaWritten) =>
-      indexDevice(redis, keys, app, device, now, before, Date.now(), !metaWritten),
+      indexDevice(redis, keys, app, device, now, before, Date.now(), !metaWritten, maxTagsPerApp),
     touch: (app, device, tags) => touchDevice(redis, keys, app, device, tags),
     forget: (app, device, reg) => forgetDevice(redis, keys, app, device, reg),
     countStatus: async (id, counter, n) => {

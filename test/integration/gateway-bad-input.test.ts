@@ -284,6 +284,39 @@ describe('gateway bad input', () => {
     expect(healthy.dataOf()).not.toContain('second');
   });
 
+  it('refuses more idle upgrades from one address than its budget of connections without hello (1013)', async () => {
+    const idle = [];
+    for (let i = 0; i < 20; i++) {
+      const c = rawConnect(gw.wsUrl);
+      await c.opened;
+      idle.push(c);
+    }
+    const over = rawConnect(gw.wsUrl);
+    expect(await over.closed).toMatchObject({
+      code: CloseCode.tryAgainLater,
+      reason: 'too many connections without hello from this address',
+    });
+    for (const c of idle) c.ws.terminate();
+    await stillServing('idle upgrades from one address');
+  });
+
+  it('answers update frames beyond the update rate with an error frame rate_limited and keeps the connection', async () => {
+    const c = await rawSession(gw.wsUrl, 'tag-flapper');
+    for (let i = 0; i < 15; i++) c.ws.send(JSON.stringify({ t: 'update', set: [`flap-${i}`] }));
+    await until(
+      () => c.frames.filter((f) => f.t === 'updated' || f.t === 'error').length === 15,
+      5000,
+      'answers',
+    );
+    const limited = c.frames.filter((f) => f.t === 'error' && f.code === 'rate_limited');
+    expect(limited.length).toBeGreaterThanOrEqual(4);
+    expect(c.frames.filter((f) => f.t === 'updated').length).toBeLessThanOrEqual(11);
+    c.ws.send('{"t":"ping"}');
+    await until(() => c.frames.some((f) => f.t === 'pong'), 5000, 'pong after rate limit');
+    c.ws.close();
+    await stillServing('update flood');
+  });
+
   it('closes a second hello on an authenticated session', async () => {
     const c = await rawSession(gw.wsUrl, 'twice');
     c.ws.send(await hello());
