@@ -137,7 +137,7 @@ describe('every row of PROTOCOL.md is produced by a real gateway', () => {
         redisUrl,
         prefix: uniquePrefix('conform-small'),
         id: 'gw-small',
-        args: ['--max-connections', '1'],
+        args: ['--max-connections', '1', '--max-tags-per-app', '2'],
       }),
     ]);
   });
@@ -187,8 +187,9 @@ describe('every row of PROTOCOL.md is produced by a real gateway', () => {
       }
     },
     1013: async () => {
-      const first = rawConnect(small.wsUrl);
-      await first.opened;
+      // The connection limit counts authenticated devices (connections without hello have a
+      // budget of their own).
+      const first = await rawSession(small.wsUrl, 'c-limit');
       try {
         return await closeOf(() => undefined, small.wsUrl);
       } finally {
@@ -234,8 +235,30 @@ describe('every row of PROTOCOL.md is produced by a real gateway', () => {
     if (code === 1012) expect(closed.frames.map((f) => (f as { t?: string }).t)).toEqual(['drain']);
   });
 
+  it('documents exactly the error frames that have a scenario here', () => {
+    expect(DOC_ERROR_FRAMES).toEqual(['unknown_id', 'tag_limit', 'rate_limited']);
+  });
+
+  it("error frame tag_limit: tags beyond the app's cap of distinct tags", async () => {
+    const c = await rawSession(small.wsUrl, 'c-tagger');
+    c.ws.send(JSON.stringify({ t: 'update', set: ['t1', 't2', 't3'] }));
+    await until(() => c.frames.some((f) => f.t === 'error'), 5000, 'the error frame');
+    expect(c.frames.find((f) => f.t === 'error')).toMatchObject({ code: 'tag_limit' });
+    expect(c.ws.readyState).toBe(WebSocket.OPEN);
+    c.ws.close();
+    await c.closed;
+  });
+
+  it('error frame rate_limited: more update frames than the update rate', async () => {
+    const c = await rawSession(gw.wsUrl, 'c-updater');
+    for (let i = 0; i < 12; i++) c.ws.send(JSON.stringify({ t: 'update', set: [`u${i}`] }));
+    await until(() => c.frames.some((f) => f.t === 'error'), 5000, 'the error frame');
+    expect(c.frames.find((f) => f.t === 'error')).toMatchObject({ code: 'rate_limited' });
+    expect(c.ws.readyState).toBe(WebSocket.OPEN);
+    c.ws.close();
+  });
+
   it('error frame unknown_id: an ack of an id the gateway does not hold', async () => {
-    expect(DOC_ERROR_FRAMES).toEqual(['unknown_id']);
     const c = await rawSession(gw.wsUrl, 'c-acker');
     c.ws.send(JSON.stringify({ t: 'ack', ids: ['no-such-message'] }));
     await until(() => c.frames.some((f) => f.t === 'error'), 5000, 'the error frame');
