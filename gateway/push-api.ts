@@ -11,6 +11,7 @@ import {
   type PushAcceptor,
   type PushTarget,
 } from '../common/push/index.js';
+import type { StorageHealth } from '../common/redis/availability.js';
 import type { PgRedis } from '../common/redis/connection.js';
 import type { RedisKeys } from '../common/redis/keys.js';
 import { getMessageStatus } from '../common/redis/messages.js';
@@ -126,6 +127,8 @@ export function registerPushApi(
     secretOf(app: string): string | undefined;
     metrics: GatewayMetrics;
     maxTtlSeconds: number;
+    /** Storage health: the push is refused at once (503) while unhealthy and cut short if it turns so. */
+    storage?: StorageHealth;
   },
 ) {
   const bodySchema = pushBodySchema(deps.maxTtlSeconds);
@@ -186,17 +189,19 @@ export function registerPushApi(
       throw err;
     }
     try {
-      const accepted = await deps.push.accept(
-        req.params.app,
-        {
-          to,
-          data: body.data,
-          ttl: body.ttl,
-          priority: body.priority,
-          collapseKey: body.collapseKey,
-        },
-        idem,
-      );
+      const accept = () =>
+        deps.push.accept(
+          req.params.app,
+          {
+            to,
+            data: body.data,
+            ttl: body.ttl,
+            priority: body.priority,
+            collapseKey: body.collapseKey,
+          },
+          idem,
+        );
+      const accepted = await (deps.storage ? deps.storage.guard(accept) : accept());
       const { rateLimit, ...answer } = accepted;
       if (rateLimit) setRateLimitHeaders(reply, rateLimit);
       return reply.code(accepted.duplicate ? 200 : 202).send(answer);

@@ -9,7 +9,7 @@ import type { Logger } from '../common/logger.js';
 import { DEVICE_PATH } from '../common/protocol/frames.js';
 import { createSubscriber, type PgRedis } from '../common/redis/connection.js';
 import type { RedisKeys } from '../common/redis/keys.js';
-import { isStorageUnavailable } from '../common/redis/availability.js';
+import { isStorageUnavailable, StorageHealth } from '../common/redis/availability.js';
 import { redisFromConfig } from '../common/redis/options.js';
 import {
   claimGatewayId,
@@ -73,6 +73,8 @@ export function createGateway(config: GatewayConfig, log: Logger): Gateway {
   let draining = false;
   let advertised = config.advertiseUrl ?? '';
 
+  /** Redis health as the health check below sees it (readiness, and the push API's fast 503). */
+  const storage = new StorageHealth(3 * 500);
   const hub = new DeviceHub(
     redisDeviceStore(redis, keys, keyTtlMs, config.maxTagsPerApp),
     metrics,
@@ -242,7 +244,15 @@ export function createGateway(config: GatewayConfig, log: Logger): Gateway {
   const ops = separateMetrics ? Fastify({ logger: false }) : undefined;
   if (ops) opsRoutes(ops, true);
   opsRoutes(app, !separateMetrics);
-  registerPushApi(app, { redis, keys, push, secretOf, metrics, maxTtlSeconds: config.maxTtlSeconds });
+  registerPushApi(app, {
+    redis,
+    keys,
+    push,
+    secretOf,
+    metrics,
+    maxTtlSeconds: config.maxTtlSeconds,
+    storage,
+  });
   const appIds = new Set(apps.keys());
   registerLocateRoute(app, redis, keys);
 
@@ -281,14 +291,14 @@ export function createGateway(config: GatewayConfig, log: Logger): Gateway {
   // devices held here, and seqs may have gone back, so every session writes them back and
   // replays its inbox; readiness stays false until that is done.
   const HEALTH_INTERVAL_MS = 500;
-  let redisOkAt = 0;
+  const HEALTH_TIMEOUT_MS = 1000;
   let witnessSeq = 0;
   /** Values this process wrote that Redis may hold: the last confirmed one and any unconfirmed since. */
   let witnesses: string[] = [];
   let recovering = false;
   let recoverAgain = false;
   let runId = '';
-  const redisHealthy = () => Date.now() - redisOkAt < 3 * HEALTH_INTERVAL_MS;
+  const redisHealthy = () => storage.healthy();
   const recover = async (reason: string) => {
     if (recovering) return void (recoverAgain = true);
     recovering = true;
@@ -315,14 +325,28 @@ export function createGateway(config: GatewayConfig, log: Logger): Gateway {
   const checkRedis = async () => {
     const next = `${instance}:${++witnessSeq}`;
     witnesses.push(next);
+    let timer: NodeJS.Timeout | undefined;
     try {
-      const found = await swapWitness(redis, keys, id, next, 10 * 60_000);
-      redisOkAt = Date.now();
+      const found = await Promise.race([
+        swapWitness(redis, keys, id, next, 10 * 60_000),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error(`no answer within ${HEALTH_TIMEOUT_MS} ms`)),
+            HEALTH_TIMEOUT_MS,
+          );
+        }),
+      ]);
+      storage.ok();
       const lost = witnesses.length > 1 && !witnesses.includes(found);
       witnesses = [next];
       if (lost) await recover(found ? 'rewound' : 'emptied');
-    } catch {
-      // Unhealthy (readiness turns false after 3 intervals); `next` may still have been written.
+    } catch (err) {
+      // Unhealthy: readiness false, push requests answered 503 at once and in-flight ones cut
+      // short. `next` may still have been written (it stays in `witnesses`).
+      if (storage.healthy()) log.warn({ err: (err as Error).message }, 'redis unhealthy');
+      storage.failed((err as Error).message);
+    } finally {
+      clearTimeout(timer);
     }
   };
   redis.on('ready', () => {

@@ -9,9 +9,60 @@ const UNAVAILABLE_REPLIES = /^(LOADING|BUSY|MASTERDOWN|READONLY|CLUSTERDOWN|TRYA
 
 export function isStorageUnavailable(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
-  if (err.name === 'MaxRetriesPerRequestError') return true;
+  if (err.name === 'MaxRetriesPerRequestError' || err.name === 'StorageUnavailableError') return true;
   if (err.message === 'Command timed out') return true;
   if (/^(Connection is closed|Stream isn't writeable)/.test(err.message)) return true;
   if ((err as { code?: string }).code === 'ECONNREFUSED') return true;
   return UNAVAILABLE_REPLIES.test(err.message);
+}
+
+/** Storage is down or stalled (the health check says so): nothing was done; retry later. */
+export class StorageUnavailableError extends Error {
+  override name = 'StorageUnavailableError';
+}
+
+/**
+ * Redis health as a gateway's health check sees it (a short round trip every half second). The
+ * push API runs its work through `guard`: refused at once while storage is unhealthy, and cut
+ * short the moment it turns unhealthy, so a caller hears 503 within about the check's timeout
+ * even when single commands may take longer (a large fan-out on a loaded Redis must not be cut
+ * off by a short per-command timeout; a frozen Redis must not hold callers for it).
+ */
+export class StorageHealth {
+  private okAt = 0;
+  private failing: string | undefined = 'not checked yet';
+  private readonly waiters = new Set<(err: Error) => void>();
+
+  constructor(private readonly staleMs: number) {}
+
+  ok(now = Date.now()): void {
+    this.okAt = now;
+    this.failing = undefined;
+  }
+
+  failed(reason: string): void {
+    this.failing = reason;
+    const err = new StorageUnavailableError(`storage unavailable: ${reason}`);
+    for (const reject of this.waiters) reject(err);
+    this.waiters.clear();
+  }
+
+  healthy(now = Date.now()): boolean {
+    return this.failing === undefined && now - this.okAt < this.staleMs;
+  }
+
+  async guard<T>(work: () => Promise<T>): Promise<T> {
+    if (!this.healthy())
+      throw new StorageUnavailableError(`storage unavailable: ${this.failing ?? 'no answer'}`);
+    let reject!: (err: Error) => void;
+    const broken = new Promise<never>((_, r) => (reject = r));
+    this.waiters.add(reject);
+    const running = work();
+    running.catch(() => {}); // it may settle after we answered 503
+    try {
+      return await Promise.race([running, broken]);
+    } finally {
+      this.waiters.delete(reject);
+    }
+  }
 }

@@ -25,10 +25,10 @@ export const redisOptions = {
     description: 'Prefix of every Redis key (one platform per prefix; the same for every program of it).',
   },
   redisCommandTimeoutMs: {
-    schema: opt.positiveInt(1000),
+    schema: opt.positiveInt(10_000),
     description:
-      'A Redis command without an answer after this long fails (a frozen or unreachable Redis must not ' +
-      'hang callers: the push API answers 503 with Retry-After instead).',
+      'A Redis command without an answer after this long fails (a frozen or unreachable Redis never hangs ' +
+      'a caller for good). The gateway answers 503 sooner: its health check (1 s) cuts push requests short.',
   },
 } as const;
 
