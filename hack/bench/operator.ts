@@ -1,5 +1,5 @@
 /**
- * `npm run bench:operator [-- --counts 50,200 --idle-seconds 60 --kubeconfig PATH]`
+ * `npm run bench:operator [-- --counts 50,200 --idle-seconds 60 --kubeconfig PATH]`, or `-- --quick`
  *
  * Applies N PushGateways at once (three regions each) to a real local control plane (kwok
  * nodes, real scheduler and controller manager) and measures, for the operator running as
@@ -35,23 +35,38 @@ import { progress, report, type BenchRow } from './report.js';
 interface Args {
   counts: number[];
   idleSeconds: number;
+  /** Wait after all are Ready before the idle window (HPA status updates, last rollouts). */
+  settleSeconds: number;
   readyTimeoutSeconds: number;
   kubeconfig?: string;
+  /** false: run the operator from source under tsx (quick mode; its RSS then includes tsx's loader). */
+  compile: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { counts: [50, 200], idleSeconds: 60, readyTimeoutSeconds: 900 };
+  const a: Args = {
+    counts: [50, 200],
+    idleSeconds: 60,
+    settleSeconds: 15,
+    readyTimeoutSeconds: 900,
+    compile: true,
+  };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
+    if (flag === '--no-compile') {
+      a.compile = false;
+      continue;
+    }
     const value = argv[i + 1];
     if (value === undefined) throw new Error(`${flag} needs a value`);
     if (flag === '--counts') a.counts = value.split(',').map(Number);
     else if (flag === '--idle-seconds') a.idleSeconds = Number(value);
+    else if (flag === '--settle-seconds') a.settleSeconds = Number(value);
     else if (flag === '--ready-timeout-seconds') a.readyTimeoutSeconds = Number(value);
     else if (flag === '--kubeconfig') a.kubeconfig = value;
     else
       throw new Error(
-        `unknown flag ${flag} (--counts, --idle-seconds, --ready-timeout-seconds, --kubeconfig)`,
+        `unknown flag ${flag} (--counts, --idle-seconds, --settle-seconds, --ready-timeout-seconds, --kubeconfig, --no-compile, --quick)`,
       );
     i++;
   }
@@ -135,7 +150,7 @@ async function runOnce(
   client: KubeClient,
   count: number,
   a: Args,
-  compiledCli: string,
+  compiledCli: string | undefined,
 ): Promise<RunResult> {
   const ns = `bench-op-${count}-${Date.now().toString(36)}`;
   await client.create(Resources.Namespace, { metadata: { name: ns } });
@@ -197,7 +212,7 @@ async function runOnce(
     );
 
     // Let the tail (HPA status updates, last rollouts) settle before measuring idleness.
-    await sleep(15_000);
+    await sleep(a.settleSeconds * 1000);
     const snapshot = async () => ({
       requests: await metricSum(
         port,
@@ -260,27 +275,27 @@ export default async function operatorBench(argv: string[]): Promise<void> {
   let compiledDir: string | undefined;
   try {
     // Measure the operator as it ships: compiled JavaScript, not TypeScript under tsx (whose
-    // loader alone adds ~100 MiB of RSS).
-    mkdirSync(path.join(repoRoot, '.bench'), { recursive: true });
-    // Inside the repo, so the compiled files resolve node_modules.
-    const outDir = mkdtempSync(path.join(repoRoot, '.bench', 'build-'));
-    progress(`compiling to ${outDir}`);
-    execFileSync(
-      process.execPath,
-      [
-        path.join(repoRoot, 'node_modules/typescript/bin/tsc'),
-        '-p',
-        'tsconfig.build.json',
-        '--outDir',
-        outDir,
-      ],
-      {
-        cwd: repoRoot,
-        stdio: 'inherit',
-      },
-    );
-    compiledDir = outDir;
-    const compiledCli = path.join(outDir, 'cli/pushgate.js');
+    // loader alone adds ~100 MiB of RSS). Quick mode skips the compile and says so.
+    let compiledCli: string | undefined;
+    if (a.compile) {
+      mkdirSync(path.join(repoRoot, '.bench'), { recursive: true });
+      // Inside the repo, so the compiled files resolve node_modules.
+      const outDir = mkdtempSync(path.join(repoRoot, '.bench', 'build-'));
+      progress(`compiling to ${outDir}`);
+      execFileSync(
+        process.execPath,
+        [
+          path.join(repoRoot, 'node_modules/typescript/bin/tsc'),
+          '-p',
+          'tsconfig.build.json',
+          '--outDir',
+          outDir,
+        ],
+        { cwd: repoRoot, stdio: 'inherit' },
+      );
+      compiledDir = outDir;
+      compiledCli = path.join(outDir, 'cli/pushgate.js');
+    }
     await installCRDs(kubeconfig);
     // Three Services per PushGateway outgrow the local cluster's /24 service range; add a
     // range through the API (networking.k8s.io/v1 ServiceCIDR) rather than restart the cluster.
@@ -302,7 +317,7 @@ export default async function operatorBench(argv: string[]): Promise<void> {
           metric: `${p} time until all Ready`,
           unit: 's',
           value: r.readySeconds,
-          note: r.allReady ? `${count * 3} Deployments` : 'TIMED OUT',
+          note: `${r.allReady ? `${count * 3} Deployments` : 'TIMED OUT'}${a.compile ? '' : '; operator under tsx (--no-compile)'}`,
         },
         {
           metric: `${p} operator RSS peak`,
@@ -355,5 +370,10 @@ export default async function operatorBench(argv: string[]): Promise<void> {
     client.close();
     await cluster?.down();
   }
-  report('operator', { counts: a.counts, idleSeconds: a.idleSeconds, regionsPerGateway: 3 }, rows, startedAt);
+  report(
+    'operator',
+    { counts: a.counts, idleSeconds: a.idleSeconds, regionsPerGateway: 3, compiled: a.compile },
+    rows,
+    startedAt,
+  );
 }
