@@ -22,7 +22,11 @@ async function pushgate(args: string[], env: NodeJS.ProcessEnv = {}) {
   }
 }
 
-describe('pushgate CLI', () => {
+// Each case spawns the real CLI through tsx (a TypeScript compile per process): seconds each on a
+// busy two-core machine, so the cases get a budget for spawning, not the unit default.
+const SPAWN_BUDGET_MS = 120_000;
+
+describe('pushgate CLI', { timeout: SPAWN_BUDGET_MS }, () => {
   it('lists every command in its usage', async () => {
     const { code, stdout } = await pushgate(['--help']);
     expect(code).toBe(0);
