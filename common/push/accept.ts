@@ -9,6 +9,7 @@ import type { RedisKeys } from '../redis/keys.js';
 import {
   claimIdempotencyKey,
   completeMessageStatus,
+  recordFates,
   createMessageStatus,
   getMessageStatus,
 } from '../redis/messages.js';
@@ -167,8 +168,6 @@ export class PushAcceptor {
       recipients: recipients.length,
       stored: counts.stored,
       dropped: counts.dropped,
-      replaced: counts.replaced,
-      evicted: counts.evicted,
       ...(admitted?.deferred ? { deferred: admitted.deferred } : {}),
     });
     this.log.debug({ id, app, recipients: recipients.length, deferred: admitted?.deferred }, 'push accepted');
@@ -199,13 +198,21 @@ export class PushAcceptor {
    * Store then route: the step every message takes once it may go, at acceptance or when the
    * rate limit releases it (the limiter's releaser calls this).
    */
-  storeReleased(app: string, devices: string[], message: StoredMessage) {
-    return deliverMessage(this.redis, this.keys, app, devices, message, {
+  async storeReleased(app: string, devices: string[], message: StoredMessage) {
+    const counts = await deliverMessage(this.redis, this.keys, app, devices, message, {
       maxPerDevice: this.limits.maxInbox,
       keyTtlMs: this.limits.keyTtlMs,
       onlyIfOnline: message.ttl === 0, // TTL 0 means now or never
       route: this.route,
       onResult: (r) => this.observer.stored(r),
     });
+    // What this message did to older ones is recorded on theirs; it does not hold up the answer.
+    void recordFates(this.redis, this.keys, {
+      replaced: counts.replacedIds,
+      evicted: counts.evictedIds,
+    }).catch((err: Error) =>
+      this.log.warn({ id: message.id, err: err.message }, 'recording replaced/evicted fates failed'),
+    );
+    return counts;
   }
 }

@@ -5,7 +5,7 @@ type Reply = (string | number | Reply[])[];
 
 /** The script commands every pushgate connection carries (see scripts.ts for their contracts). */
 export interface ScriptCommands {
-  /** numkeys = 4 x devices; see scripts.ts. Returns 7 values per device. */
+  /** numkeys = 4 x devices; see scripts.ts. Returns 2 values per device, then 6 per message entry. */
   pgStore(numkeys: number, ...keysThenArgs: (string | number)[]): Promise<(string | number)[]>;
   /** numkeys = 3 x devices; ARGV: per-device id counts, then ids. */
   pgAck(numkeys: number, ...keysThenArgs: (string | number)[]): Promise<number[]>;
@@ -63,6 +63,7 @@ export interface ScriptCommands {
     want: number,
   ): Promise<[number, number]>;
   pgLimitReleased(releasing: string, lease: string, token: string): Promise<number>;
+  pgCountFate(statusKey: string, counter: 'replaced' | 'evicted', by: number): Promise<number>;
 }
 
 const VARIABLE_KEY_SCRIPTS = Object.entries(scripts)

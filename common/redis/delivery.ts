@@ -48,8 +48,10 @@ export interface DeliveryCounts {
   duplicate: number;
   /** TTL 0 and not connected. */
   dropped: number;
-  replaced: number;
-  evicted: number;
+  /** Older messages this one replaced (collapse key), one entry per device: their fate. */
+  replacedIds: string[];
+  /** Older messages this one pushed out of full inboxes, one entry per device: their fate. */
+  evictedIds: string[];
   /** Notifications routed to gateways (devices online at store time). */
   routed: number;
 }
@@ -85,8 +87,8 @@ export async function deliverMessage(
     stored: 0,
     duplicate: 0,
     dropped: 0,
-    replaced: 0,
-    evicted: 0,
+    replacedIds: [],
+    evictedIds: [],
     routed: 0,
   };
   const body = encodeStoredMessage(message);
@@ -110,8 +112,8 @@ export async function deliverMessage(
         }
         if (r.outcome === 'duplicate') counts.duplicate++;
         else counts.stored++;
-        if (r.replaced) counts.replaced++;
-        counts.evicted += r.evicted;
+        if (r.replaced) counts.replacedIds.push(r.replaced);
+        counts.evictedIds.push(...r.evictedIds);
         // Duplicates are routed too: a retried send may be finishing one that died before routing.
         if (r.gateway) {
           let list = routes.get(r.gateway);

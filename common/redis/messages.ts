@@ -6,9 +6,11 @@ import type { RedisKeys } from './keys.js';
  * state: 'storing' while the fan-out writes inboxes, then 'accepted'.
  * Counters: recipients, stored (new inbox entries), duplicate (already stored by a retry),
  * dropped (ttl 0 and offline), sent (frames written to a device, resends included),
- * acked (devices that acknowledged), replaced (older messages it collapsed), evicted,
- * deferred (recipients held back by the app's rate limit), released (of those, stored since),
- * expired (of those, whose TTL ran out before their turn).
+ * acked (devices that acknowledged), replaced (devices where a newer message with the same
+ * collapse key replaced this one before delivery), evicted (devices whose full inbox dropped this
+ * one for newer messages; both written by the newer message's store, recordFates, on this
+ * message's own status), deferred (recipients held back by the app's rate limit), released (of
+ * those, stored since), expired (of those, whose TTL ran out before their turn).
  * `delivery` is derived: deferred while any recipient waits for the rate limit, then stored,
  * sent (a frame went to a device), acked (every recipient acked) or expired (TTL passed first).
  */
@@ -88,6 +90,30 @@ export async function completeMessageStatus(
   for (const [k, v] of Object.entries(counts)) m.hset(key, k, String(v));
   m.hset(key, 'state', 'accepted');
   await m.exec();
+}
+
+/**
+ * Records on each older message what a newer one did to it (one increment per device): the fate
+ * belongs to the message it happened to, so an app asking about it learns it.
+ */
+export async function recordFates(
+  redis: PgRedis,
+  keys: RedisKeys,
+  fates: { replaced: readonly string[]; evicted: readonly string[] },
+): Promise<void> {
+  const tally = (ids: readonly string[]) => {
+    const m = new Map<string, number>();
+    for (const id of ids) m.set(id, (m.get(id) ?? 0) + 1);
+    return m;
+  };
+  const calls: Promise<number>[] = [];
+  for (const [counter, ids] of [
+    ['replaced', fates.replaced],
+    ['evicted', fates.evicted],
+  ] as const) {
+    for (const [id, n] of tally(ids)) calls.push(redis.pgCountFate(keys.messageStatus(id), counter, n));
+  }
+  await Promise.all(calls);
 }
 
 export function countMessage(redis: PgRedis, keys: RedisKeys, id: string, counter: MessageCounter, by = 1) {

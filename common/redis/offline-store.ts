@@ -16,6 +16,8 @@ export interface StoreResult {
   replaced?: string;
   /** Oldest messages dropped because the inbox was full. */
   evicted: number;
+  /** Their ids (message ids never contain a comma: the gateway mints them). */
+  evictedIds: string[];
   /** Messages in the inbox after this store. */
   inboxSize: number;
 }
@@ -180,8 +182,9 @@ class StoreBatcher {
                 replaced: String(flat[o + 2]) || undefined,
                 evicted: Number(flat[o + 3]),
                 inboxSize: Number(flat[o + 4]),
+                evictedIds: String(flat[o + 5]) ? String(flat[o + 5]).split(',') : [],
               };
-              o += 5;
+              o += 6;
               let part = parts.get(job);
               if (!part) parts.set(job, (part = []));
               part.push(i);

@@ -54,7 +54,7 @@ export const scripts = {
    * device); then per device: k, followed by k message numbers (1..M).
    * Returns, per device in argument order: gw, sess (its presence), then 5 values per message
    * entry: stored (1 / 0 = already there / 2 = offline and only-if-online), seq, replaced id,
-   * evicted count, inbox size.
+   * evicted count, inbox size, evicted ids (comma-separated; so their status can record it).
    * Idempotent by id: storing an id that is already in an inbox changes nothing there.
    */
   pgStore: {
@@ -76,10 +76,11 @@ for d = 0, #KEYS / 4 - 1 do
     at = at + 1
     local id, body, ckey, onlyOnline = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3] == '1'
     if redis.call('HEXISTS', msgs, id) == 1 then
-      out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] =
-        0, tonumber(redis.call('ZSCORE', inbox, id)) or 0, '', 0, redis.call('ZCARD', inbox)
+      out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5], out[o + 6] =
+        0, tonumber(redis.call('ZSCORE', inbox, id)) or 0, '', 0, redis.call('ZCARD', inbox), ''
     elseif onlyOnline and gw == '' then
-      out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] = 2, 0, '', 0, redis.call('ZCARD', inbox)
+      out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5], out[o + 6] =
+        2, 0, '', 0, redis.call('ZCARD', inbox), ''
     else
       local seq = redis.call('HINCRBY', meta, 'seq', 1)
       local replaced = ''
@@ -95,19 +96,20 @@ for d = 0, #KEYS / 4 - 1 do
       end
       redis.call('ZADD', inbox, seq, id)
       redis.call('HSET', msgs, id, body)
-      local evicted = 0
+      local evicted = {}
       local n = redis.call('ZCARD', inbox)
       while n > max do
         local popped = redis.call('ZPOPMIN', inbox)
         local oid = popped[1]
         drop(inbox, msgs, collapse, oid, redis.call('HGET', msgs, oid))
-        evicted = evicted + 1
+        evicted[#evicted + 1] = oid
         n = n - 1
       end
       stored = true
-      out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] = 1, seq, replaced, evicted, n
+      out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5], out[o + 6] =
+        1, seq, replaced, #evicted, n, table.concat(evicted, ',')
     end
-    o = o + 5
+    o = o + 6
   end
   if stored then
     redis.call('PEXPIRE', meta, ttl)
@@ -362,6 +364,22 @@ return {k, 0}
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
 return 1
+`,
+  },
+
+  /**
+   * Records the fate of an older message on its own status (replaced by a newer one through a
+   * collapse key, or evicted from a full inbox), when that status still exists: a status that has
+   * expired is not created again (it would have no TTL).
+   * KEYS: the message status. ARGV: counter, increment. Returns the new value, or 0.
+   */
+  pgCountFate: {
+    numberOfKeys: 1,
+    lua: `
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
+end
+return 0
 `,
   },
 } as const;

@@ -37,7 +37,7 @@ describe('common/redis scripts', () => {
     await storeMessage(redis, keys, 'a', 'bounded', msg('m2'), limits);
     await storeMessage(redis, keys, 'a', 'bounded', msg('m3'), limits);
     const r = await storeMessage(redis, keys, 'a', 'bounded', msg('m4'), limits);
-    expect(r).toMatchObject({ outcome: 'stored', seq: 4, evicted: 1, inboxSize: 3 });
+    expect(r).toMatchObject({ outcome: 'stored', seq: 4, evicted: 1, evictedIds: ['m1'], inboxSize: 3 });
     expect(await inboxIds('bounded')).toEqual(['m2', 'm3', 'm4']);
     expect(await redis.hget(keys.deviceCollapse('a', 'bounded'), 'k')).toBeNull();
   });
