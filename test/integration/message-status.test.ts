@@ -7,7 +7,7 @@ import {
   stopGateway,
   uniquePrefix,
   type GatewayProcess,
-} from './gateway-harness.js';
+} from '../support/gateway.js';
 
 /**
  * A message's fate is recorded on the message it happened to: when a newer push replaces it
