@@ -69,8 +69,11 @@ const GATEWAY_PODS = `${MANAGED_SELECTOR},${LABEL_COMPONENT}=gateway`;
 
 /** The Secrets a PushGateway's pods read, by name (from the raw object: it need not parse). */
 function referencedSecrets(raw: KubeObject): string[] {
-  const spec = (raw as { spec?: { redis?: { secretName?: unknown }; apps?: { secretName?: unknown } } }).spec;
-  return [spec?.redis?.secretName, spec?.apps?.secretName].filter((n): n is string => typeof n === 'string');
+  type Ref = { secretName?: unknown };
+  const spec = (raw as { spec?: { redis?: Ref; apps?: Ref; tls?: Ref } }).spec;
+  return [spec?.redis?.secretName, spec?.apps?.secretName, spec?.tls?.secretName].filter(
+    (n): n is string => typeof n === 'string',
+  );
 }
 
 /**
@@ -197,7 +200,7 @@ export class PushGatewayController {
     }
     const secretCache = this.controller.informer(Resources.Secret, { transform: secretKeysTransform });
     const secrets = new Map<string, string[] | undefined>();
-    for (const name of [gw.spec.redis.secretName, gw.spec.apps?.secretName]) {
+    for (const name of [gw.spec.redis.secretName, gw.spec.apps?.secretName, gw.spec.tls?.secretName]) {
       if (name)
         secrets.set(name, (secretCache.get(`${ns}/${name}`) as { keys?: string[] } | undefined)?.keys);
     }

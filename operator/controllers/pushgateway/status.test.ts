@@ -260,6 +260,29 @@ describe('computeStatus', () => {
     expect(fine.conditions!.find((c) => c.type === 'Ready')?.status).toBe('True');
   });
 
+  it('a TLS Secret that is missing or not of type tls keeps it from Ready, naming the keys', () => {
+    const g = gw({ tls: { secretName: 'cert' } });
+    const with_ = (cert: string[] | undefined) =>
+      status({
+        gw: g,
+        children: children(dep(2, {}), dep(1, {}), {
+          secrets: new Map([
+            ['s', ['url']],
+            ['cert', cert],
+          ]),
+        }),
+        now,
+      }).conditions!.find((c) => c.type === 'Ready')!;
+    expect(with_(undefined)).toMatchObject({ status: 'False', reason: 'SecretMissing' });
+    expect(with_(undefined).message).toMatch(
+      /kubectl -n n create secret tls cert --cert=CERT\.pem --key=KEY\.pem$/,
+    );
+    expect(with_(['tls.crt']).message).toBe(
+      'Secret cert (spec.tls.secretName) has no tls.key; it must be a kubernetes.io/tls Secret (kubectl create secret tls)',
+    );
+    expect(with_(['tls.crt', 'tls.key']).status).toBe('True');
+  });
+
   it('pods that cannot start: region not ready, Degraded PodsFailing naming pod, container and reason', () => {
     const pod = (name: string, reason?: string) => ({
       metadata: { name },

@@ -204,7 +204,7 @@ export interface StatusInput {
   now: Date;
 }
 
-/** The Secrets a PushGateway's pods read, with the keys they need and how to create them. */
+/** The Secrets a PushGateway's pods read (Redis URL, apps, TLS), with the keys they need and how to create them. */
 export function secretProblems(gw: PushGateway, secrets: Map<string, string[] | undefined>): string[] {
   const ns = gw.metadata.namespace;
   const problems: string[] = [];
@@ -227,6 +227,19 @@ export function secretProblems(gw: PushGateway, secrets: Map<string, string[] | 
       );
     else if (appKeys.length === 0)
       problems.push(`Secret ${apps} (spec.apps.secretName) is empty; add one key per app (app id = secret)`);
+  }
+  const tls = gw.spec.tls?.secretName;
+  if (tls) {
+    const tlsKeys = secrets.get(tls);
+    const missing = ['tls.crt', 'tls.key'].filter((k) => !tlsKeys?.includes(k));
+    if (!tlsKeys)
+      problems.push(
+        `Secret ${tls} (spec.tls.secretName) does not exist in namespace ${ns}; the gateways cannot serve wss:// without it: kubectl -n ${ns} create secret tls ${tls} --cert=CERT.pem --key=KEY.pem`,
+      );
+    else if (missing.length)
+      problems.push(
+        `Secret ${tls} (spec.tls.secretName) has no ${missing.join(' or ')}; it must be a kubernetes.io/tls Secret (kubectl create secret tls)`,
+      );
   }
   return problems;
 }
