@@ -117,8 +117,10 @@ export const gatewayOptions = {
       'When full, the one waiting longest is closed (1013), so idle sockets can never lock devices out.',
   },
   maxPendingHandshakesPerAddress: {
-    schema: opt.positiveInt(20),
-    description: 'Connections that have not said hello yet, per source address.',
+    schema: opt.positiveInt(100),
+    description:
+      'Connections that have not said hello yet, per source address (room for a reconnect storm behind ' +
+      'one carrier NAT address; a handshake lasts about a round trip).',
   },
   maxInbox: {
     schema: opt.positiveInt(100),

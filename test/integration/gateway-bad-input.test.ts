@@ -37,7 +37,10 @@ describe('gateway bad input', () => {
       redisUrl,
       prefix,
       id: 'gw-bad',
-      args: ['--hello-timeout-ms', '1000', '--upgrade-timeout-ms', '1000', '--frame-rate', '20'],
+      args: [
+        ...['--hello-timeout-ms', '1000', '--upgrade-timeout-ms', '1000', '--frame-rate', '20'],
+        ...['--max-pending-handshakes-per-address', '20'],
+      ],
     });
     healthy = new RecordingDevice({ device: 'healthy', endpoints: [gw.wsUrl] });
     await healthy.client.start();
