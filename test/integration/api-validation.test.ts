@@ -260,7 +260,12 @@ describe('pushgate API in the real kube-apiserver', () => {
       ],
       [
         `${RATE_LIMIT_POLICY.plural}/${gw}`,
-        { conditions: [ready], appliedTo: { gateway: 'main', appIds: [], targets: 'main: all apps' } },
+        {
+          conditions: [ready],
+          appliedTo: { gateway: 'main', appIds: [], targets: 'main: all apps' },
+          effectiveMessagesPerSecond: 8000,
+          deferredMessages: 12,
+        },
       ],
     ];
     for (const [ref, status] of patches) {
@@ -296,8 +301,12 @@ describe('pushgate API in the real kube-apiserver', () => {
       '1000',
       '420',
     ]);
-    expect(table).toMatch(/NAME\s+GATEWAY\s+TARGETS\s+APP-RATE\s+CAMPAIGN-MAX\s+READY\s+AGE/);
-    expect(row(`ratelimitpolicy.${GROUP}`)).toMatch(/\s+main\s+main: all apps\s+10000\s+5000\s+True\s+/);
+    expect(table).toMatch(
+      /NAME\s+GATEWAY\s+TARGETS\s+APP-RATE\s+EFFECTIVE\s+DEFERRED\s+CAMPAIGN-MAX\s+READY\s+AGE/,
+    );
+    expect(row(`ratelimitpolicy.${GROUP}`)).toMatch(
+      /\s+main\s+main: all apps\s+10000\s+8000\s+12\s+5000\s+True\s+/,
+    );
 
     // The category and the short names reach the same objects.
     const all = await kubectl(kubeconfig, ['-n', namespace, 'get', CATEGORY, '-o', 'name']);
