@@ -25,6 +25,9 @@ export const BENCHES = {
       '--no-compile',
     ],
   },
+  ratelimit: {
+    quick: ['--seconds', '2', '--rates', '1000,5000', '--concurrency', '16'],
+  },
 } satisfies Record<string, { quick: string[] }>;
 
 export type BenchName = keyof typeof BENCHES;

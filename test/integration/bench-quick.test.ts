@@ -19,6 +19,7 @@ afterAll(() => rmSync(out, { recursive: true, force: true }));
 const extra: Record<BenchName, string[]> = {
   gateway: [],
   operator: ['--kubeconfig', inject('kubeconfig')],
+  ratelimit: ['--redis-url', inject('redisUrl')],
 };
 
 function runBench(name: BenchName): Promise<{ code: number | null; stdout: string; stderr: string }> {

@@ -8,6 +8,7 @@ import { redisKeys } from '../../common/redis/keys.js';
 import { publishAppLimits } from '../../common/ratelimit/releaser.js';
 import { deferredStats } from '../../common/ratelimit/app-limit.js';
 import { freePort } from '../support/net.js';
+import { scrapeSum } from '../support/prometheus.js';
 import {
   APP,
   OTHER_APP,
@@ -183,6 +184,27 @@ describe('rate limit through real gateways (rate and loss, full queue)', () => {
     expect(refused.body.error).toBe('deferred_queue_full');
     expect(refused.body.message).toMatch(/maxDeferred 5 of RateLimitPolicy test\/small/);
     expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    // Metrics: refusals and deferrals counted by the gateway that answered; depth, age and the
+    // effective rate read from Redis by any gateway.
+    const forApp = (l: Record<string, string>) => l.app === OTHER_APP;
+    expect(
+      await scrapeSum(
+        `${b.httpUrl}/metrics`,
+        'pushgate_ratelimit_messages_total',
+        (l) => forApp(l) && l.outcome === 'refused',
+      ),
+    ).toBe(4);
+    expect(
+      await scrapeSum(
+        `${b.httpUrl}/metrics`,
+        'pushgate_ratelimit_messages_total',
+        (l) => forApp(l) && l.outcome === 'deferred',
+      ),
+    ).toBe(5);
+    expect(await scrapeSum(`${a.httpUrl}/metrics`, 'pushgate_ratelimit_effective_rate', forApp)).toBe(2);
+    expect(
+      await scrapeSum(`${a.httpUrl}/metrics`, 'pushgate_ratelimit_deferred_depth', forApp),
+    ).toBeGreaterThan(0);
     await until(() => dev.pushes.length >= 6, 10_000, 'six accepted delivered');
     await sleep(1000);
     expect(dev.dataOf()).toEqual([0, 1, 2, 3, 4, 5].map((i) => ({ i })));
