@@ -82,18 +82,16 @@ export interface PushGatewayStatusView {
   readyRegions?: string;
 }
 
+type PushGatewayView = KubeObject & { status?: PushGatewayStatusView };
+const getPushGateway = (client: KubeClient, ns: string, name: string) =>
+  getOrUndefined<PushGatewayView>(client, PushGatewayResource, ns, name);
+
 export async function pushGatewayStatus(
   client: KubeClient,
   ns: string,
   name: string,
 ): Promise<PushGatewayStatusView | undefined> {
-  const gw = await getOrUndefined<KubeObject & { status?: PushGatewayStatusView }>(
-    client,
-    PushGatewayResource,
-    ns,
-    name,
-  );
-  return gw?.status;
+  return (await getPushGateway(client, ns, name))?.status;
 }
 
 /** Ready=True for the PushGateway's current generation. */
@@ -102,12 +100,7 @@ export async function isReady(
   ns: string,
   name: string,
 ): Promise<PushGatewayStatusView | false> {
-  const gw = await getOrUndefined<KubeObject & { status?: PushGatewayStatusView }>(
-    client,
-    PushGatewayResource,
-    ns,
-    name,
-  );
+  const gw = await getPushGateway(client, ns, name);
   const st = gw?.status;
   const ready = st?.conditions?.find((c) => c.type === 'Ready');
   return st && ready?.status === 'True' && st.observedGeneration === gw?.metadata?.generation ? st : false;

@@ -4,6 +4,7 @@ import { gatewayOptions } from '../../../gateway/options.js';
 import { nodeTunerOptions } from '../../../workloads/node-tuner/options.js';
 import { sidecarOptions } from '../../../workloads/sidecar/options.js';
 import { ZONE_LABEL, regionNodeSelector, type PushGateway, type PushGatewayRegion } from '../../api/index.js';
+import { LABEL_MANAGED_BY, LABEL_PART_OF, MANAGED_BY } from '../../identity.js';
 import type { KubeObject } from '../../runtime/kube.js';
 import {
   ANNOTATION_CONFIG_HASH,
@@ -460,10 +461,7 @@ export function buildNodeTunerRBAC(gw: PushGateway): KubeObject[] {
       kind: 'ClusterRole',
       metadata: {
         name: names.nodeTunerClusterRole,
-        labels: {
-          'app.kubernetes.io/managed-by': 'pushgate-operator',
-          'app.kubernetes.io/part-of': 'pushgate',
-        },
+        labels: { [LABEL_MANAGED_BY]: MANAGED_BY, [LABEL_PART_OF]: 'pushgate' },
       },
       rules: [{ apiGroups: [''], resources: ['nodes'], verbs: ['get', 'patch'] }],
     },

@@ -3,8 +3,8 @@ import { TerminalError } from '../../../runtime/errors.js';
 import { KubeApiError, type KubeObject } from '../../../runtime/kube.js';
 import { resourceOf } from '../../../runtime/resources.js';
 import { done, type Step } from '../../../runtime/steps.js';
-import { LABEL_REGION, PushGatewayResource } from '../names.js';
-import { owned, type SyncContext } from './context.js';
+import { LABEL_REGION } from '../names.js';
+import { owned, recordRegionEvent, type SyncContext } from './context.js';
 
 /**
  * An apply error as a person can act on it. What the API server refuses for its content
@@ -50,7 +50,7 @@ function applyPhase(name: string, which: (o: KubeObject) => boolean): Step<SyncC
   return {
     name,
     async run(ctx) {
-      const { client, recorder } = ctx.env;
+      const { client } = ctx.env;
       await Promise.all(
         ctx.desired.filter(which).map(async (obj) => {
           const isNewRegion =
@@ -63,14 +63,7 @@ function applyPhase(name: string, which: (o: KubeObject) => boolean): Step<SyncC
           }
           if (isNewRegion) {
             const region = obj.metadata?.labels?.[LABEL_REGION];
-            void recorder.record(
-              PushGatewayResource,
-              ctx.raw,
-              'Normal',
-              'RegionProvisioned',
-              'Apply',
-              `created the gateways of region ${region}`,
-            );
+            recordRegionEvent(ctx, 'RegionProvisioned', 'Apply', `created the gateways of region ${region}`);
           }
         }),
       );

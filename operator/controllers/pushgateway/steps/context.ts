@@ -4,6 +4,7 @@ import type { Controller } from '../../../runtime/controller.js';
 import type { EventRecorder } from '../../../runtime/events.js';
 import type { Informer } from '../../../runtime/informer.js';
 import type { KubeClient, KubeObject, ResourceType } from '../../../runtime/kube.js';
+import { PushGatewayResource } from '../names.js';
 
 /** What the sync steps of one PushGateway share. */
 export interface SyncContext {
@@ -30,6 +31,11 @@ export interface SyncEnv {
 /** The cache of a kind the PushGateway controller owns (label-selected, as the runtime watches it). */
 export const owned = (ctx: SyncContext, kind: ResourceType): Informer =>
   ctx.env.controller.informer(kind, { labelSelector: MANAGED_SELECTOR });
+
+/** A Normal event on the PushGateway for a region that came or went. */
+export function recordRegionEvent(ctx: SyncContext, reason: string, action: string, note: string): void {
+  void ctx.env.recorder.record(PushGatewayResource, ctx.raw, 'Normal', reason, action, note);
+}
 
 export const idOf = (o: KubeObject) =>
   `${o.apiVersion}/${o.kind}/${o.metadata?.namespace ?? ''}/${o.metadata?.name}`;

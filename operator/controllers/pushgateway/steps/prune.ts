@@ -2,9 +2,9 @@ import type { KubeObject, ResourceType } from '../../../runtime/kube.js';
 import { splitKey } from '../../../runtime/kube.js';
 import { Resources } from '../../../runtime/resources.js';
 import { done, type Step } from '../../../runtime/steps.js';
-import { LABEL_REGION, PushGatewayResource, ownerKeyOf } from '../names.js';
+import { LABEL_REGION, ownerKeyOf } from '../names.js';
 import { OWNED_KINDS } from '../owned.js';
-import { idOf, owned, type SyncContext } from './context.js';
+import { idOf, owned, recordRegionEvent, type SyncContext } from './context.js';
 
 /** Deletes children this PushGateway owns that the spec no longer asks for (a region removed, node tuning off). */
 export const prune: Step<SyncContext> = {
@@ -30,16 +30,8 @@ export const prune: Step<SyncContext> = {
         if (kind === Resources.Deployment && region) removedRegions.add(region);
       }),
     );
-    for (const region of removedRegions) {
-      void ctx.env.recorder.record(
-        PushGatewayResource,
-        ctx.raw,
-        'Normal',
-        'RegionRemoved',
-        'Prune',
-        `removed the gateways of region ${region}`,
-      );
-    }
+    for (const region of removedRegions)
+      recordRegionEvent(ctx, 'RegionRemoved', 'Prune', `removed the gateways of region ${region}`);
     return done();
   },
 };
