@@ -28,32 +28,40 @@ describe('chaos: gateways', () => {
     await redis?.stop();
   });
 
-  it('1. frozen gateway (SIGSTOP): devices move within 2x the heartbeat and the stuck pushes arrive', async () => {
-    const prefix = uniquePrefix('frozen');
-    const hbMs = 2000;
-    // A fixed advised interval, so "2x the heartbeat" is one number.
-    const hb = [
-      '--heartbeat-min-ms',
+  /**
+   * Two gateways with one fixed advised heartbeat (so "n x the heartbeat" is one number) and
+   * `n` devices connected to the first (the second is their next endpoint), tracked by a ledger.
+   */
+  async function pairWithFleet(
+    name: string,
+    hbMs: number,
+    n: number,
+    device: Partial<ConstructorParameters<typeof RecordingDevice>[0]> = {},
+  ) {
+    const prefix = uniquePrefix(name);
+    const args = ['--heartbeat-min-ms', '--heartbeat-initial-ms', '--heartbeat-max-ms'].flatMap((f) => [
+      f,
       `${hbMs}`,
-      '--heartbeat-initial-ms',
-      `${hbMs}`,
-      '--heartbeat-max-ms',
-      `${hbMs}`,
-    ];
-    const a = await startChaosGateway({ redisUrl: redis.url, prefix, id: 'gw-frozen', args: hb });
-    const b = await startChaosGateway({ redisUrl: redis.url, prefix, id: 'gw-alive', args: hb });
+    ]);
+    const a = await startChaosGateway({ redisUrl: redis.url, prefix, id: `gw-${name}-a`, args });
+    const b = await startChaosGateway({ redisUrl: redis.url, prefix, id: `gw-${name}-b`, args });
     gateways.push(a, b);
-
     const fleet: RecordingDevice[] = [];
-    for (let i = 0; i < 100; i++) {
-      const d = new RecordingDevice({ device: `f${i}`, endpoints: [a.wsUrl, b.wsUrl] });
+    for (let i = 0; i < n; i++) {
+      const d = new RecordingDevice({ device: `${name}-${i}`, endpoints: [a.wsUrl, b.wsUrl], ...device });
       fleet.push(d);
       devices.push(d);
     }
     await Promise.all(fleet.map((d) => d.client.start()));
-    expect(fleet.every((d) => d.client.gateway === 'gw-frozen')).toBe(true);
+    expect(fleet.every((d) => d.client.gateway === a.id)).toBe(true);
     const ledger = new Ledger();
     ledger.track(...fleet);
+    return { a, b, fleet, ledger };
+  }
+
+  it('1. frozen gateway (SIGSTOP): devices move within 2x the heartbeat and the stuck pushes arrive', async () => {
+    const hbMs = 2000;
+    const { a, b, fleet, ledger } = await pairWithFleet('frozen', hbMs, 100);
 
     // A steady stream of pushes through the live gateway's API, to devices held by the other.
     let streaming = true;
@@ -71,7 +79,7 @@ describe('chaos: gateways', () => {
     const t0 = Date.now();
     for (const d of fleet)
       d.client.on('welcome', (w) => {
-        if (w.gateway === 'gw-alive' && !movedAfter.has(d.device)) movedAfter.set(d.device, Date.now() - t0);
+        if (w.gateway === b.id && !movedAfter.has(d.device)) movedAfter.set(d.device, Date.now() - t0);
       });
     a.kill('SIGSTOP');
     const acceptedBeforeFreeze = ledger.figures().accepted;
@@ -111,7 +119,7 @@ describe('chaos: gateways', () => {
     expect(after.accepted).toBe(before + 50);
     expect(after.lost).toBe(0);
     expect(after.duplicatesToApp).toBe(0);
-    expect(fleet.every((d) => d.client.gateway === 'gw-alive')).toBe(true);
+    expect(fleet.every((d) => d.client.gateway === b.id)).toBe(true);
   });
 
   it('7. gateways started without an id get distinct ids and route to each other; a live id cannot be taken, a dead one can', async () => {
@@ -158,30 +166,10 @@ describe('chaos: gateways', () => {
   });
 
   it('2. a stall longer than 2.5x the heartbeat (SIGSTOP, then SIGCONT): no healthy device is closed, no backlog is sent again', async () => {
-    const prefix = uniquePrefix('stall');
     const hbMs = 1000;
-    const hb = [
-      '--heartbeat-min-ms',
-      `${hbMs}`,
-      '--heartbeat-initial-ms',
-      `${hbMs}`,
-      '--heartbeat-max-ms',
-      `${hbMs}`,
-    ];
-    const a = await startChaosGateway({ redisUrl: redis.url, prefix, id: 'gw-stall', args: hb });
-    const b = await startChaosGateway({ redisUrl: redis.url, prefix, id: 'gw-api', args: hb });
-    gateways.push(a, b);
     // Devices that wait long for a pong (clients of an older protocol revision, or a slow
     // network): they stay through the stall, and the gateway must not cut them off.
-    const fleet: RecordingDevice[] = [];
-    for (let i = 0; i < 50; i++) {
-      const d = new RecordingDevice({ device: `s${i}`, endpoints: [a.wsUrl, b.wsUrl], pongWaitMs: 30_000 });
-      fleet.push(d);
-      devices.push(d);
-    }
-    await Promise.all(fleet.map((d) => d.client.start()));
-    const ledger = new Ledger();
-    ledger.track(...fleet);
+    const { a, b, fleet, ledger } = await pairWithFleet('stall', hbMs, 50, { pongWaitMs: 30_000 });
     for (const [i, d] of fleet.entries())
       await ledger.push(b.httpUrl, { device: d.device }, [d.device], { i });
     expect((await ledger.settle(10_000)).lost).toBe(0);

@@ -143,11 +143,20 @@ describe('chaos: redis', () => {
     };
   }
 
-  async function storageOutage(name: string, outage: (r: ChaosRedis) => Promise<void> | void) {
+  /**
+   * Redis becomes unavailable (`outage`), then comes back (`restore`, with the data of a
+   * snapshot taken just before, as a persistent Redis would): the push API refuses fast and
+   * named, readiness turns false, and everything accepted before and after arrives.
+   */
+  async function storageOutage(
+    name: string,
+    outage: (r: ChaosRedis) => Promise<void> | void,
+    restore: (r: ChaosRedis) => Promise<void> | void,
+  ) {
     const { redis, a, b, fleet, ledger } = await setUp(name, 10);
     await pushRound(ledger, [a, b], fleet, 'before');
     expect((await ledger.settle(10_000)).lost).toBe(0);
-    await redis.snapshot(); // what a persistent Redis would come back with
+    await redis.snapshot();
     await outage(redis);
     const probes = [];
     for (let i = 0; i < 5; i++) probes.push(await probePush(a, fleet[i]!.device));
@@ -157,48 +166,7 @@ describe('chaos: redis', () => {
       readyFalse = !(await ready(a)) && !(await ready(b));
       await sleep(100);
     }
-    return { redis, a, b, fleet, ledger, probes, readyFalse };
-  }
-
-  function expectFastRefusals(probes: Awaited<ReturnType<typeof probePush>>[]) {
-    for (const p of probes) {
-      expect(p.status).toBe(503);
-      expect(p.error).toBe('storage_unavailable');
-      expect(Number(p.retryAfter)).toBeGreaterThan(0);
-      expect(p.ms).toBeLessThan(1500);
-    }
-  }
-
-  it('5. frozen Redis (SIGSTOP): the push API answers 503 + Retry-After within 1.5 s and readiness is false; nothing accepted is lost', async () => {
-    const { redis, a, b, fleet, ledger, probes, readyFalse } = await storageOutage('frozen', (r) =>
-      r.freeze(),
-    );
-    redis.thaw();
-    let back = -1;
-    const t0 = Date.now();
-    while (Date.now() - t0 < 10_000 && back < 0) {
-      if ((await ready(a)) && (await ready(b))) back = Date.now() - t0;
-      else await sleep(100);
-    }
-    await pushRound(ledger, [a, b], fleet, 'after');
-    const figures = await ledger.settle(15_000);
-    report('redis frozen', {
-      ...figures,
-      probeStatuses: probes.map((p) => p.status),
-      probeMsMax: Math.max(...probes.map((p) => p.ms)),
-      readyFalse,
-      readyAgainMs: back,
-    });
-    expectFastRefusals(probes);
-    expect(readyFalse).toBe(true);
-    expect(back).toBeGreaterThanOrEqual(0);
-    expect(figures.lost).toBe(0);
-    expect(figures.duplicatesToApp).toBe(0);
-  });
-
-  it('6. Redis down (killed): the push API answers 503 + Retry-After within 1.5 s and readiness is false; after the restart everything accepted arrives', async () => {
-    const { redis, a, b, fleet, ledger, probes, readyFalse } = await storageOutage('down', (r) => r.kill());
-    await redis.restart();
+    await restore(redis);
     let back = -1;
     const t0 = Date.now();
     while (Date.now() - t0 < 15_000 && back < 0) {
@@ -207,17 +175,36 @@ describe('chaos: redis', () => {
     }
     await pushRound(ledger, [a, b], fleet, 'after');
     const figures = await ledger.settle(15_000);
-    report('redis down', {
+    report(`redis ${name}`, {
       ...figures,
       probeStatuses: probes.map((p) => p.status),
       probeMsMax: Math.max(...probes.map((p) => p.ms)),
       readyFalse,
       readyAgainMs: back,
     });
-    expectFastRefusals(probes);
+    for (const p of probes) {
+      expect(p.status).toBe(503);
+      expect(p.error).toBe('storage_unavailable');
+      expect(Number(p.retryAfter)).toBeGreaterThan(0);
+      expect(p.ms).toBeLessThan(1500);
+    }
     expect(readyFalse).toBe(true);
     expect(back).toBeGreaterThanOrEqual(0);
     expect(figures.lost).toBe(0);
     expect(figures.duplicatesToApp).toBe(0);
-  });
+  }
+
+  it('5. frozen Redis (SIGSTOP): the push API answers 503 + Retry-After within 1.5 s and readiness is false; nothing accepted is lost', () =>
+    storageOutage(
+      'frozen',
+      (r) => r.freeze(),
+      (r) => r.thaw(),
+    ));
+
+  it('6. Redis down (killed): the push API answers 503 + Retry-After within 1.5 s and readiness is false; after the restart everything accepted arrives', () =>
+    storageOutage(
+      'down',
+      (r) => r.kill(),
+      (r) => r.restart(),
+    ));
 });
