@@ -226,7 +226,8 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
     if (!url) return this.retry();
     const ws = new WebSocket(url, SUBPROTOCOL, {
       perMessageDeflate: false,
-      localAddress: this.opts.localAddress,
+      // A 127.x source only reaches 127.x: a pod's address needs the OS's own choice.
+      localAddress: this.opts.localAddress && isLoopbackUrl(url) ? this.opts.localAddress : undefined,
       handshakeTimeout: 10_000,
     });
     this.ws = ws;
@@ -389,4 +390,10 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
     const delay = Math.random() * Math.min(max, min * 2 ** this.attempt++);
     this.retryTimer = setTimeout(() => void this.connect(), delay);
   }
+}
+
+/** True when the URL's host is a loopback address (127.0.0.0/8, ::1, localhost). */
+export function isLoopbackUrl(url: string): boolean {
+  const host = new URL(url).hostname;
+  return host === 'localhost' || host === '[::1]' || /^127\./.test(host);
 }

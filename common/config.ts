@@ -123,9 +123,15 @@ export function parseConfig<S extends OptionSpecs>(
   return out as ConfigOf<S>;
 }
 
-export function helpText(command: string, summary: string, specs: OptionSpecs): string {
+/** `usage`: how the program is started, when it is not a `pushgate` command. */
+export function helpText(
+  command: string,
+  summary: string,
+  specs: OptionSpecs,
+  usage = `pushgate ${command}`,
+): string {
   const lines = [
-    `Usage: pushgate ${command} [flags]`,
+    `Usage: ${usage} [flags]`,
     '',
     summary,
     '',

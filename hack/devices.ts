@@ -37,7 +37,8 @@ const options = {
   ramp: { schema: z.number().positive().default(500), description: 'New connections per second.' },
   sourceAddresses: {
     schema: z.number().int().min(0).max(65_000).default(64),
-    description: '127.x source addresses to spread over.',
+    description:
+      '127.x source addresses to spread over (only for gateways on 127.x; others get the OS choice).',
   },
   durationS: { schema: z.number().positive().default(60), description: 'Stop after this many seconds.' },
 };
@@ -45,7 +46,7 @@ const options = {
 export async function main(argv: string[]) {
   if (argv.includes('--help')) {
     console.log(
-      helpText('devices (npm run devices --)', 'Simulated devices on the pushgate client library.', options),
+      helpText('devices', 'Simulated devices on the pushgate client library.', options, 'npm run devices --'),
     );
     return;
   }
