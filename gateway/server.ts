@@ -376,8 +376,7 @@ export function createGateway(config: GatewayConfig, log: Logger): Gateway {
       await app.listen({ port: config.port, host: config.host });
       await ops?.listen({ port: config.metricsPort, host: config.host });
       const addr = gateway.address();
-      if (!advertised)
-        advertised = `ws://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${addr.port}${DEVICE_PATH}`;
+      if (!advertised) advertised = defaultAdvertisedUrl(config.podIp, config.host, addr.port);
       try {
         await claimGatewayId(redis, keys, record, instance);
       } catch (err) {
@@ -436,4 +435,13 @@ export function createGateway(config: GatewayConfig, log: Logger): Gateway {
     },
   };
   return gateway;
+}
+
+/**
+ * Where devices reach this gateway when --advertise-url is not given: the pod's IP in a pod
+ * (a listen address of 0.0.0.0 means nothing to a device elsewhere), else the listen host.
+ */
+export function defaultAdvertisedUrl(podIp: string | undefined, host: string, port: number): string {
+  const h = podIp || (host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host);
+  return `ws://${h.includes(':') ? `[${h}]` : h}:${port}${DEVICE_PATH}`;
 }
