@@ -404,7 +404,8 @@ export function buildNodeTunerDaemonSet(gw: PushGateway, o: BuildOptions): KubeO
               command: ['pushgate', 'node-tuner'],
               env,
               resources: { requests: { cpu: '10m', memory: '48Mi' }, limits: { memory: '128Mi' } },
-              securityContext: { privileged: true, readOnlyRootFilesystem: true },
+              // Root: the image runs as 65532, which may not write /proc/sys even when privileged.
+              securityContext: { privileged: true, runAsUser: 0, readOnlyRootFilesystem: true },
             },
           ],
         },
