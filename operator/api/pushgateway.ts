@@ -205,6 +205,67 @@ export const drainSchema = z
   })
   .describe('How gateway pods hand their connections over when they stop (rollouts, scale-down).');
 
+/**
+ * Abuse protection of every gateway pod: what one device, one app or one source address may cost.
+ * The defaults equal the gateway's own flag defaults (a unit test holds them together).
+ */
+export const protectionSchema = withRules(
+  z.object({
+    maxTagsPerApp: z
+      .int()
+      .min(1)
+      .max(1_000_000)
+      .default(10_000)
+      .describe(
+        'Distinct tags an app may have in its tag index (Redis memory is the bound). A device asking for a tag ' +
+          'beyond them keeps its previous tags and gets the error frame tag_limit. Defaults to 10000.',
+      ),
+    tagUpdatesPerMinute: z
+      .int()
+      .min(1)
+      .max(600)
+      .default(30)
+      .describe(
+        'Tag/alias update frames one device may send per minute (burst 10); more get the error frame ' +
+          'rate_limited. Defaults to 30.',
+      ),
+    framesPerSecond: z
+      .int()
+      .min(1)
+      .max(1000)
+      .default(20)
+      .describe('Frames per second one device may send (burst: twice that). Defaults to 20.'),
+    maxPendingHandshakes: z
+      .int()
+      .min(1)
+      .max(1_000_000)
+      .default(1000)
+      .describe(
+        'Connections per pod that have not said hello yet, in total. They have their own budget, outside ' +
+          'maxConnectionsPerPod, so unauthenticated sockets can never lock devices out; when full, the one ' +
+          'waiting longest is closed (1013). Defaults to 1000.',
+      ),
+    maxPendingHandshakesPerAddress: z
+      .int()
+      .min(1)
+      .max(1_000_000)
+      .default(100)
+      .describe(
+        'Connections per pod without hello from one source address (room for a reconnect storm behind one ' +
+          'carrier NAT address). Defaults to 100.',
+      ),
+  }),
+  'Abuse protection: what one device, app or source address may cost a gateway pod.',
+  [
+    {
+      rule: 'self.maxPendingHandshakesPerAddress <= self.maxPendingHandshakes',
+      message: 'protection.maxPendingHandshakesPerAddress cannot exceed protection.maxPendingHandshakes',
+      fieldPath: '.maxPendingHandshakesPerAddress',
+      check: (p) => p.maxPendingHandshakesPerAddress <= p.maxPendingHandshakes,
+    },
+  ],
+);
+
 export const redisSchema = secretKeyReferenceSchema(
   'Redis URL (redis://... or rediss://...)',
   'url',
@@ -536,6 +597,7 @@ export const pushGatewaySpecSchema = withRules(
     apps: appsSchema.optional(),
     heartbeat: defaultsToFull(heartbeatSchema),
     drain: defaultsToFull(drainSchema),
+    protection: defaultsToFull(protectionSchema),
     redis: redisSchema,
     sidecars: namedList(
       sidecarSchema,

@@ -57,6 +57,13 @@ export const DOCUMENTED_DEFAULTS = {
     ports: { websocket: 8080, metrics: 9090 },
     heartbeat: { minSeconds: 30, maxSeconds: 300, initialSeconds: 60 },
     drain: { closesPerSecond: 500, gracePeriodSeconds: 300 },
+    protection: {
+      maxTagsPerApp: 10_000,
+      tagUpdatesPerMinute: 30,
+      framesPerSecond: 20,
+      maxPendingHandshakes: 1000,
+      maxPendingHandshakesPerAddress: 100,
+    },
     redis: { secretName: 'pushgate-redis', key: 'url' },
     sidecars: [],
     nodeTuning: { enabled: false, sysctls: {}, nofile: 1_048_576 },
@@ -658,6 +665,11 @@ export const GOOD_MANIFESTS: readonly GoodManifestCase[] = [
     edits: { 'message.collapseKey': '_promo:2026' },
   },
   { name: 'a TTL of exactly 7 days', kind: 'TagCampaign', edits: { 'message.ttlSeconds': 604_800 } },
+  {
+    name: 'a pending-handshake budget per address equal to the total',
+    kind: 'PushGateway',
+    edits: { protection: { maxPendingHandshakes: 50, maxPendingHandshakesPerAddress: 50 } },
+  },
   { name: 'a TTL of 0 (now or never)', kind: 'TagCampaign', edits: { 'message.ttlSeconds': 0 } },
   {
     name: 'a body that makes the payload exactly 4096 bytes',
@@ -915,6 +927,25 @@ export const BAD_MANIFESTS: readonly BadManifestCase[] = [
     edits: { tls: {} },
     path: 'spec.tls.secretName',
     says: 'Required',
+  },
+  {
+    name: 'zero distinct tags per app',
+    kind: 'PushGateway',
+    edits: { 'protection.maxTagsPerApp': 0 },
+    path: 'spec.protection.maxTagsPerApp',
+  },
+  {
+    name: 'tag updates per minute above the cap',
+    kind: 'PushGateway',
+    edits: { 'protection.tagUpdatesPerMinute': 601 },
+    path: 'spec.protection.tagUpdatesPerMinute',
+  },
+  {
+    name: 'more pending handshakes per address than in total',
+    kind: 'PushGateway',
+    edits: { protection: { maxPendingHandshakes: 10, maxPendingHandshakesPerAddress: 11 } },
+    path: 'spec.protection.maxPendingHandshakesPerAddress',
+    says: 'cannot exceed',
   },
   {
     name: 'drain grace period too short for the connections of a pod',

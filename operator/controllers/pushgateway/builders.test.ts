@@ -171,7 +171,17 @@ describe('PushGateway builders: behaviour', () => {
   });
 
   it("passes the gateway settings as env that the gateway's own parser reads back", () => {
-    const gw = sample((raw) => (raw.spec.tls = { secretName: 'gw-tls' }));
+    const gw = sample((raw) => {
+      raw.spec.tls = { secretName: 'gw-tls' };
+      // Not the defaults, so a setting that never reaches the gateway cannot pass by luck.
+      raw.spec.protection = {
+        maxTagsPerApp: 321,
+        tagUpdatesPerMinute: 7,
+        framesPerSecond: 9,
+        maxPendingHandshakes: 55,
+        maxPendingHandshakesPerAddress: 5,
+      };
+    });
     const region = gw.spec.regions[0]!;
     const pod = (buildGatewayDeployment(gw, region, opts) as any).spec.template.spec;
     const configMap = buildGatewayConfigMap(gw);
@@ -188,6 +198,11 @@ describe('PushGateway builders: behaviour', () => {
       heartbeatInitialMs: gw.spec.heartbeat.initialSeconds * 1000,
       drainRate: gw.spec.drain.closesPerSecond,
       drainGraceMs: gw.spec.drain.gracePeriodSeconds * 1000,
+      maxTagsPerApp: 321,
+      tagUpdatesPerMinute: 7,
+      frameRate: 9,
+      maxPendingHandshakes: 55,
+      maxPendingHandshakesPerAddress: 5,
       maxConnections: region.maxConnectionsPerPod,
       region: region.name,
       podName: 'field:metadata.name',
@@ -204,6 +219,18 @@ describe('PushGateway builders: behaviour', () => {
     const read = new Set(Object.entries(gatewayOptions).map(([k, spec]) => envOf(k, spec)));
     const probeSecret = envNameOf(sidecarOptions, 'probeSecret'); // only for $(...) in the apps value
     expect(Object.keys(env).filter((name) => !read.has(name) && name !== probeSecret)).toEqual([]);
+  });
+
+  it("defaults spec.protection to the gateway's own flag defaults", () => {
+    const p = sample().spec.protection;
+    const gatewayDefaults = parseConfig(gatewayOptions, [], {});
+    expect({
+      maxTagsPerApp: gatewayDefaults.maxTagsPerApp,
+      tagUpdatesPerMinute: gatewayDefaults.tagUpdatesPerMinute,
+      framesPerSecond: gatewayDefaults.frameRate,
+      maxPendingHandshakes: gatewayDefaults.maxPendingHandshakes,
+      maxPendingHandshakesPerAddress: gatewayDefaults.maxPendingHandshakesPerAddress,
+    }).toEqual(p);
   });
 
   it('passes the sidecar its settings as env that its own parser reads back', () => {

@@ -74,6 +74,11 @@ export function gatewayConfigData(gw: PushGateway): Record<string, string> {
     [gatewayEnv('heartbeatInitialMs')]: String(s.heartbeat.initialSeconds * 1000),
     [gatewayEnv('drainRate')]: String(s.drain.closesPerSecond),
     [gatewayEnv('drainGraceMs')]: String(s.drain.gracePeriodSeconds * 1000),
+    [gatewayEnv('maxTagsPerApp')]: String(s.protection.maxTagsPerApp),
+    [gatewayEnv('tagUpdatesPerMinute')]: String(s.protection.tagUpdatesPerMinute),
+    [gatewayEnv('frameRate')]: String(s.protection.framesPerSecond),
+    [gatewayEnv('maxPendingHandshakes')]: String(s.protection.maxPendingHandshakes),
+    [gatewayEnv('maxPendingHandshakesPerAddress')]: String(s.protection.maxPendingHandshakesPerAddress),
     ...(s.tls
       ? {
           [gatewayEnv('tlsCertFile')]: `${TLS_MOUNT}/tls.crt`,
