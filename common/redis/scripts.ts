@@ -234,6 +234,9 @@ return {1, 0, math.floor((now - allowAt) / interval)}
    * Returns {allowed (-1 = queue full, nothing taken), deferred, queue length after, estimated
    * release time (ms, Redis clock) of the last deferred one (0 = none), retry-after ms when full,
    * cells remaining now, ms until the bucket is full again, now}.
+   * Cells are counted with a 1e-6 tolerance: times are ~1.8e12 ms, so now + interval - now is not
+   * exactly interval in floating point, and a shard whose burst share is one cell would
+   * otherwise never see a whole cell (it stalled, found by the 5R/s gateway test).
    */
   pgLimitAdmit: {
     numberOfKeys: 2,
@@ -243,7 +246,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local interval, burst, bound, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local tat = tonumber(redis.call('GET', KEYS[1])) or now
 if tat < now then tat = now end
-local avail = math.floor((now + burst * interval - tat) / interval)
+local avail = math.floor((now + burst * interval - tat) / interval + 1e-6)
 if avail < 0 then avail = 0 end
 local qlen = redis.call('LLEN', KEYS[2])
 local allowed = 0
@@ -300,7 +303,7 @@ end
 redis.call('SET', KEYS[4], token, 'PX', leaseMs)
 local tat = tonumber(redis.call('GET', KEYS[1])) or now
 if tat < now then tat = now end
-local avail = math.floor((now + burst * interval - tat) / interval)
+local avail = math.floor((now + burst * interval - tat) / interval + 1e-6)
 if avail < 0 then avail = 0 end
 if avail + prepaid <= 0 then
   return {0, math.ceil(tat - burst * interval + interval - now), {}, qlen}
@@ -345,7 +348,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local interval, burst, want = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local tat = tonumber(redis.call('GET', KEYS[1])) or now
 if tat < now then tat = now end
-local avail = math.floor((now + burst * interval - tat) / interval)
+local avail = math.floor((now + burst * interval - tat) / interval + 1e-6)
 local k = math.min(want, avail)
 if k <= 0 then return {0, 0} end
 tat = tat + k * interval

@@ -163,6 +163,41 @@ describe('per-app rate limit (sharded GCRA, deferred queue, releasers)', () => {
     expect(rel.counts.borrowed).toBeGreaterThan(0);
   }, 40_000);
 
+  it('every shard releases, also shards whose burst share is one cell (rate 30, burst 30: shards 14 and 15)', async () => {
+    const app = 'one-cell-app';
+    const cfg: AppLimitConfig = { ratePerSecond: 30, burst: 30, maxDeferred: 100_000 };
+    expect(
+      shardPlan(cfg)
+        .limits.map((l) => l.burst)
+        .slice(13),
+    ).toEqual([2, 1, 1]);
+    const configs = { get: (a: string) => (a === app ? cfg : undefined), apps: () => [app] };
+    let released = 0;
+    const rel = new AppLimitReleaser({
+      redis: r1,
+      keys,
+      configs,
+      owner: 'one',
+      log: silentLogger,
+      scanIntervalMs: 200,
+      store: async (_a, entries) => void (released += entries.length),
+      expired: () => {},
+    });
+    const devices = Array.from({ length: 100 }, (_, i) => `dev-${i}`);
+    let now = 0;
+    for (let k = 0; k < 3; k++) {
+      const r = await admitToAppLimit(r1, keys, app, cfg, devices, {
+        exp: Date.now() + 600_000,
+        body: body(`o-${k}`),
+      });
+      now += r.now.length;
+    }
+    rel.start();
+    await until(() => released + now >= 300, 20_000, 'all 300 released at 30/s');
+    await rel.stop();
+    expect((await deferredStats(r1, keys, app)).depth).toBe(0);
+  }, 30_000);
+
   it('a releaser that dies mid-batch loses nothing: the next lease holder stores the batch again', async () => {
     const app = 'crash-app';
     const cfg: AppLimitConfig = { ratePerSecond: 100, burst: 1, maxDeferred: 1000 };
