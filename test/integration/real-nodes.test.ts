@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { eventually } from '../support/k8s.js';
 import { binDir, envWithBins, repoRoot } from '../support/stack.js';
-import { RecordingDevice, basicAuth, pushApi, sleep } from './gateway-harness.js';
+import { RecordingDevice, basicAuth, pushApi, sleep } from '../support/gateway.js';
 
 /**
  * Issue 9 on real nodes: `hack/stack up` (what a user runs) gives a cluster with three real
