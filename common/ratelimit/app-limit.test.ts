@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import {
   APP_LIMIT_SHARDS,
+  MIN_SHARD_RATE,
   appLimitShard,
   decodeDeferredEntry,
   encodeDeferredEntry,
+  releaseBurst,
   shardPlan,
 } from './app-limit.js';
 import { redisKeys } from '../redis/keys.js';
@@ -20,7 +22,9 @@ describe('shardPlan (the app budget split over device-hash shards)', () => {
     [123, 1_000_000, 7],
   ])('rate %d, burst %d, maxDeferred %d: the shards add up exactly', (rate, burst, maxDeferred) => {
     const plan = shardPlan({ ratePerSecond: rate, burst, maxDeferred });
-    expect(plan.shards).toBe(Math.min(APP_LIMIT_SHARDS, burst));
+    expect(plan.shards).toBe(
+      Math.min(APP_LIMIT_SHARDS, burst, Math.max(1, Math.floor(rate / MIN_SHARD_RATE))),
+    );
     expect(plan.limits).toHaveLength(plan.shards);
     // Rate: each shard emits one cell per intervalMs; the shards together emit `rate` a second.
     expect(sum(plan.limits.map((l) => 1000 / l.intervalMs))).toBeCloseTo(rate, 9);
@@ -30,6 +34,16 @@ describe('shardPlan (the app budget split over device-hash shards)', () => {
     // Shares differ by at most one unit: no shard is a hot spot.
     const bursts = plan.limits.map((l) => l.burst);
     expect(Math.max(...bursts) - Math.min(...bursts)).toBeLessThanOrEqual(1);
+  });
+
+  it('shards only a rate worth sharding: one shard per 50 msg/s, never above the burst or 16', () => {
+    expect(shardPlan({ ratePerSecond: 30, burst: 30, maxDeferred: 10 }).shards).toBe(1);
+    expect(shardPlan({ ratePerSecond: 100, burst: 100, maxDeferred: 10 }).shards).toBe(2);
+    expect(shardPlan({ ratePerSecond: 800, burst: 30, maxDeferred: 10 }).shards).toBe(16);
+    expect(shardPlan({ ratePerSecond: 800, burst: 5, maxDeferred: 10 }).shards).toBe(5);
+    expect(shardPlan({ ratePerSecond: 1_000_000, burst: 1000, maxDeferred: 10 }).shards).toBe(
+      APP_LIMIT_SHARDS,
+    );
   });
 
   it('refuses a rate that is not positive', () => {
@@ -50,6 +64,15 @@ describe('shardPlan (the app budget split over device-hash shards)', () => {
     expect(tags.size).toBe(APP_LIMIT_SHARDS);
     // All keys of one shard share its hashtag (one script touches them together).
     for (const k of keys.appLimitShard('demo', 3)) expect(k).toContain('{rl:demo:3}');
+  });
+});
+
+describe('releaseBurst (a backlog goes out paced)', () => {
+  it('takes at most 100 ms worth of cells at once, at least one, never above the burst', () => {
+    expect(releaseBurst({ intervalMs: 1000 / 30, burst: 30 })).toBe(3);
+    expect(releaseBurst({ intervalMs: 1000, burst: 30 })).toBe(1);
+    expect(releaseBurst({ intervalMs: 0.1, burst: 500 })).toBe(500);
+    expect(releaseBurst({ intervalMs: 0.1, burst: 5000 })).toBe(1000);
   });
 });
 

@@ -5,6 +5,7 @@ import type { RedisKeys } from '../redis/keys.js';
 import {
   APP_LIMIT_SHARDS,
   decodeDeferredEntry,
+  releaseBurst,
   shardPlan,
   type AppLimitConfig,
   type DeferredEntry,
@@ -205,7 +206,7 @@ export class AppLimitReleaser {
         this.owner,
         this.leaseMs,
         lim.intervalMs,
-        lim.burst,
+        releaseBurst(lim),
         this.maxBatch,
         prepaid,
       );

@@ -39,6 +39,7 @@ export interface ScriptCommands {
     queue: string,
     intervalMs: number,
     burst: number,
+    releaseBurst: number,
     bound: number,
     n: number,
     ...entries: string[]

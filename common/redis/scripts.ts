@@ -227,13 +227,15 @@ return {1, 0, math.floor((now - allowAt) / interval)}
   /**
    * Admit n messages to one shard of an app's rate limit (common/ratelimit/app-limit.ts).
    * KEYS: tat, queue (one shard, see keys.appLimitShard). ARGV: emission interval ms of the
-   * shard, burst of the shard (cells), queue bound (0 = unbounded: the caller checked room
+   * shard, burst of the shard (cells), the releaser's burst (cells one release call takes at
+   * most: the estimate follows it), queue bound (0 = unbounded: the caller checked room
    * already), n, then n deferred entries ("<exp>|<acceptedAt>|<device>|<body>", in acceptance
    * order). A message goes now only while the shard has no queue (acceptance order per device:
    * nothing overtakes what waits); the first `allowed` messages take cells, the rest are queued.
    * Returns {allowed (-1 = queue full, nothing taken), deferred, queue length after, estimated
    * release time (ms, Redis clock) of the last deferred one (0 = none), retry-after ms when full,
-   * cells remaining now, ms until the bucket is full again, now}.
+   * cells remaining now (0 while anything waits: a new message would wait too), ms until the
+   * bucket is full again, now}.
    * Cells are counted with a 1e-6 tolerance: times are ~1.8e12 ms, so now + interval - now is not
    * exactly interval in floating point, and a shard whose burst share is one cell would
    * otherwise never see a whole cell (it stalled, found by the 5R/s gateway test).
@@ -243,7 +245,8 @@ return {1, 0, math.floor((now - allowAt) / interval)}
     lua: `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local interval, burst, bound, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local interval, burst, relBurst = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local bound, n = tonumber(ARGV[4]), tonumber(ARGV[5])
 local tat = tonumber(redis.call('GET', KEYS[1])) or now
 if tat < now then tat = now end
 local avail = math.floor((now + burst * interval - tat) / interval + 1e-6)
@@ -262,11 +265,13 @@ if allowed > 0 then
 end
 local eta = 0
 if rest > 0 then
-  for i = n - rest + 1, n do redis.call('RPUSH', KEYS[2], ARGV[4 + i]) end
+  for i = n - rest + 1, n do redis.call('RPUSH', KEYS[2], ARGV[5 + i]) end
   qlen = qlen + rest
-  eta = math.max(now, tat + qlen * interval - burst * interval)
+  eta = math.max(now, tat + qlen * interval - relBurst * interval)
 end
-return {allowed, rest, qlen, math.ceil(eta), 0, avail - allowed, math.ceil(tat - now), now}
+local remaining = avail - allowed
+if qlen > 0 then remaining = 0 end
+return {allowed, rest, qlen, math.ceil(eta), 0, remaining, math.ceil(tat - now), now}
 `,
   },
 
