@@ -322,13 +322,19 @@ export function createGateway(config: GatewayConfig, log: Logger): Gateway {
       recovering = false;
     }
   };
+  // The health check has its own connection: on the command connection it queued behind a large
+  // fan-out's pipeline (about a thousand script calls for 10k devices) and took >1 s on a healthy
+  // Redis, so a big push turned the gateway unready and answered 503. On its own connection it
+  // waits for at most the one script Redis is running, and a frozen or dead Redis still fails it.
+  const healthRedis = redis.duplicate();
+  healthRedis.on('error', (err) => log.debug({ err: err.message }, 'redis health connection error'));
   const checkRedis = async () => {
     const next = `${instance}:${++witnessSeq}`;
     witnesses.push(next);
     let timer: NodeJS.Timeout | undefined;
     try {
       const found = await Promise.race([
-        swapWitness(redis, keys, id, next, 10 * 60_000),
+        swapWitness(healthRedis, keys, id, next, 10 * 60_000),
         new Promise<never>((_, reject) => {
           timer = setTimeout(
             () => reject(new Error(`no answer within ${HEALTH_TIMEOUT_MS} ms`)),
@@ -432,6 +438,7 @@ export function createGateway(config: GatewayConfig, log: Logger): Gateway {
       await redis.del(keys.gatewayWitness(id)).catch(() => {});
       subscriber.disconnect();
       await redis.quit().catch(() => redis.disconnect());
+      healthRedis.disconnect(); // nothing to flush: it only ever checks
     },
   };
   return gateway;

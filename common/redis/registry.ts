@@ -281,7 +281,7 @@ export async function probeStats(
  * stops checking (exit, freeze) leaves nothing behind for long.
  */
 export async function swapWitness(
-  redis: PgRedis,
+  redis: Pick<PgRedis, 'set'>,
   keys: RedisKeys,
   gatewayId: string,
   next: string,
