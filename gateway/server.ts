@@ -336,10 +336,20 @@ export function createGateway(config: GatewayConfig, log: Logger): Gateway {
       const found = await Promise.race([
         swapWitness(healthRedis, keys, id, next, 10 * 60_000),
         new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () => reject(new Error(`no answer within ${HEALTH_TIMEOUT_MS} ms`)),
-            HEALTH_TIMEOUT_MS,
-          );
+          // Read first, judge later. After a stall of this process the deadline fires before the
+          // answer already waiting in the socket is read (timers run before I/O): then it waits
+          // one more timeout instead of failing. On time, it still lets the I/O phase run once.
+          const dueAt = Date.now() + HEALTH_TIMEOUT_MS;
+          const expire = () => {
+            if (Date.now() - dueAt > HEALTH_TIMEOUT_MS && !waitedOut) {
+              waitedOut = true;
+              timer = setTimeout(expire, HEALTH_TIMEOUT_MS);
+              return;
+            }
+            setImmediate(() => reject(new Error(`no answer within ${HEALTH_TIMEOUT_MS} ms`)));
+          };
+          let waitedOut = false;
+          timer = setTimeout(expire, HEALTH_TIMEOUT_MS);
         }),
       ]);
       storage.ok();
@@ -390,7 +400,14 @@ export function createGateway(config: GatewayConfig, log: Logger): Gateway {
         throw err;
       }
       await checkRedis();
-      healthTimer = setInterval(() => void checkRedis(), HEALTH_INTERVAL_MS);
+      let lastCheckAt = Date.now();
+      healthTimer = setInterval(() => {
+        const now = Date.now();
+        const gap = now - lastCheckAt - HEALTH_INTERVAL_MS;
+        lastCheckAt = now;
+        if (gap > HEALTH_TIMEOUT_MS) storage.stalled(gap); // this process stalled, not Redis
+        void checkRedis();
+      }, HEALTH_INTERVAL_MS);
       healthTimer.unref();
       await limiter.start();
       ready = true;

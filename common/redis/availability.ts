@@ -47,6 +47,15 @@ export class StorageHealth {
     this.waiters.clear();
   }
 
+  /**
+   * This process stalled for `gapMs` (a long GC, CPU starvation, a frozen VM): no check could run,
+   * which says nothing about Redis. The stalled time does not count towards staleness, so a
+   * request read right after the stall is not refused before the next check had a chance.
+   */
+  stalled(gapMs: number): void {
+    if (this.okAt > 0 && gapMs > 0) this.okAt += gapMs;
+  }
+
   healthy(now = Date.now()): boolean {
     return this.failing === undefined && now - this.okAt < this.staleMs;
   }

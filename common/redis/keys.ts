@@ -20,6 +20,10 @@
  *                                                split over up to 16 slots (no hot key)
  *   - the published limits     {rlcfg}            one small hash (app -> effective limit), read by
  *                                                every gateway once a second, written by the operator
+ *   - the campaign index       {cmp}              the set of published campaign ids
+ *   - one campaign             {cmp:<id>}         its plan (written by the operator) and progress
+ *                                                counters (dispatchers and gateways); see
+ *                                                common/campaign/plan.ts
  * App ids, device ids, tags and aliases are validated (common/protocol idString) and can never
  * contain braces, so they cannot break a hashtag.
  */
@@ -69,6 +73,12 @@ export interface RedisKeys {
   appLimitShard(app: string, shard: number): [tat: string, queue: string, releasing: string, lease: string];
   /** HASH: app id -> effective limit JSON (AppLimitConfig), published by the operator. */
   appLimitConfig(): string;
+  /** SET: ids of the published campaigns (common/campaign/plan.ts). */
+  campaignIndex(): string;
+  /** STRING: a campaign's plan JSON (CampaignPlan), published by the TagCampaign controller. */
+  campaignPlan(id: string): string;
+  /** HASH: a campaign's progress: the counters, snapshotAt, startedAt, finishedAt, ratePerSecond, throttled. */
+  campaignProgress(id: string): string;
 }
 
 export const DEFAULT_KEY_PREFIX = 'pg';
@@ -113,6 +123,9 @@ export function redisKeys(prefix: string = DEFAULT_KEY_PREFIX): RedisKeys {
       return [`${k}:tat`, `${k}:q`, `${k}:rel`, `${k}:lease`];
     },
     appLimitConfig: () => `${prefix}:rlcfg:{rlcfg}`,
+    campaignIndex: () => `${prefix}:cmp:{cmp}:index`,
+    campaignPlan: (id) => `${prefix}:cmp:{cmp:${id}}:plan`,
+    campaignProgress: (id) => `${prefix}:cmp:{cmp:${id}}:progress`,
   };
 }
 
