@@ -6,6 +6,7 @@ import { nodeTunerCommand } from '../workloads/node-tuner/command.js';
 import { metricsAdapterCommand } from '../workloads/metrics-adapter/command.js';
 import { sidecarCommand } from '../workloads/sidecar/command.js';
 import { operatorCommand } from '../operator/command.js';
+import { dispatcherCommand } from '../workloads/dispatcher/command.js';
 
 /**
  * Every program of the `pushgate` binary. Each subsystem exports its command from its own
@@ -20,4 +21,5 @@ export const commands: Command<any>[] = [
   metricsAdapterCommand,
   sidecarCommand,
   operatorCommand,
+  dispatcherCommand,
 ];

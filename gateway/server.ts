@@ -31,6 +31,7 @@ import { defaultGatewayId, type GatewayConfig } from './options.js';
 import { registerPushApi } from './push-api.js';
 import { PushAcceptor, PublishRouter, type RouteFn } from '../common/push/index.js';
 import { AppRateLimiter } from '../common/ratelimit/app-limiter.js';
+import { countCampaignDelivery } from '../common/campaign/plan.js';
 import { deferredStats } from '../common/ratelimit/app-limit.js';
 import { parseChannelMessage, publishToGateway, type ChannelMessage } from '../common/redis/delivery.js';
 
@@ -90,6 +91,9 @@ export function createGateway(config: GatewayConfig, log: Logger): Gateway {
       tagUpdatesPerMinute: config.tagUpdatesPerMinute,
       heartbeat: policy,
       secretOf,
+      // Campaign attribution: counted only while the campaign's progress exists (a deleted
+      // campaign's progress is not created again).
+      countCampaign: (campaign, counter, n) => countCampaignDelivery(redis, keys, campaign, counter, n),
       drainHint: async () => {
         const others = (await listGateways(redis, keys)).filter((g) => g.id !== id);
         const probes = await probeStats(

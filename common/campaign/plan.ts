@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { appId, collapseKey, tag } from '../protocol/ids.js';
 import type { PgRedis } from '../redis/connection.js';
@@ -80,6 +81,35 @@ export interface CampaignProgress {
   ratePerSecond?: number;
   /** Why sending is slower than the plan's rate right now, when it is. */
   throttled?: 'CampaignRate' | 'AppLimit' | 'QuietHours' | 'DeviceCap';
+  /**
+   * Set by a dispatcher that stopped the campaign because Redis lost part of its state (a
+   * cursor or the progress of a campaign that had already sent): it does not start again from
+   * zero silently. The campaign sends nothing more; a new campaign is the way on.
+   */
+  error?: string;
+}
+
+/** Prefix of a campaign's message id: API message ids (base36 + hex) never contain a dot. */
+const CAMPAIGN_MESSAGE_PREFIX = 'c.';
+
+/**
+ * The message id of a campaign: one per campaign, the same for every device and every replay,
+ * so a resend after a crash is a duplicate to the store (idempotent by id) and to the device
+ * (it dedupes by id). Gateways attribute deliveries and acks to the campaign by it
+ * (campaignOfMessageId). Ids longer than fit a message id are hashed (not attributed then;
+ * Kubernetes uids are 36 characters and always fit).
+ */
+export function campaignMessageId(id: string): string {
+  return id.length <= 62
+    ? `${CAMPAIGN_MESSAGE_PREFIX}${id}`
+    : `h.${createHash('sha256').update(id).digest('base64url').slice(0, 40)}`;
+}
+
+/** The campaign a message id belongs to (undefined for push API messages). */
+export function campaignOfMessageId(messageId: string): string | undefined {
+  return messageId.startsWith(CAMPAIGN_MESSAGE_PREFIX)
+    ? messageId.slice(CAMPAIGN_MESSAGE_PREFIX.length)
+    : undefined;
 }
 
 /** Publishes (or replaces) a campaign's plan; dispatchers pick it up within about a second. */
@@ -106,6 +136,26 @@ export async function readCampaignPlans(
   return { plans, invalid };
 }
 
+/**
+ * A gateway's aggregated count of a campaign's frames written (delivered) or acks, while the
+ * campaign's progress exists (a deleted campaign's progress is not created again without TTL).
+ */
+export async function countCampaignDelivery(
+  redis: PgRedis,
+  keys: RedisKeys,
+  id: string,
+  counter: 'delivered' | 'acked',
+  n: number,
+): Promise<void> {
+  await redis.eval(
+    "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2]) end return 0",
+    1,
+    keys.campaignProgress(id),
+    counter,
+    String(n),
+  );
+}
+
 /** The progress of a campaign (all zero before anything happened). */
 export async function readCampaignProgress(
   redis: PgRedis,
@@ -125,5 +175,6 @@ export async function readCampaignProgress(
     finishedAt: n('finishedAt'),
     ratePerSecond: n('ratePerSecond'),
     throttled: (h.throttled || undefined) as CampaignProgress['throttled'],
+    error: h.error || undefined,
   };
 }

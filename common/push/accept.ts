@@ -195,6 +195,35 @@ export class PushAcceptor {
   }
 
   /**
+   * One page of an already resolved audience under a message id the caller owns (the campaign
+   * dispatcher: one id per campaign, the audience snapshotted and paged by the caller): the
+   * app's rate limit, then store-then-route for what may go now. The rest is queued durably by
+   * the limiter and released later (never dropped). Idempotent by message id: a page sent again
+   * after a crash is a duplicate in every inbox that has it. Throws DeferredQueueFullError (nothing
+   * queued or stored) when the app's deferred queue is full.
+   */
+  async acceptPage(
+    app: string,
+    devices: string[],
+    message: StoredMessage,
+    body = encodeStoredMessage(message),
+  ): Promise<{ stored: number; duplicate: number; dropped: number; deferred: number; releaseAt: number }> {
+    const admitted = await this.limiter?.admit(app, devices, message, body);
+    const counts = await this.storeReleased(
+      app,
+      admitted ? admitted.now.map((i) => devices[i]!) : devices,
+      message,
+    );
+    return {
+      stored: counts.stored,
+      duplicate: counts.duplicate,
+      dropped: counts.dropped,
+      deferred: admitted?.deferred ?? 0,
+      releaseAt: admitted?.releaseAt ?? 0,
+    };
+  }
+
+  /**
    * Store then route: the step every message takes once it may go, at acceptance or when the
    * rate limit releases it (the limiter's releaser calls this).
    */

@@ -23,7 +23,12 @@
  *   - the campaign index       {cmp}              the set of published campaign ids
  *   - one campaign             {cmp:<id>}         its plan (written by the operator) and progress
  *                                                counters (dispatchers and gateways); see
- *                                                common/campaign/plan.ts
+ *                                                common/campaign/plan.ts; the dispatchers' work
+ *                                                units (cursors, leases) beside the progress, so
+ *                                                advancing a cursor and counting are one script
+ *   - one unit of an audience  {cmp:<id>:<unit>}  the snapshot of a campaign's audience, one list per
+ *                                                work unit (a range of device buckets), spread over
+ *                                                slots (workloads/dispatcher)
  * App ids, device ids, tags and aliases are validated (common/protocol idString) and can never
  * contain braces, so they cannot break a hashtag.
  */
@@ -79,6 +84,20 @@ export interface RedisKeys {
   campaignPlan(id: string): string;
   /** HASH: a campaign's progress: the counters, snapshotAt, startedAt, finishedAt, ratePerSecond, throttled. */
   campaignProgress(id: string): string;
+  /**
+   * HASH: the dispatchers' work units of a campaign (workloads/dispatcher/units.ts): units,
+   * len:<u>, cursor:<u>, lease:<u> (owner|epoch|expires), done:<u>, epoch, closed. Same slot as
+   * the progress.
+   */
+  campaignUnits(id: string): string;
+  /** LIST: the audience snapshot of one work unit of a campaign (device ids, cursor = index). */
+  campaignAudience(id: string, unit: number): string;
+  /** STRING: the lock of the replica taking a campaign's audience snapshot. */
+  campaignSnapshotLock(id: string): string;
+  /** HASH: unix second -> messages a campaign sent in it (the measured rate). */
+  campaignRate(id: string): string;
+  /** SET: ids of campaigns the dispatchers made keys for (their garbage collection reads it). */
+  campaignDispatched(): string;
 }
 
 export const DEFAULT_KEY_PREFIX = 'pg';
@@ -126,6 +145,11 @@ export function redisKeys(prefix: string = DEFAULT_KEY_PREFIX): RedisKeys {
     campaignIndex: () => `${prefix}:cmp:{cmp}:index`,
     campaignPlan: (id) => `${prefix}:cmp:{cmp:${id}}:plan`,
     campaignProgress: (id) => `${prefix}:cmp:{cmp:${id}}:progress`,
+    campaignUnits: (id) => `${prefix}:cmp:{cmp:${id}}:units`,
+    campaignAudience: (id, unit) => `${prefix}:cmp:{cmp:${id}:${unit}}:aud`,
+    campaignSnapshotLock: (id) => `${prefix}:cmp:{cmp:${id}}:snaplock`,
+    campaignRate: (id) => `${prefix}:cmp:{cmp:${id}}:rate`,
+    campaignDispatched: () => `${prefix}:cmp:{cmp}:dispatched`,
   };
 }
 

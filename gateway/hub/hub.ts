@@ -25,6 +25,7 @@ import {
   type SessionHost,
 } from './session.js';
 import { StatusCounts } from './status-counts.js';
+import { campaignOfMessageId } from '../../common/campaign/plan.js';
 import type { DeviceStore } from './store.js';
 
 const ignoreError = () => {};
@@ -47,6 +48,11 @@ export interface HubOptions {
   secretOf(app: string): string | undefined;
   /** Endpoints (best first) to advise devices during drain. */
   drainHint(): Promise<string[]>;
+  /**
+   * Frames written (delivered) and acks of a campaign's message, aggregated per campaign over a
+   * second (the campaign is read from the message id: common/campaign/plan.ts).
+   */
+  countCampaign?(campaign: string, counter: 'delivered' | 'acked', n: number): Promise<unknown>;
 }
 
 /**
@@ -284,11 +290,16 @@ export class DeviceHub implements SessionHost {
 
   /** Message status counters are batched and written once a second. */
   private flushStatusCounts(): void {
-    this.status.flush((id, counter, n) =>
+    this.status.flush((id, counter, n) => {
       this.store
         .countStatus(id, counter, n)
-        .catch((err: unknown) => this.log.debug({ err }, 'status count failed')),
-    );
+        .catch((err: unknown) => this.log.debug({ err }, 'status count failed'));
+      const campaign = this.opts.countCampaign && campaignOfMessageId(id);
+      if (campaign && (counter === 'sent' || counter === 'acked'))
+        this.opts.countCampaign!(campaign, counter === 'sent' ? 'delivered' : 'acked', n).catch(
+          (err: unknown) => this.log.debug({ err }, 'campaign count failed'),
+        );
+    });
   }
 
   // ------------------------------------------------------------------ sweep, drain
