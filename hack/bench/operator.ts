@@ -1,5 +1,5 @@
 /**
- * `npm run bench:operator [-- --counts 50,200 --idle-seconds 60 --kubeconfig PATH]`, or `-- --quick`
+ * `npm run bench:operator [-- --counts 50,200 --idle-seconds 60 --kubeconfig PATH --redis-url URL]`, or `-- --quick`
  *
  * Applies N PushGateways at once (three regions each) to a real local control plane (kwok
  * nodes, real scheduler and controller manager) and measures, for the operator running as
@@ -10,7 +10,9 @@
  * - API requests and writes per minute once idle, lease renewals counted apart (an idle
  *   operator should make none: no hot loops), and reconciles per minute once idle.
  * Without --kubeconfig it starts a private cluster with 3 nodes per zone (27 nodes) so the
- * pods fit; each count gets a fresh namespace and a fresh operator process.
+ * pods fit; each count gets a fresh namespace and a fresh operator process. Ready includes the
+ * HPAs reading their metric: the metrics adapter runs beside, and a stand-in publishes the kwok
+ * pods' connection counts to Redis (`--redis-url`, or one started by hack/local-redis).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -19,7 +21,13 @@ import type { KubeClient } from '../../operator/runtime/kube.js';
 import { type KubeObject } from '../../operator/runtime/kube.js';
 import { Resources } from '../../operator/runtime/resources.js';
 import { PushGatewayResource } from '../../operator/controllers/pushgateway/controller.js';
-import { repoRoot, startCluster, type StartedCluster } from '../../test/support/stack.js';
+import {
+  repoRoot,
+  startCluster,
+  startRedis,
+  type StartedCluster,
+  type StartedRedis,
+} from '../../test/support/stack.js';
 import {
   clientFor,
   createGatewaySecrets,
@@ -29,6 +37,7 @@ import {
   startOperator,
   type OperatorProcess,
 } from '../../test/support/operator.js';
+import { startKwokMetrics } from '../../test/support/metrics-adapter.js';
 import { parsePrometheusText } from '../../test/support/prometheus.js';
 import { progress, report, type BenchRow } from './report.js';
 
@@ -39,6 +48,7 @@ interface Args {
   settleSeconds: number;
   readyTimeoutSeconds: number;
   kubeconfig?: string;
+  redisUrl?: string;
   /** false: run the operator from source under tsx (quick mode; its RSS then includes tsx's loader). */
   compile: boolean;
 }
@@ -64,9 +74,10 @@ function parseArgs(argv: string[]): Args {
     else if (flag === '--settle-seconds') a.settleSeconds = Number(value);
     else if (flag === '--ready-timeout-seconds') a.readyTimeoutSeconds = Number(value);
     else if (flag === '--kubeconfig') a.kubeconfig = value;
+    else if (flag === '--redis-url') a.redisUrl = value;
     else
       throw new Error(
-        `unknown flag ${flag} (--counts, --idle-seconds, --settle-seconds, --ready-timeout-seconds, --kubeconfig, --no-compile, --quick)`,
+        `unknown flag ${flag} (--counts, --idle-seconds, --settle-seconds, --ready-timeout-seconds, --kubeconfig, --redis-url, --no-compile, --quick)`,
       );
     i++;
   }
@@ -151,10 +162,12 @@ async function runOnce(
   count: number,
   a: Args,
   compiledCli: string | undefined,
+  redisUrl: string,
 ): Promise<RunResult> {
   const ns = `bench-op-${count}-${Date.now().toString(36)}`;
   await client.create(Resources.Namespace, { metadata: { name: ns } });
   await createGatewaySecrets(client, ns);
+  const metrics = await startKwokMetrics({ kubeconfig, redisUrl, namespace: ns });
   const op: OperatorProcess = startOperator(
     kubeconfig,
     ['--namespace', ns, '--lease-namespace', ns],
@@ -255,6 +268,7 @@ async function runOnce(
     };
   } finally {
     await op.stop();
+    await metrics.stop();
     // Do not wait for the namespace to drain: the next count has its own namespace.
     await client.delete(Resources.Namespace, undefined, ns).catch(() => undefined);
   }
@@ -264,7 +278,13 @@ export default async function operatorBench(argv: string[]): Promise<void> {
   const a = parseArgs(argv);
   const startedAt = new Date();
   let cluster: StartedCluster | undefined;
+  let redis: StartedRedis | undefined;
   let kubeconfig = a.kubeconfig;
+  let redisUrl = a.redisUrl;
+  if (!redisUrl) {
+    redis = await startRedis('bench-operator');
+    redisUrl = redis.url;
+  }
   if (!kubeconfig) {
     progress('starting a private cluster (27 kwok nodes)');
     cluster = await startCluster('bench-operator', { PUSHGATE_NODES_PER_ZONE: '3' });
@@ -309,7 +329,7 @@ export default async function operatorBench(argv: string[]): Promise<void> {
         progress(`could not add a ServiceCIDR (${String(err)}); more than ~80 PushGateways will not fit`),
       );
     for (const count of a.counts) {
-      const r = await runOnce(kubeconfig, client, count, a, compiledCli);
+      const r = await runOnce(kubeconfig, client, count, a, compiledCli, redisUrl);
       const mib = (b: number) => b / 2 ** 20;
       const p = `pgw=${count}`;
       rows.push(
@@ -369,6 +389,7 @@ export default async function operatorBench(argv: string[]): Promise<void> {
     if (compiledDir) rmSync(compiledDir, { recursive: true, force: true });
     client.close();
     await cluster?.down();
+    await redis?.down();
   }
   report(
     'operator',

@@ -18,7 +18,7 @@ afterAll(() => rmSync(out, { recursive: true, force: true }));
 /** Extra flags a bench needs here: the operator bench uses the run's control plane instead of starting its own. */
 const extra: Record<BenchName, string[]> = {
   gateway: [],
-  operator: ['--kubeconfig', inject('kubeconfig')],
+  operator: ['--kubeconfig', inject('kubeconfig'), '--redis-url', inject('redisUrl')],
   ratelimit: ['--redis-url', inject('redisUrl')],
 };
 

@@ -18,6 +18,7 @@ import {
   type OperatorProcess,
 } from '../support/operator.js';
 import { inject } from 'vitest';
+import { startKwokMetrics, type KwokMetrics } from '../support/metrics-adapter.js';
 import YAML from 'yaml';
 import { CATEGORY, PUSH_GATEWAY, crdName } from '../../operator/api/index.js';
 
@@ -94,6 +95,7 @@ describe('Helm chart', () => {
   let releaseNs: string;
   let appNs: string;
   let operator: OperatorProcess | undefined;
+  let metrics: KwokMetrics | undefined;
   let rendered: string;
 
   beforeAll(async () => {
@@ -103,6 +105,7 @@ describe('Helm chart', () => {
   });
   afterAll(async () => {
     await operator?.stop();
+    await metrics?.stop();
     if (rendered)
       await kubectl(kubeconfig, ['delete', '--ignore-not-found', '--wait=false', '-f', '-'], rendered).catch(
         () => undefined,
@@ -394,7 +397,9 @@ describe('Helm chart', () => {
   });
 
   it('grants the operator every permission it uses: as the chart ServiceAccount it brings a PushGateway to Ready', async () => {
-    // The adapter is left out here: its APIService is cluster-wide and the autoscaling test owns it.
+    // The chart's adapter is left out here: its pod would land on a kwok node and serve nothing.
+    // The same adapter runs on the host instead, with a stand-in publishing the kwok pods' counts,
+    // so the HPAs read their metric and Ready means what it says (see startKwokMetrics).
     // Namespace-scoped RBAC (watchNamespace) is enough for the operator watching one namespace.
     rendered = await helmTemplate(releaseNs, [
       'metricsAdapter.enabled=false',
@@ -440,6 +445,7 @@ describe('Helm chart', () => {
     );
     const admin = clientFor(kubeconfig);
     await createGatewaySecrets(admin, appNs);
+    metrics = await startKwokMetrics({ kubeconfig, redisUrl: inject('redisUrl'), namespace: appNs });
     await applyPushGateway(admin, samplePushGateway(appNs, 'chart'));
     const status = await eventually(() => isReady(admin, appNs, 'chart'), {
       what: 'PushGateway Ready under the chart RBAC',

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { KubeObject } from '../../operator/runtime/kube.js';
 import { Resources } from '../../operator/runtime/resources.js';
 import { createTestNamespace, eventually, testKubeConfig } from '../support/k8s.js';
+import { startKwokMetrics, type KwokMetrics } from '../support/metrics-adapter.js';
 import {
   applyPushGateway,
   clientFor,
@@ -52,14 +53,18 @@ const reconciles = async (op: OperatorProcess) =>
 const isLeaderMetric = async (op: OperatorProcess) =>
   metricSum(await op.probePort, 'leader_election_master_status');
 
+let metrics: KwokMetrics;
+
 beforeAll(async () => {
   ns = await createTestNamespace(testKubeConfig(inject('kubeconfig')), 'op-leader');
   await installCRDs(kubeconfig);
   await createGatewaySecrets(client, ns);
+  metrics = await startKwokMetrics({ kubeconfig, redisUrl: inject('redisUrl'), namespace: ns });
 });
 
 afterAll(async () => {
   await Promise.all(operators.map((o) => o.kill()));
+  await metrics?.stop();
   client.close();
 });
 

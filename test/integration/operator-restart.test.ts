@@ -2,10 +2,11 @@
 import { appendFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { Resources } from '../../operator/runtime/resources.js';
 import type { KubeClient } from '../../operator/runtime/kube.js';
 import { eventually } from '../support/k8s.js';
+import { startKwokMetrics, type KwokMetrics } from '../support/metrics-adapter.js';
 import { startCluster, type StartedCluster } from '../support/stack.js';
 import {
   applyPushGateway,
@@ -30,6 +31,7 @@ import {
 let cluster: StartedCluster;
 let client: KubeClient;
 let operator: OperatorProcess;
+let metrics: KwokMetrics;
 const ns = 'op-restart';
 /** Phase timings (vitest swallows late console output of long tests): where the recovery time goes. */
 /**
@@ -48,6 +50,11 @@ beforeAll(async () => {
   await installCRDs(cluster.kubeconfig);
   await client.create(Resources.Namespace, { metadata: { name: ns } });
   await createGatewaySecrets(client, ns);
+  metrics = await startKwokMetrics({
+    kubeconfig: cluster.kubeconfig,
+    redisUrl: inject('redisUrl'),
+    namespace: ns,
+  });
   operator = startOperator(cluster.kubeconfig, [
     ...['--namespace', ns, '--lease-namespace', ns, '--lease-name', 'op-restart'],
     ...['--lease-duration-seconds', '8', '--renew-deadline-seconds', '5', '--retry-period-seconds', '1'],
@@ -56,6 +63,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await operator?.kill();
+  await metrics?.stop();
   client?.close();
   await cluster?.down();
 });

@@ -3,6 +3,7 @@ import type { KubeObject } from '../../operator/runtime/kube.js';
 import { Resources } from '../../operator/runtime/resources.js';
 import { PushGatewayResource } from '../../operator/controllers/pushgateway/names.js';
 import { createTestNamespace, eventually, testKubeConfig } from '../support/k8s.js';
+import { startKwokMetrics, type KwokMetrics } from '../support/metrics-adapter.js';
 import {
   applyPushGateway,
   clientFor,
@@ -27,6 +28,8 @@ import { kubectl } from '../support/stack.js';
 const kubeconfig = inject('kubeconfig');
 const client = clientFor(kubeconfig);
 let ns: string;
+let metrics: KwokMetrics;
+const silent = new Set<string>(['nometric']);
 let operator: OperatorProcess;
 const policy = `pgtest-no-services-${Math.random().toString(36).slice(2, 8)}`;
 
@@ -69,6 +72,14 @@ beforeAll(async () => {
   ns = await createTestNamespace(testKubeConfig(kubeconfig), 'op-status');
   await installCRDs(kubeconfig);
   await createGatewaySecrets(client, ns);
+  // kwok's pods run no gateway: a stand-in publishes their counts (0), except for the pods of
+  // PushGateways in `silent`, which are like gateways that never register.
+  metrics = await startKwokMetrics({
+    kubeconfig,
+    redisUrl: inject('redisUrl'),
+    namespace: ns,
+    connections: (pod) => ([...silent].some((gw) => pod.startsWith(`${gw}-`)) ? undefined : 0),
+  });
   operator = startOperator(kubeconfig, [
     '--namespace',
     ns,
@@ -81,6 +92,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await operator?.stop();
+  await metrics?.stop();
   await kubectl(kubeconfig, [
     'delete',
     '--ignore-not-found',
@@ -303,6 +315,31 @@ describe('PushGateway status when it cannot work', () => {
     await eventually(() => isReady(client, ns, 'nosecret'), {
       timeoutMs: 30_000,
       what: 'Ready once the Secret exists',
+    });
+  });
+
+  it("an autoscaler that cannot read its metric keeps it from Ready with the HPA's own words; once the pods publish it is Ready", async () => {
+    await applyPushGateway(client, small('nometric'));
+    const ready = await eventually(
+      async () => {
+        const c = await cond('nometric', 'Ready');
+        return c?.reason === 'MetricsUnavailable' ? c : undefined;
+      },
+      { timeoutMs: 90_000, what: 'Ready=False MetricsUnavailable' },
+    );
+    // The HPA's reason and message as kube-controller-manager wrote them, then what to check.
+    expect(ready.message).toMatch(
+      /^the autoscaler cannot read pushgate_gateway_connections \(cn-north-1: FailedGetPodsMetric: .*pushgate_gateway_connections/,
+    );
+    expect(ready.message).toContain('kubectl get apiservice v1beta2.custom.metrics.k8s.io');
+    const st = await pushGatewayStatus(client, ns, 'nometric');
+    expect(st?.readyRegions).toBe('1/1'); // the pods are fine; scaling is not
+    expect(await cond('nometric', 'Degraded')).toMatchObject({ status: 'False' });
+
+    silent.delete('nometric');
+    await eventually(() => isReady(client, ns, 'nometric'), {
+      timeoutMs: 60_000,
+      what: 'Ready once the pods publish their counts',
     });
   });
 });

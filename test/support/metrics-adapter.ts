@@ -3,6 +3,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { createRedis, redisKeys, registerGateway } from '../../common/redis/index.js';
+import { LABEL_COMPONENT } from '../../operator/identity.js';
+import { LABEL_REGION } from '../../operator/controllers/pushgateway/names.js';
 import { generateServingCert } from '../../workloads/metrics-adapter/tls.js';
 import { buildMetricsAPIServices } from '../../workloads/metrics-adapter/wiring.js';
 import { freePort } from './net.js';
@@ -168,4 +171,92 @@ export async function waitForMetricsAPIAvailable(
     }
     await new Promise((r) => setTimeout(r, 500));
   }
+}
+
+export interface KwokMetrics {
+  adapter: RunningAdapter;
+  /** How many records the publisher wrote in its last round (one per running gateway pod). */
+  published(): number;
+  stop(): Promise<void>;
+}
+
+/**
+ * The HPA's metric for gateway pods that run no gateway (kwok's): the real adapter behind the
+ * aggregator, as above, and beside it a stand-in for what each gateway process would do, which
+ * is to write its registry record (with its connection count) to Redis every few seconds. For
+ * every running gateway pod of `namespace` it writes `connections(pod)` (0 by default: a kwok
+ * pod holds no devices), so the operator's HPAs read a real value through the real
+ * custom.metrics.k8s.io path and the PushGateway can honestly be Ready. Tests that leave this
+ * out see what a cluster without an adapter sees: Ready=False, MetricsUnavailable.
+ */
+export async function startKwokMetrics(opts: {
+  kubeconfig: string;
+  redisUrl: string;
+  namespace: string;
+  keyPrefix?: string;
+  /** A pod's count; undefined = publish nothing for it (a gateway that never registers). */
+  connections?: (pod: string) => number | undefined;
+  periodMs?: number;
+}): Promise<KwokMetrics> {
+  const keyPrefix = opts.keyPrefix ?? `pg-kwok-${opts.namespace}`;
+  const adapter = await startAdapterBehindAggregator({
+    kubeconfig: opts.kubeconfig,
+    redisUrl: opts.redisUrl,
+    keyPrefix,
+    namespace: opts.namespace,
+  });
+  const kc = new k8s.KubeConfig();
+  kc.loadFromFile(opts.kubeconfig);
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const redis = createRedis(opts.redisUrl);
+  const keys = redisKeys(keyPrefix);
+  let published = 0;
+  let stopped = false;
+  const publish = async () => {
+    const pods = await core.listNamespacedPod({
+      namespace: opts.namespace,
+      labelSelector: `${LABEL_COMPONENT}=gateway`,
+    });
+    const running = pods.items.filter((p) => p.status?.phase === 'Running' && !p.metadata?.deletionTimestamp);
+    let n = 0;
+    for (const p of running) {
+      const name = p.metadata!.name!;
+      const connections = opts.connections ? opts.connections(name) : 0;
+      if (connections === undefined) continue;
+      n++;
+      await registerGateway(redis, keys, {
+        id: `${opts.namespace}.${name}`,
+        podName: name,
+        namespace: opts.namespace,
+        region: p.metadata?.labels?.[LABEL_REGION] ?? '',
+        zone: '',
+        endpoint: `ws://${p.status?.podIP ?? '127.0.0.1'}:1/v1/connect`,
+        connections,
+        maxConnections: 100_000,
+        ready: true,
+        draining: false,
+        updatedAt: Date.now(),
+      });
+    }
+    published = n;
+  };
+  const loop = (async () => {
+    while (!stopped) {
+      await publish().catch(() => undefined); // the next round retries; the records live 15 s
+      await new Promise((r) => setTimeout(r, opts.periodMs ?? 2000));
+    }
+  })();
+  return {
+    adapter,
+    published: () => published,
+    async stop() {
+      stopped = true;
+      await loop;
+      await adapter.stop();
+      await redis.quit();
+      await core
+        .deleteNamespacedService({ namespace: opts.namespace, name: 'pushgate-metrics-adapter' })
+        .catch(() => undefined);
+    },
+  };
 }

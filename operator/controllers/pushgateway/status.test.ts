@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { parsePushGateway, type PushGateway } from '../../api/index.js';
 import {
   computeStatus,
+  observeAutoscaler,
   observeRegion,
   parseQuantity,
   stuckContainers,
@@ -46,12 +47,42 @@ const dep = (replicas: number, st: Record<string, any>, generation = 1) => ({
   },
 });
 
+/** An HPA with the conditions kube-controller-manager writes. */
+const hpa = (scalingActive?: [status: string, reason: string, message: string], able = 'True') => ({
+  status: {
+    conditions: [
+      { type: 'AbleToScale', status: able, reason: able === 'True' ? 'ReadyForNewScale' : 'FailedGetScale' },
+      ...(scalingActive
+        ? [
+            {
+              type: 'ScalingActive',
+              status: scalingActive[0],
+              reason: scalingActive[1],
+              message: scalingActive[2],
+            },
+          ]
+        : []),
+    ],
+  },
+});
+const scaling = () =>
+  hpa(['True', 'ValidMetricFound', 'the HPA was able to successfully calculate a replica count']);
+const NO_METRIC = [
+  'False',
+  'FailedGetPodsMetric',
+  'the HPA was unable to compute the replica count: unable to get metric pushgate_gateway_connections: no custom metrics API (custom.metrics.k8s.io) registered',
+] as [string, string, string];
+
+/** Two regions' Deployments; their HPAs read their metric unless `extra.hpas` says otherwise. */
 const children = (a: any, b: any, extra: Partial<ObservedChildren> = {}): ObservedChildren => ({
   deployments: new Map([
     ['a', a],
     ['b', b],
   ]),
-  hpas: new Map(),
+  hpas: new Map([
+    ['a', scaling()],
+    ['b', scaling()],
+  ]),
   ...extra,
 });
 
@@ -309,5 +340,132 @@ describe('computeStatus', () => {
       message: 'a: pods cannot start: g-a-1/gateway: ImagePullBackOff (back-off pulling)',
     });
     expect(st.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False' });
+  });
+
+  it('not Ready while an autoscaler cannot read its metric (the <unknown> targets), naming who should serve it', () => {
+    const st = status({
+      gw: gw(),
+      children: children(dep(2, {}), dep(1, {}), {
+        hpas: new Map<string, any>([
+          ['a', scaling()],
+          ['b', hpa(NO_METRIC)],
+        ]),
+      }),
+      now,
+    });
+    const ready = st.conditions!.find((c) => c.type === 'Ready')!;
+    expect(ready).toMatchObject({ status: 'False', reason: 'MetricsUnavailable' });
+    expect(ready.message).toMatch(
+      /^the autoscaler cannot read pushgate_gateway_connections \(b: FailedGetPodsMetric: the HPA was unable/,
+    );
+    expect(ready.message).toMatch(/pushgate metrics adapter serves it \(spec\.metricsAdapter\.enabled\)/);
+    // The pods are fine: every region counts as ready, nothing is rolling out, nothing Degraded.
+    expect(st.readyRegions).toBe('2/2');
+    expect(st.conditions!.map((c) => [c.type, c.status, c.reason])).toEqual([
+      ['Ready', 'False', 'MetricsUnavailable'],
+      ['Progressing', 'False', 'Settled'],
+      ['Degraded', 'False', 'AsExpected'],
+    ]);
+
+    // With the adapter turned off the metric is someone else's to serve: the same rule, other advice.
+    const optOut = status({
+      gw: gw({ metricsAdapter: { enabled: false } }),
+      children: children(dep(2, {}), dep(1, {}), {
+        hpas: new Map<string, any>([
+          ['a', hpa(NO_METRIC)],
+          ['b', hpa(NO_METRIC)],
+        ]),
+      }),
+      now,
+    }).conditions!.find((c) => c.type === 'Ready')!;
+    expect(optOut).toMatchObject({ status: 'False', reason: 'MetricsUnavailable' });
+    expect(optOut.message).toMatch(/a: FailedGetPodsMetric.*; b: FailedGetPodsMetric/);
+    expect(optOut.message).toMatch(
+      /spec\.metricsAdapter\.enabled is false, so another adapter must serve it \(prometheus-adapter/,
+    );
+  });
+
+  it('not Ready before every autoscaler has read its metric once (Progressing meanwhile)', () => {
+    const st = status({
+      gw: gw(),
+      children: children(dep(2, {}), dep(1, {}), {
+        hpas: new Map<string, any>([['a', hpa()]]),
+      }),
+      now,
+    });
+    expect(st.conditions!.map((c) => [c.type, c.status, c.reason, c.message])).toEqual([
+      [
+        'Ready',
+        'False',
+        'AutoscalerPending',
+        'a: waiting for the autoscaler to read its metric; b: HorizontalPodAutoscaler not created yet',
+      ],
+      [
+        'Progressing',
+        'True',
+        'AutoscalerPending',
+        'a: waiting for the autoscaler to read its metric; b: HorizontalPodAutoscaler not created yet',
+      ],
+      ['Degraded', 'False', 'AsExpected', ''],
+    ]);
+  });
+
+  it('pods that are not ready come first: the autoscaler is judged once its region is', () => {
+    const st = status({
+      gw: gw(),
+      children: children(dep(2, { readyReplicas: 0 }), dep(1, {}), {
+        hpas: new Map<string, any>([
+          ['a', hpa(NO_METRIC)],
+          ['b', scaling()],
+        ]),
+      }),
+      now,
+    });
+    expect(st.conditions!.find((c) => c.type === 'Ready')).toMatchObject({
+      status: 'False',
+      reason: 'RegionsNotReady',
+    });
+  });
+});
+
+describe('observeAutoscaler', () => {
+  it.each([
+    ['no HPA', undefined, 'Pending'],
+    ['never evaluated', hpa(), 'Pending'],
+    ['reads its metric', scaling(), 'Active'],
+    [
+      'reads its metric, held at its bounds',
+      {
+        status: {
+          conditions: [
+            ...scaling().status.conditions,
+            { type: 'ScalingLimited', status: 'True', reason: 'TooFewReplicas' },
+          ],
+        },
+      },
+      'Active',
+    ],
+    ['no custom metrics API', hpa(NO_METRIC), 'MetricsUnavailable'],
+    ['an external metric', hpa(['False', 'FailedGetExternalMetric', 'x']), 'MetricsUnavailable'],
+    [
+      'scaled to 0 by hand',
+      hpa(['False', 'ScalingDisabled', 'scaling is disabled since the replica count of the target is zero']),
+      'Inactive',
+    ],
+    ['cannot read the scale', hpa(['True', 'ValidMetricFound', ''], 'False'), 'Inactive'],
+    [
+      'backing off between rescales (normal)',
+      {
+        status: {
+          conditions: [
+            { type: 'AbleToScale', status: 'False', reason: 'BackoffBoth' },
+            ...scaling().status.conditions.slice(1),
+          ],
+        },
+      },
+      'Active',
+    ],
+  ])('%s -> %s', (_what, h, want) => {
+    expect(observeAutoscaler(h as any).state).toBe(want);
   });
 });

@@ -8,7 +8,7 @@ import type { KubeObject } from '../../runtime/kube.js';
  * EMQX operator: Ready (every region has its pods ready, the node tuner too), Progressing
  * (something is rolling out or scaling), Degraded (something is wrong that waiting will not fix).
  * A spec that cannot be built, a Secret the pods need that does not exist, pods that cannot
- * start all keep Ready=False and say, in the
+ * start, an autoscaler that cannot read its metric all keep Ready=False and say, in the
  * condition's message, what to do.
  */
 
@@ -24,10 +24,11 @@ interface DeploymentLike extends KubeObject {
   };
 }
 
-interface HPALike extends KubeObject {
+export interface HPALike extends KubeObject {
   status?: {
     currentReplicas?: number;
     currentMetrics?: { type: string; pods?: { current?: { averageValue?: string } } }[];
+    conditions?: { type: string; status: string; reason?: string; message?: string }[];
   };
 }
 
@@ -183,6 +184,54 @@ export function observeRegion(
   return { ...base, state: 'Ready', message: `${ready}/${want} pods ready` };
 }
 
+/**
+ * Whether a region's HorizontalPodAutoscaler works, from its own conditions (what `kubectl
+ * describe hpa` shows): `Active` once it has read its metric (ScalingActive=True), `Pending`
+ * before its first reading (the HPA does not exist yet, or has no ScalingActive condition),
+ * `MetricsUnavailable` when it cannot read the metric (ScalingActive=False, FailedGet*Metric:
+ * the `<unknown>` targets of `kubectl get hpa`), `Inactive` when it cannot scale for another
+ * reason (it cannot read or update the Deployment's scale, or scaling is disabled).
+ */
+export type AutoscalerState = 'Active' | 'Pending' | 'MetricsUnavailable' | 'Inactive';
+
+export interface AutoscalerObservation {
+  state: AutoscalerState;
+  /** The HPA's own words (its condition's reason and message), or why there are none. */
+  message: string;
+}
+
+export function observeAutoscaler(hpa: HPALike | undefined): AutoscalerObservation {
+  if (!hpa) return { state: 'Pending', message: 'HorizontalPodAutoscaler not created yet' };
+  const conds = hpa.status?.conditions ?? [];
+  const words = (c: { reason?: string; message?: string }) =>
+    `${c.reason ?? 'unknown reason'}${c.message ? `: ${c.message}` : ''}`;
+  const able = conds.find((c) => c.type === 'AbleToScale');
+  // FailedGetScale / FailedUpdateScale: the HPA cannot read or write the Deployment's scale.
+  // (AbleToScale=False with a Backoff reason is the HPA waiting between rescales: normal.)
+  if (able?.status === 'False' && /^Failed/.test(able.reason ?? ''))
+    return { state: 'Inactive', message: words(able) };
+  const active = conds.find((c) => c.type === 'ScalingActive');
+  if (!active) return { state: 'Pending', message: 'waiting for the autoscaler to read its metric' };
+  if (active.status === 'True') return { state: 'Active', message: words(active) };
+  if (/^FailedGet.*Metric$|^InvalidMetricSourceType$|^InvalidSelector$/.test(active.reason ?? ''))
+    return { state: 'MetricsUnavailable', message: words(active) };
+  return { state: 'Inactive', message: words(active) };
+}
+
+/**
+ * What to do when the regions' autoscalers cannot read `pushgate_gateway_connections`: who
+ * should serve it depends on spec.metricsAdapter (pushgate's adapter, or prometheus-adapter).
+ */
+export function metricsAdvice(gw: PushGateway): string {
+  return gw.spec.metricsAdapter.enabled
+    ? 'the pushgate metrics adapter serves it (spec.metricsAdapter.enabled): check that it runs ' +
+        '(Helm value metricsAdapter.enabled, which passes --metrics-adapter-service to the operator) ' +
+        'and that kubectl get apiservice v1beta2.custom.metrics.k8s.io says Available'
+    : 'spec.metricsAdapter.enabled is false, so another adapter must serve it (prometheus-adapter ' +
+        'with the rule in workloads/metrics-adapter/README.md): check that kubectl get apiservice ' +
+        'v1beta2.custom.metrics.k8s.io says Available and that Prometheus scrapes the gateway pods';
+}
+
 /** How the last sync ended when it did not succeed (from the runtime's typed error). */
 export interface SyncFailure {
   /** CamelCase: InvalidSpec, ApplyFailed. */
@@ -244,6 +293,9 @@ export function secretProblems(gw: PushGateway, secrets: Map<string, string[] | 
   return problems;
 }
 
+const describeAutoscalers = (as: readonly ({ name: string } & AutoscalerObservation)[]) =>
+  as.map((a) => `${a.name}: ${a.message}`).join('; ');
+
 export function computeStatus({
   generation,
   previous,
@@ -287,6 +339,14 @@ export function computeStatus({
   const failedRegions = regions.filter((r) => r.state === 'Failed');
   const failingPods = regions.filter((r) => r.state === 'PodsFailing');
   const secrets = children.secrets ? secretProblems(gw, children.secrets) : [];
+  // A region's autoscaler is judged once its pods are: until then its readings fail anyway.
+  const autoscalers = gw.spec.regions.map((r) => ({
+    name: r.name,
+    ...observeAutoscaler(children.hpas.get(r.name)),
+  }));
+  const noMetric = autoscalers.filter((a) => a.state === 'MetricsUnavailable');
+  const inactive = autoscalers.filter((a) => a.state === 'Inactive');
+  const pending = autoscalers.filter((a) => a.state === 'Pending');
 
   let tunerProblem: string | undefined;
   if (gw.spec.nodeTuning.enabled) {
@@ -337,6 +397,32 @@ export function computeStatus({
       message: tunerProblem,
       ...og,
     });
+  } else if (noMetric.length) {
+    conditions.push({
+      type: 'Ready',
+      status: 'False',
+      reason: 'MetricsUnavailable',
+      message:
+        `the autoscaler cannot read pushgate_gateway_connections (${describeAutoscalers(noMetric)}); ` +
+        metricsAdvice(gw),
+      ...og,
+    });
+  } else if (inactive.length) {
+    conditions.push({
+      type: 'Ready',
+      status: 'False',
+      reason: 'AutoscalerInactive',
+      message: `the autoscaler cannot scale: ${describeAutoscalers(inactive)}`,
+      ...og,
+    });
+  } else if (pending.length) {
+    conditions.push({
+      type: 'Ready',
+      status: 'False',
+      reason: 'AutoscalerPending',
+      message: describeAutoscalers(pending),
+      ...og,
+    });
   } else {
     conditions.push({
       type: 'Ready',
@@ -379,6 +465,14 @@ export function computeStatus({
       message: describe(progressing) || tunerProblem || '',
       ...og,
     });
+  } else if (pending.length) {
+    conditions.push({
+      type: 'Progressing',
+      status: 'True',
+      reason: 'AutoscalerPending',
+      message: describeAutoscalers(pending),
+      ...og,
+    });
   } else {
     conditions.push({
       type: 'Progressing',
@@ -389,7 +483,9 @@ export function computeStatus({
     });
   }
 
-  // Degraded: wrong in a way that waiting will not fix.
+  // Degraded: wrong in a way that waiting will not fix. An autoscaler without its metric is
+  // not here: a new region's first readings fail until its pods publish their counts, so it
+  // would warn on every rollout; Ready=False (MetricsUnavailable) says it, with the HPA's words.
   if (failure)
     conditions.push({
       type: 'Degraded',
