@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { campaignMessageId, readCampaignProgress } from '../../common/campaign/plan.js';
+import { campaignMessageId, readCampaignProgress, type CampaignPlan } from '../../common/campaign/plan.js';
+import { publishAppLimits } from '../../common/ratelimit/releaser.js';
+import { UNITS } from '../../workloads/dispatcher/units.js';
 import { createRedis, type PgRedis } from '../../common/redis/connection.js';
 import { redisKeys, type RedisKeys } from '../../common/redis/keys.js';
 import {
@@ -12,7 +14,16 @@ import {
   untilProgress,
   type DispatcherProcess,
 } from '../support/campaign.js';
-import { uniquePrefix } from '../support/gateway.js';
+import {
+  APP,
+  RecordingDevice,
+  sleep,
+  startGatewayProcess,
+  stopGateway,
+  uniquePrefix,
+  until,
+  type GatewayProcess,
+} from '../support/gateway.js';
 import { scrapeSum } from '../support/prometheus.js';
 
 /**
@@ -61,7 +72,7 @@ function fleet(n: number, tagsOf: (i: number) => string[], name = 'dev') {
   return Array.from({ length: n }, (_, i) => ({ device: `${name}-${i}`, tags: tagsOf(i) }));
 }
 
-export async function sentNow(env: Env, id: string) {
+async function sentNow(env: Env, id: string) {
   return (await readCampaignProgress(env.redis, env.keys, id)).counters.sent;
 }
 
@@ -143,5 +154,398 @@ describe('a campaign to its audience snapshot', () => {
         'pushgate_dispatcher_invalid_plans_total',
       ),
     ).toBeGreaterThan(0);
+  });
+});
+
+/** Publishes `plan` with a new state (as the controller does on spec.suspend / cancel). */
+async function setState(env: Env, plan: CampaignPlan, state: CampaignPlan['state']) {
+  await publishCampaign(env.redis, env.keys, { ...plan, state, generation: plan.generation + 1 });
+}
+
+async function holdingCount(env: Env, devices: { device: string }[], plan: CampaignPlan) {
+  return (
+    await devicesHolding(
+      env.redis,
+      env.keys,
+      devices.map((d) => d.device),
+      campaignMessageId(plan.id),
+    )
+  ).size;
+}
+
+describe('suspend, resume, cancel', () => {
+  const env = setup('cmp-suspend');
+  const devices = fleet(2000, () => ['news']);
+
+  beforeAll(async () => {
+    await registerDevices(env.redis, env.keys, devices);
+    await dispatcher(env);
+  });
+
+  it('suspend stops sending within a second and keeps the cursor; resume finishes with no duplicate', async () => {
+    const plan = campaignPlan({ rate: { perSecond: 400, burst: 20 } });
+    await publishCampaign(env.redis, env.keys, plan);
+    await untilProgress(env.redis, env.keys, plan.id, (p) => p.counters.sent >= 1000, 15_000, 'half sent');
+    await setState(env, plan, 'suspend');
+    await sleep(1000);
+    const atOneSecond = await sentNow(env, plan.id);
+    await sleep(1500);
+    expect(await sentNow(env, plan.id)).toBe(atOneSecond);
+    expect(atOneSecond).toBeLessThan(2000);
+    expect(await holdingCount(env, devices, plan)).toBe(atOneSecond);
+    await setState(env, { ...plan, generation: 2 }, 'run');
+    const p = await untilProgress(
+      env.redis,
+      env.keys,
+      plan.id,
+      (x) => x.finishedAt !== undefined,
+      15_000,
+      'finish',
+    );
+    expect(p.counters).toMatchObject({ targeted: 2000, sent: 2000, expired: 0, failed: 0 });
+    expect(await holdingCount(env, devices, plan)).toBe(2000);
+    // Every store was new: nothing was sent twice (a resend would be a duplicate in the store).
+    const url = `http://127.0.0.1:${env.dispatchers[0]!.port}/metrics`;
+    expect(await scrapeSum(url, 'pushgate_dispatcher_messages_total', (l) => l.outcome === 'duplicate')).toBe(
+      0,
+    );
+  });
+
+  it('cancel stops for good and the counts are final', async () => {
+    const plan = campaignPlan({ rate: { perSecond: 400, burst: 20 } });
+    await publishCampaign(env.redis, env.keys, plan);
+    await untilProgress(
+      env.redis,
+      env.keys,
+      plan.id,
+      (p) => p.counters.sent >= 500,
+      15_000,
+      'a quarter sent',
+    );
+    await setState(env, plan, 'cancel');
+    const p = await untilProgress(
+      env.redis,
+      env.keys,
+      plan.id,
+      (x) => x.finishedAt !== undefined,
+      5_000,
+      'cancel',
+    );
+    await sleep(1500);
+    const later = await readCampaignProgress(env.redis, env.keys, plan.id);
+    expect(later.counters).toEqual(p.counters);
+    expect(later.finishedAt).toBe(p.finishedAt);
+    expect(p.counters.sent).toBeLessThan(2000);
+    expect(await holdingCount(env, devices, plan)).toBe(p.counters.sent);
+  });
+});
+
+describe('replicas: kill -9, a frozen replica, two racing', () => {
+  const env = setup('cmp-replicas');
+  const devices = fleet(3000, () => ['news']);
+  const leaseMs = 1500;
+
+  beforeAll(async () => {
+    await registerDevices(env.redis, env.keys, devices);
+    await Promise.all(
+      [0, 1].map(() => dispatcher(env, ['--lease-ms', String(leaseMs), '--concurrency', '4'])),
+    );
+  });
+
+  it('kill -9 of one of two replicas mid-campaign: the other continues from the cursors, every target once', async () => {
+    const plan = campaignPlan({ rate: { perSecond: 500, burst: 20 } });
+    const t0 = Date.now();
+    await publishCampaign(env.redis, env.keys, plan);
+    await untilProgress(env.redis, env.keys, plan.id, (p) => p.counters.sent >= 900, 15_000, '30% sent');
+    const victim = env.dispatchers[0]!;
+    expect(victim.logs.join('\n')).toMatch(/"msg":"dispatcher listening"/);
+    victim.kill('SIGKILL');
+    await victim.exited;
+    const p = await untilProgress(
+      env.redis,
+      env.keys,
+      plan.id,
+      (x) => x.finishedAt !== undefined,
+      30_000,
+      'finish',
+    );
+    expect(p.counters).toMatchObject({ targeted: 3000, sent: 3000, expired: 0, failed: 0 });
+    expect(await holdingCount(env, devices, plan)).toBe(3000);
+    // 3000 at 500/s is 6 s of sending; the dead replica's units waited one lease at most, while
+    // the survivor worked the other units at the campaign's rate.
+    expect(p.finishedAt! - t0).toBeLessThan(6000 + leaseMs + 3000);
+  });
+
+  it('a replica frozen past its lease (SIGSTOP) wakes fenced: nothing is counted twice, every target once', async () => {
+    const survivor = env.dispatchers[1]!;
+    const frozen = await dispatcher(env, ['--lease-ms', String(leaseMs), '--concurrency', '4']);
+    const plan = campaignPlan({ rate: { perSecond: 500, burst: 20 } });
+    await publishCampaign(env.redis, env.keys, plan);
+    await untilProgress(env.redis, env.keys, plan.id, (p) => p.counters.sent >= 600, 15_000, '20% sent');
+    frozen.kill('SIGSTOP');
+    await sleep(leaseMs * 2 + 500);
+    frozen.kill('SIGCONT');
+    const p = await untilProgress(
+      env.redis,
+      env.keys,
+      plan.id,
+      (x) => x.finishedAt !== undefined,
+      30_000,
+      'finish',
+    );
+    await sleep(500);
+    const after = await readCampaignProgress(env.redis, env.keys, plan.id);
+    expect(after.counters).toMatchObject({ targeted: 3000, sent: 3000, expired: 0, failed: 0 });
+    expect(after.counters).toEqual(p.counters);
+    expect(await holdingCount(env, devices, plan)).toBe(3000);
+    expect(survivor.proc.exitCode).toBeNull();
+  });
+
+  it('two replicas racing for the units: each unit is worked by one holder at a time, cursors end at the lengths', async () => {
+    const units = await env.redis.hgetall(env.keys.campaignUnits((await lastPlan(env)).id));
+    let total = 0;
+    for (let u = 0; u < UNITS; u++) {
+      expect(units[`cursor:${u}`] ?? '0').toBe(units[`len:${u}`]);
+      expect(units[`done:${u}`]).toBe('1');
+      total += Number(units[`len:${u}`]);
+    }
+    expect(total).toBe(3000);
+  });
+});
+
+async function lastPlan(env: Env): Promise<CampaignPlan> {
+  const ids = await env.redis.smembers(env.keys.campaignIndex());
+  const plans = await Promise.all(
+    ids.map(async (id) => JSON.parse((await env.redis.get(env.keys.campaignPlan(id)))!) as CampaignPlan),
+  );
+  const progress = await Promise.all(plans.map((p) => readCampaignProgress(env.redis, env.keys, p.id)));
+  let best = 0;
+  progress.forEach((p, i) => {
+    if ((p.snapshotAt ?? 0) > (progress[best]!.snapshotAt ?? 0)) best = i;
+  });
+  return plans[best]!;
+}
+
+describe('schedule: start time, quiet hours (injected clock), deadline', () => {
+  const env = setup('cmp-schedule');
+  const devices = fleet(1000, () => ['news']);
+  const clockKey = `${env.prefix}:test-clock`;
+
+  beforeAll(async () => {
+    await registerDevices(env.redis, env.keys, devices);
+    await dispatcher(env, [], { PUSHGATE_TEST_CLOCK_KEY: clockKey });
+  });
+
+  it('a future start time stays pending, then starts', async () => {
+    const startAt = Date.now() + 2500;
+    const plan = campaignPlan({ startAt, rate: { perSecond: 500, burst: 20 } });
+    await publishCampaign(env.redis, env.keys, plan);
+    await sleep(1500);
+    const pending = await readCampaignProgress(env.redis, env.keys, plan.id);
+    expect(pending.snapshotAt).toBeUndefined();
+    expect(pending.counters.sent).toBe(0);
+    const p = await untilProgress(
+      env.redis,
+      env.keys,
+      plan.id,
+      (x) => x.finishedAt !== undefined,
+      15_000,
+      'finish',
+    );
+    expect(p.snapshotAt).toBeGreaterThanOrEqual(startAt);
+    expect(p.counters.sent).toBe(1000);
+  });
+
+  it('quiet hours pause sending and it resumes at their end, nothing dropped', async () => {
+    // The dispatcher's clock: 09:59:58 UTC today, then 11:00:00 when the test moves it.
+    const day = Math.floor(Date.now() / 86_400_000) * 86_400_000;
+    const setClock = (at: number) => env.redis.set(clockKey, String(at - Date.now()));
+    await setClock(day + 10 * 3600_000 - 2000);
+    const plan = campaignPlan({
+      rate: { perSecond: 200, burst: 10 },
+      quietHours: { timeZone: 'UTC', start: '10:00', end: '11:00' },
+    });
+    await publishCampaign(env.redis, env.keys, plan);
+    await untilProgress(
+      env.redis,
+      env.keys,
+      plan.id,
+      (p) => p.throttled === 'QuietHours',
+      10_000,
+      'quiet hours',
+    );
+    const paused = await sentNow(env, plan.id);
+    expect(paused).toBeGreaterThan(0);
+    expect(paused).toBeLessThan(1000);
+    await sleep(1500);
+    expect(await sentNow(env, plan.id)).toBe(paused);
+    await setClock(day + 11 * 3600_000);
+    const p = await untilProgress(
+      env.redis,
+      env.keys,
+      plan.id,
+      (x) => x.finishedAt !== undefined,
+      15_000,
+      'finish',
+    );
+    expect(p.counters).toMatchObject({ targeted: 1000, sent: 1000, expired: 0 });
+    expect(p.throttled).toBeUndefined();
+    await env.redis.del(clockKey);
+  });
+
+  it('a deadline counts the rest expired', async () => {
+    const plan = campaignPlan({ rate: { perSecond: 200, burst: 10 }, deadline: Date.now() + 2500 });
+    await publishCampaign(env.redis, env.keys, plan);
+    const p = await untilProgress(
+      env.redis,
+      env.keys,
+      plan.id,
+      (x) => x.finishedAt !== undefined,
+      15_000,
+      'finish',
+    );
+    expect(p.counters.expired).toBeGreaterThan(0);
+    expect(p.counters.sent).toBeGreaterThan(0);
+    expect(p.counters.sent + p.counters.expired + p.counters.failed).toBe(1000);
+    expect(await holdingCount(env, devices, plan)).toBe(p.counters.sent);
+  });
+
+  it('dryRun snapshots and counts, sends nothing', async () => {
+    const plan = campaignPlan({ dryRun: true });
+    await publishCampaign(env.redis, env.keys, plan);
+    const p = await untilProgress(
+      env.redis,
+      env.keys,
+      plan.id,
+      (x) => x.finishedAt !== undefined,
+      10_000,
+      'finish',
+    );
+    expect(p.counters).toMatchObject({ targeted: 1000, sent: 0 });
+    expect(await holdingCount(env, devices, plan)).toBe(0);
+  });
+});
+
+describe('a Redis that forgets, and garbage collection', () => {
+  const env = setup('cmp-lost');
+  const devices = fleet(1000, () => ['news']);
+
+  beforeAll(async () => {
+    await registerDevices(env.redis, env.keys, devices);
+    await dispatcher(env, ['--gc-interval-ms', '500']);
+  });
+
+  it('progress lost after sending began: the campaign stops with an error, it does not resend to everyone', async () => {
+    const plan = campaignPlan({ rate: { perSecond: 400, burst: 20 } });
+    await publishCampaign(env.redis, env.keys, plan);
+    await untilProgress(env.redis, env.keys, plan.id, (p) => p.counters.sent >= 300, 10_000, 'some sent');
+    await setState(env, plan, 'suspend');
+    await sleep(1000);
+    const held = await holdingCount(env, devices, plan);
+    // Redis forgets the progress (the cursors survive elsewhere).
+    await env.redis.del(env.keys.campaignProgress(plan.id));
+    await setState(env, { ...plan, generation: 2 }, 'run');
+    const p = await untilProgress(
+      env.redis,
+      env.keys,
+      plan.id,
+      (x) => x.error !== undefined,
+      10_000,
+      'error',
+    );
+    expect(p.error).toMatch(/state lost/);
+    await sleep(1000);
+    expect(await holdingCount(env, devices, plan)).toBe(held);
+    expect(env.dispatchers[0]!.logs.join('\n')).toMatch(/campaign state lost in Redis/);
+
+    // Now the cursors too (the whole campaign slot), progress kept: still no resend from zero.
+    const plan2 = campaignPlan({ rate: { perSecond: 400, burst: 20 } });
+    await publishCampaign(env.redis, env.keys, plan2);
+    await untilProgress(env.redis, env.keys, plan2.id, (x) => x.counters.sent >= 300, 10_000, 'some sent');
+    await setState(env, plan2, 'suspend');
+    await sleep(1000);
+    const held2 = await holdingCount(env, devices, plan2);
+    await env.redis.del(env.keys.campaignUnits(plan2.id));
+    await setState(env, { ...plan2, generation: 2 }, 'run');
+    const p2 = await untilProgress(
+      env.redis,
+      env.keys,
+      plan2.id,
+      (x) => x.error !== undefined,
+      10_000,
+      'error',
+    );
+    expect(p2.error).toMatch(/cursors lost/);
+    expect(await holdingCount(env, devices, plan2)).toBe(held2);
+  });
+
+  it("a deleted campaign's dispatcher keys are removed (the controller removes plan, progress and index entry)", async () => {
+    const plan = campaignPlan({ rate: { perSecond: 1000, burst: 50 } });
+    await publishCampaign(env.redis, env.keys, plan);
+    await untilProgress(env.redis, env.keys, plan.id, (p) => p.counters.sent >= 100, 10_000, 'some sent');
+    expect(await env.redis.exists(env.keys.campaignUnits(plan.id))).toBe(1);
+    // What the controller does on delete.
+    await env.redis.srem(env.keys.campaignIndex(), plan.id);
+    await env.redis.del(env.keys.campaignPlan(plan.id), env.keys.campaignProgress(plan.id));
+    const mine = () => [
+      env.keys.campaignUnits(plan.id),
+      env.keys.campaignRate(plan.id),
+      env.keys.rateLimit(`cmp:${plan.id}`),
+      ...Array.from({ length: UNITS }, (_, u) => env.keys.campaignAudience(plan.id, u)),
+    ];
+    const deadline = Date.now() + 10_000;
+    while ((await env.redis.exists(...mine())) > 0 && Date.now() < deadline) await sleep(200);
+    expect(await env.redis.exists(...mine())).toBe(0);
+    expect(await env.redis.sismember(env.keys.campaignDispatched(), plan.id)).toBe(0);
+    // And no progress was created again by a late batch or count.
+    await sleep(1000);
+    expect(await env.redis.exists(env.keys.campaignProgress(plan.id), ...mine())).toBe(0);
+  });
+});
+
+describe("two campaigns of one app over the app's limit", () => {
+  const env = setup('cmp-applimit');
+  const gateways: GatewayProcess[] = [];
+  const devices: RecordingDevice[] = [];
+  const arrivals: number[] = [];
+  const limit = 200;
+
+  beforeAll(async () => {
+    await publishAppLimits(env.redis, env.keys, {
+      [APP]: { ratePerSecond: limit, burst: 20, maxDeferred: 100_000, policy: 'default/limit' },
+    });
+    gateways.push(await startGatewayProcess({ redisUrl, prefix: env.prefix, id: 'cmp-gw' }));
+    for (let i = 0; i < 300; i++) {
+      const d = new RecordingDevice({ device: `on-${i}`, endpoints: [gateways[0]!.wsUrl], tags: ['news'] });
+      d.client.on('push', () => arrivals.push(Date.now()));
+      devices.push(d);
+    }
+    await Promise.all(devices.map((d) => d.client.start()));
+    await until(() => devices.every((d) => d.client.connected), 30_000, 'devices connected');
+    await dispatcher(env);
+  });
+  afterAll(async () => {
+    devices.forEach((d) => d.client.stop());
+    await Promise.all(gateways.map((g) => stopGateway(g)));
+  });
+
+  it('together they stay within the app limit (deferred, never dropped) and both finish', async () => {
+    const a = campaignPlan({ rate: { perSecond: 500, burst: 20 } });
+    const b = campaignPlan({ rate: { perSecond: 500, burst: 20 } });
+    const t0 = Date.now();
+    await Promise.all([publishCampaign(env.redis, env.keys, a), publishCampaign(env.redis, env.keys, b)]);
+    const [pa, pb] = await Promise.all(
+      [a, b].map((p) =>
+        untilProgress(env.redis, env.keys, p.id, (x) => x.finishedAt !== undefined, 30_000, 'finish'),
+      ),
+    );
+    for (const p of [pa!, pb!])
+      expect(p.counters).toMatchObject({ targeted: 300, sent: 300, failed: 0, expired: 0 });
+    expect(pa!.counters.deferred + pb!.counters.deferred).toBeGreaterThan(0);
+    await until(() => devices.every((d) => d.pushes.length === 2), 20_000, 'both messages on every device');
+    // 600 deliveries at the app's 200/s (burst 20): not faster than the limit allows.
+    const span = Math.max(...arrivals) - t0;
+    expect(span).toBeGreaterThanOrEqual(((600 - 20) / limit) * 1000 * 0.9);
+    for (const d of devices) expect(new Set(d.ids()).size).toBe(2);
   });
 });

@@ -113,6 +113,8 @@ export class Dispatcher {
   private ticking: Promise<void> | undefined;
   private stopped = false;
   private lastGc = 0;
+  /** Campaigns with dispatcher keys found missing from the index, since when (ms). */
+  private readonly missingSince = new Map<string, number>();
   private readonly opts: DispatcherOptions;
 
   constructor(
@@ -549,7 +551,7 @@ export class Dispatcher {
     if (run.throttled === reason && Date.now() - run.statusAt < 1000) return;
     run.throttled = reason;
     run.statusAt = Date.now();
-    await this.redis.hset(this.keys.campaignProgress(run.plan.id), 'throttled', reason ?? '');
+    await run.units.setProgress({ throttled: reason ?? '' });
   }
 
   /** About once a second: the measured rate (last 5 full seconds) and why it is throttled. */
@@ -563,10 +565,8 @@ export class Dispatcher {
     for (let s = sec - 5; s < sec; s++) sum += Number(h[String(s)] ?? 0);
     const old = Object.keys(h).filter((s) => Number(s) < sec - 600);
     const throttled = run.appLimitUntil > Date.now() ? 'AppLimit' : '';
-    const m = this.redis.multi();
-    m.hset(this.keys.campaignProgress(run.plan.id), 'ratePerSecond', String(sum / 5), 'throttled', throttled);
-    if (old.length) m.hdel(rateKey, ...old);
-    await m.exec();
+    await run.units.setProgress({ ratePerSecond: String(sum / 5), throttled });
+    if (old.length) await this.redis.hdel(rateKey, ...old);
   }
 
   /** A finished campaign's audience lists are not needed any more (counts and cursors stay). */
@@ -584,10 +584,21 @@ export class Dispatcher {
    */
   private async collectGarbage(indexed: Set<string>): Promise<void> {
     const ids = await this.redis.smembers(this.keys.campaignDispatched());
+    const now = Date.now();
+    for (const [id] of this.missingSince) if (!ids.includes(id)) this.missingSince.delete(id);
     for (const id of ids) {
-      if (indexed.has(id)) continue;
+      if (indexed.has(id)) {
+        this.missingSince.delete(id);
+        continue;
+      }
       // Read the index again: a campaign published since this pass began is not garbage.
       if ((await this.redis.sismember(this.keys.campaignIndex(), id)) === 1) continue;
+      // Gone for a lease and a second: every replica has stopped its batches by then (or lost
+      // its leases), so nothing writes the keys again after they are removed.
+      const since = this.missingSince.get(id) ?? now;
+      this.missingSince.set(id, since);
+      if (now - since < this.opts.leaseMs + 1000 || this.runs.get(id)?.workers.size) continue;
+      this.missingSince.delete(id);
       const p = this.redis.pipeline();
       for (let u = 0; u < UNITS; u++) p.del(this.keys.campaignAudience(id, u));
       p.del(this.keys.campaignUnits(id));

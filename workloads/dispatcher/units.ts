@@ -64,12 +64,14 @@ return {-4}`;
 /**
  * KEYS: units, progress, rate. ARGV: unit, epoch, from, to, sent, deferred, expired, failed,
  * done (0/1), leaseMs, owner. Moves the cursor from `from` to `to` and counts, only while the
- * caller holds the unit's current lease and the cursor is where it says; renews the lease (or
- * drops it when done). Returns 1, or 0 when fenced (nothing written).
+ * caller holds the unit's current lease and the cursor is where it says, and the progress
+ * exists (a deleted campaign's is not created again); renews the lease (or drops it when done).
+ * Returns 1, or 0 when fenced (nothing written).
  */
 const ADVANCE = `${NOW}
 ${LEASE}
 local u = ARGV[1]
+if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
 local _, epoch, exp = lease_of(redis.call('HGET', KEYS[1], 'lease:' .. u))
 if not epoch or epoch ~= tonumber(ARGV[2]) or exp < now then return 0 end
 if tonumber(redis.call('HGET', KEYS[1], 'cursor:' .. u) or '0') ~= tonumber(ARGV[3]) then return 0 end
@@ -226,6 +228,16 @@ export class CampaignUnits {
       ...lens.map(String),
     );
     return r === 1;
+  }
+
+  /** Sets progress fields (rate, throttled) while the progress exists (not after a delete). */
+  async setProgress(fields: Record<string, string>): Promise<void> {
+    await this.redis.eval(
+      "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], unpack(ARGV)) end return 0",
+      1,
+      this.progressKey,
+      ...Object.entries(fields).flat(),
+    );
   }
 
   /** Whether any replica ever claimed a unit (the units' epoch exists). */
