@@ -63,7 +63,7 @@ export function createGatewayMetrics(labels: { gateway: string; region: string }
     }),
     stored: new Counter({
       name: 'pushgate_gateway_messages_stored_total',
-      help: 'Messages stored per device by the push API, by outcome (stored, duplicate, offline_dropped, evicted, collapsed, expired).',
+      help: 'Messages stored per device by the push API, by outcome (stored, duplicate, offline_dropped, evicted, collapsed, expired, body_missing: an inbox entry whose shared body was gone from Redis, dropped).',
       labelNames: ['outcome'],
       registers: [registry],
     }),

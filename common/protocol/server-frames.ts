@@ -62,6 +62,29 @@ export function encodeStoredMessage(m: StoredMessage): string {
   );
 }
 
+/**
+ * An inbox entry that refers to a body stored once (common/redis/bodies.ts) instead of holding
+ * a copy. Stored as `{"ref":1,"exp":..,"collapse":..}` under its message id (the hash field):
+ * what the inbox scripts read per device (expiry, collapse key; the seq is the inbox score), so
+ * TTL, collapse and the bound work on it unchanged. Reading it, the scripts put the id in front
+ * (`{"id":..,"ref":1,...}`, see bodyRefId) and the reader resolves it to the body.
+ */
+export function encodeBodyRef(m: Pick<StoredMessage, 'exp' | 'collapse'>): string {
+  return JSON.stringify(
+    m.collapse === undefined ? { ref: 1, exp: m.exp } : { ref: 1, exp: m.exp, collapse: m.collapse },
+  );
+}
+
+const REF_MARK = '","ref":1,';
+
+/** The message id of an inbox entry as read (a reference with its id in front), else undefined. */
+export function bodyRefId(entry: string): string | undefined {
+  if (!entry.startsWith(ID_PREFIX)) return undefined;
+  const end = entry.indexOf('"', ID_PREFIX.length);
+  if (end < 0 || !entry.startsWith(REF_MARK, end)) return undefined;
+  return entry.slice(ID_PREFIX.length, end);
+}
+
 /** The push frame text for a stored body (see StoredMessage). */
 export function encodePushFrame(seq: number, body: string): string {
   return `{"t":"push","seq":${Math.trunc(seq)},${body.slice(1)}`;

@@ -225,10 +225,18 @@ export class PushAcceptor {
 
   /**
    * Store then route: the step every message takes once it may go, at acceptance or when the
-   * rate limit releases it (the limiter's releaser calls this).
+   * rate limit releases it (the limiter's releaser calls this). `storeOnce`: write the body once
+   * and refer to it from each inbox even for a small page (a campaign's pages: one message, many
+   * pages); large audiences get that anyway (common/redis/bodies.ts).
    */
-  async storeReleased(app: string, devices: string[], message: StoredMessage) {
+  async storeReleased(
+    app: string,
+    devices: string[],
+    message: StoredMessage,
+    options: { storeOnce?: boolean } = {},
+  ) {
     const counts = await deliverMessage(this.redis, this.keys, app, devices, message, {
+      storeOnce: options.storeOnce,
       maxPerDevice: this.limits.maxInbox,
       keyTtlMs: this.limits.keyTtlMs,
       onlyIfOnline: message.ttl === 0, // TTL 0 means now or never

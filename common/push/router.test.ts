@@ -1,10 +1,10 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { PgRedis } from '../redis/connection.js';
 import { redisKeys } from '../redis/keys.js';
-import type { RoutedDelivery } from '../redis/delivery.js';
+import { parseChannelMessage, type RoutedDelivery } from '../redis/delivery.js';
 import { PublishRouter } from './router.js';
 
-/** A Redis whose PUBLISH can be switched off; records what was published. */
+/** A Redis whose PUBLISH can be switched off; records what was published (as a gateway reads it). */
 function fakeRedis() {
   const published: { channel: string; msg: unknown }[] = [];
   const r = {
@@ -12,7 +12,7 @@ function fakeRedis() {
     published,
     publish: async (channel: string, text: string) => {
       if (!r.up) throw new Error('connection is closed');
-      published.push({ channel, msg: JSON.parse(text) });
+      published.push({ channel, msg: parseChannelMessage(text) });
       return 1;
     },
   };

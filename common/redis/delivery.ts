@@ -1,6 +1,7 @@
 import type { PgRedis } from './connection.js';
 import type { RedisKeys } from './keys.js';
-import { encodeStoredMessage, type StoredMessage } from '../protocol/server-frames.js';
+import { encodeBodyRef, encodeStoredMessage, type StoredMessage } from '../protocol/server-frames.js';
+import { STORE_ONCE_RECIPIENTS, writeSharedBody } from './bodies.js';
 import { storeMessageForDevices, type StoreLimits, type StoreResult } from './offline-store.js';
 
 /**
@@ -23,13 +24,45 @@ export interface ChannelMessage {
   r?: [string, string][];
 }
 
+/**
+ * On the wire a channel message names each distinct body once: `b` lists them and a delivery's
+ * fifth element is its index there (a fan-out to thousands of one gateway's devices carries its
+ * body once, not once per device). A string there is the body itself (older publishers).
+ */
+interface WireChannelMessage extends Omit<ChannelMessage, 'd'> {
+  b?: string[];
+  d?: [string, string, number, number, string | number][];
+}
+
+export function encodeChannelMessage(msg: ChannelMessage): string {
+  if (!msg.d) return JSON.stringify(msg);
+  const index = new Map<string, number>();
+  const b: string[] = [];
+  const d = msg.d.map(([app, device, seq, sent, body]): [string, string, number, number, number] => {
+    let i = index.get(body);
+    if (i === undefined) index.set(body, (i = b.push(body) - 1));
+    return [app, device, seq, sent, i];
+  });
+  return JSON.stringify({ ...msg, b, d } satisfies WireChannelMessage);
+}
+
 export function parseChannelMessage(text: string): ChannelMessage | undefined {
+  let m: WireChannelMessage;
   try {
-    const m = JSON.parse(text) as unknown;
-    return typeof m === 'object' && m !== null ? (m as ChannelMessage) : undefined;
+    const parsed = JSON.parse(text) as unknown;
+    if (typeof parsed !== 'object' || parsed === null) return undefined;
+    m = parsed as WireChannelMessage;
   } catch {
     return undefined;
   }
+  const { b, d, ...rest } = m;
+  if (!Array.isArray(d)) return rest;
+  const out: RoutedDelivery[] = [];
+  for (const x of d) {
+    const body = typeof x[4] === 'number' ? b?.[x[4]] : x[4];
+    if (typeof body === 'string') out.push([x[0], x[1], x[2], x[3], body]);
+  }
+  return { ...rest, d: out };
 }
 
 export async function publishToGateway(
@@ -38,7 +71,7 @@ export async function publishToGateway(
   gateway: string,
   msg: ChannelMessage,
 ): Promise<void> {
-  await redis.publish(keys.gatewayChannel(gateway), JSON.stringify(msg));
+  await redis.publish(keys.gatewayChannel(gateway), encodeChannelMessage(msg));
 }
 
 export interface DeliveryCounts {
@@ -66,6 +99,12 @@ export interface DeliverOptions extends StoreLimits {
   route: (gateway: string, deliveries: RoutedDelivery[]) => void;
   /** Called for every device's store result (metrics). */
   onResult?: (result: StoreResult) => void;
+  /**
+   * true: store the body once and put references in the inboxes (bodies.ts), whatever the
+   * audience (a campaign page); false: copy it into every inbox; undefined: store it once for
+   * STORE_ONCE_RECIPIENTS devices or more.
+   */
+  storeOnce?: boolean;
 }
 
 /**
@@ -92,6 +131,13 @@ export async function deliverMessage(
     routed: 0,
   };
   const body = encodeStoredMessage(message);
+  // A large audience's body is written once, before any inbox entry refers to it; the entries
+  // are references. Routed deliveries still carry the body (nothing to resolve on the live path).
+  let entry = body;
+  if (devices.length > 0 && (opts.storeOnce ?? devices.length >= STORE_ONCE_RECIPIENTS)) {
+    await writeSharedBody(redis, keys, message, body);
+    entry = encodeBodyRef(message);
+  }
   await storeMessageForDevices(
     redis,
     keys,
@@ -100,7 +146,7 @@ export async function deliverMessage(
     message,
     opts,
     opts.onlyIfOnline ?? false,
-    body,
+    entry,
     (part, results) => {
       const routes = new Map<string, RoutedDelivery[]>();
       for (const i of part) {

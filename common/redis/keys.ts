@@ -11,6 +11,7 @@
  *   - one app's indexes        {<app>}            (tag sets, alias sets, the app's device set;
  *                                                 a tag expression combines them)
  *   - one message's status     {m:<id>}
+ *   - one message's body       {b:<id>}           stored once for a large audience (bodies.ts)
  *   - the gateway registry     {gwreg}            (small: one hash per gateway pod)
  *   - one rate-limit bucket    {rl:<name>}
  *   - one shard of an app's    {rl:<app>:<shard>} shard = appLimitShard(device, shards), 0..15: the
@@ -54,6 +55,11 @@ export interface RedisKeys {
   idempotency(app: string, key: string): string;
   /** HASH: message status: app, target, state, recipients, stored, sent, acked, ... */
   messageStatus(id: string): string;
+  /**
+   * STRING: a message body stored once for many inboxes (their entries refer to it, see
+   * common/redis/bodies.ts); in its own slot, so it is read apart from any inbox script.
+   */
+  messageBody(id: string): string;
   /** ZSET: gateway id -> last registration (ms). */
   gatewayIndex(): string;
   /** HASH: one gateway's registration (see GatewayRecord), with a short TTL. */
@@ -131,6 +137,7 @@ export function redisKeys(prefix: string = DEFAULT_KEY_PREFIX): RedisKeys {
     aliasDevices: (app, alias) => `${a(app)}:alias:${alias}`,
     idempotency: (app, key) => `${a(app)}:idem:${key}`,
     messageStatus: (id) => `${prefix}:m:{m:${id}}`,
+    messageBody: (id) => `${prefix}:b:{b:${id}}`,
     gatewayIndex: () => `${reg}:index`,
     gateway: (id) => `${reg}:gw:${id}`,
     gatewayProbes: (id) => `${reg}:probe:${id}`,

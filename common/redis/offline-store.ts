@@ -1,6 +1,7 @@
 import type { PgRedis } from './connection.js';
 import { deviceBucket, deviceStoreKeys, type RedisKeys } from './keys.js';
 import { encodeStoredMessage, type StoredMessage } from '../protocol/server-frames.js';
+import { resolveEntries } from './bodies.js';
 
 export interface StoreResult {
   /**
@@ -325,6 +326,13 @@ export async function ackMessages(
 export interface ReplayPage {
   messages: { seq: number; body: string }[];
   expired: number;
+  /**
+   * Entries whose shared body was gone (bodies.ts): removed from the inbox, not returned. The
+   * reader counts and logs them.
+   */
+  missing?: number;
+  /** Entries the page read (returned + missing); a page with fewer than asked is the last. */
+  scanned?: number;
 }
 
 /** Stored messages with seq > afterSeq, oldest first; expired ones are deleted, not returned. */
@@ -339,14 +347,28 @@ export async function readInbox(
 ): Promise<ReplayPage> {
   const [, inbox, msgs, collapse] = deviceStoreKeys(keys, app, device);
   const [expired, flat] = await redis.pgReplay(inbox, msgs, collapse, now, afterSeq, limit);
-  return replayPage(expired, flat);
+  return replayPage(redis, keys, app, device, expired, flat);
 }
 
-function replayPage(expired: unknown, flat: unknown[]): ReplayPage {
-  const messages: ReplayPage['messages'] = [];
-  for (let i = 0; i + 1 < flat.length; i += 2)
-    messages.push({ seq: Number(flat[i]), body: String(flat[i + 1]) });
-  return { messages, expired: Number(expired) };
+/**
+ * An inbox page from a script's flat answer, references resolved to their bodies (bodies.ts).
+ * Entries whose body is gone are removed from the inbox (as an ack would: entry and collapse
+ * mapping) before the page is returned, so a reread never finds them again.
+ */
+async function replayPage(
+  redis: PgRedis,
+  keys: RedisKeys,
+  app: string,
+  device: string,
+  expired: unknown,
+  flat: unknown[],
+): Promise<ReplayPage> {
+  const raw: ReplayPage['messages'] = [];
+  for (let i = 0; i + 1 < flat.length; i += 2) raw.push({ seq: Number(flat[i]), body: String(flat[i + 1]) });
+  const { messages, missing } = await resolveEntries(redis, keys, raw);
+  if (missing.length === 0) return { messages, expired: Number(expired) };
+  await ackMessages(redis, keys, app, device, missing);
+  return { messages, expired: Number(expired), missing: missing.length, scanned: raw.length };
 }
 
 export async function inboxSize(
@@ -422,7 +444,7 @@ export async function claimPresence(
     tags: parsedTags,
     alias: alias || undefined,
     lastSeq: Number(lastSeq),
-    firstPage: replayPage(expired, flat),
+    firstPage: await replayPage(redis, keys, app, device, expired, flat),
   };
 }
 

@@ -18,7 +18,10 @@ local function drop(inbox, msgs, collapse, id, body)
 end
 `;
 
-/** Reads stored messages after a seq, dropping expired ones (see pgReplay). */
+/**
+ * Reads stored messages after a seq, dropping expired ones (see pgReplay). A reference entry
+ * (server-frames encodeBodyRef) is returned with its id in front, for the reader to resolve.
+ */
 const replayLua = `
 local function replay(inbox, msgs, collapse, now, after, limit)
   local ids = redis.call('ZRANGEBYSCORE', inbox, '(' .. after, '+inf', 'WITHSCORES', 'LIMIT', 0, limit)
@@ -35,6 +38,8 @@ local function replay(inbox, msgs, collapse, now, after, limit)
         expired = expired + 1
       else
         out[#out + 1] = seq
+        -- A reference to a body stored once is kept without its id (the field is the id): put it in front.
+        if string.sub(body, 1, 7) == '{"ref":' then body = '{"id":"' .. id .. '",' .. string.sub(body, 2) end
         out[#out + 1] = body
       end
     end

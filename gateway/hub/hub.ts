@@ -284,6 +284,13 @@ export class DeviceHub implements SessionHost {
       isOpen: (ws) => ws.readyState === WebSocket.OPEN,
       readInbox: (ws, afterSeq, limit) => this.store.readInbox(ws.app, ws.device, afterSeq, limit),
       expired: (n) => this.metrics.stored.inc({ outcome: 'expired' }, n),
+      missing: (ws, n) => {
+        this.metrics.stored.inc({ outcome: 'body_missing' }, n);
+        this.log.warn(
+          { app: ws.app, device: ws.device, dropped: n },
+          'inbox entries dropped: their shared message body is gone from Redis (evicted or lost)',
+        );
+      },
       resyncFailed: (ws, err) => this.log.warn({ err, device: ws.device }, 'resync failed'),
     };
   }

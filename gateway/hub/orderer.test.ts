@@ -262,3 +262,54 @@ describe('DeliveryOrderer', () => {
     expect(t.seqs()).toEqual([1, 2, 3]);
   });
 });
+
+describe('DeliveryOrderer with entries whose shared body is gone', () => {
+  it('counts them, and a page short only by them is not taken for the last one', async () => {
+    // Page 1: REPLAY_PAGE entries read, one of them dropped (its body was gone); page 2: the rest.
+    const body = (n: number) => JSON.stringify(message(`m${n}`));
+    const seqs = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+    const page1 = seqs(1, REPLAY_PAGE).filter((n) => n !== 7);
+    const page2 = seqs(REPLAY_PAGE + 1, REPLAY_PAGE + 5);
+    const reads: number[] = [];
+    const written: number[] = [];
+    let missing = 0;
+    const s: OrderedStream = {
+      app: APP,
+      device: DEVICE,
+      lastSeq: 0,
+      pending: null,
+      resyncAgain: false,
+      blocked: false,
+    };
+    const orderer = new DeliveryOrderer<OrderedStream>({
+      write: (_st, seq) => {
+        written.push(seq);
+        return true;
+      },
+      isOpen: () => true,
+      async readInbox(_st, afterSeq) {
+        reads.push(afterSeq);
+        if (afterSeq === 0)
+          return {
+            messages: page1.map((n) => ({ seq: n, body: body(n) })),
+            expired: 0,
+            missing: 1,
+            scanned: REPLAY_PAGE,
+          };
+        if (afterSeq === REPLAY_PAGE)
+          return { messages: page2.map((n) => ({ seq: n, body: body(n) })), expired: 0 };
+        return { messages: [], expired: 0 };
+      },
+      expired: () => {},
+      missing: (_st, n) => void (missing += n),
+      resyncFailed: (_st, err) => {
+        throw err;
+      },
+    });
+    await orderer.resync(s);
+    expect(missing).toBe(1);
+    expect(reads).toEqual([0, REPLAY_PAGE]);
+    expect(written).toEqual([...page1, ...page2]);
+    expect(s.lastSeq).toBe(REPLAY_PAGE + 5);
+  });
+});

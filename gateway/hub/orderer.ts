@@ -34,6 +34,8 @@ export interface DeliverySink<S extends OrderedStream> {
   readInbox(s: S, afterSeq: number, limit: number): Promise<ReplayPage>;
   /** Messages the store found expired while reading. */
   expired(n: number): void;
+  /** Messages dropped while reading because their shared body was gone (ReplayPage.missing). */
+  missing?(s: S, n: number): void;
   resyncFailed(s: S, err: unknown): void;
 }
 
@@ -106,9 +108,10 @@ export class DeliveryOrderer<S extends OrderedStream> {
           const page = firstPage ?? (await this.sink.readInbox(s, s.lastSeq, REPLAY_PAGE));
           firstPage = undefined;
           if (page.expired) this.sink.expired(page.expired);
+          if (page.missing) this.sink.missing?.(s, page.missing);
           if (!this.sink.isOpen(s)) return;
           for (const m of page.messages) if (!this.write(s, m.seq, m.body, 'replay')) return;
-          if (page.messages.length < REPLAY_PAGE) break;
+          if ((page.scanned ?? page.messages.length) < REPLAY_PAGE) break;
         }
         if (floor > s.lastSeq) s.lastSeq = floor;
         floor = 0;

@@ -28,6 +28,9 @@ export const BENCHES = {
   ratelimit: {
     quick: ['--seconds', '2', '--rates', '1000,5000', '--concurrency', '16'],
   },
+  storage: {
+    quick: ['--targets', '500', '--body-sizes', '1024'],
+  },
 } satisfies Record<string, { quick: string[] }>;
 
 export type BenchName = keyof typeof BENCHES;

@@ -194,6 +194,24 @@ async function redisCpuSeconds(redisUrl: string): Promise<number> {
   return field('used_cpu_user') + field('used_cpu_sys');
 }
 
+/** redis-server's calls per command so far (INFO commandstats). */
+async function redisCommandCalls(redisUrl: string): Promise<Map<string, number>> {
+  const { stdout } = await promisify(execFile)('redis-cli', ['-u', redisUrl, 'INFO', 'commandstats']);
+  const calls = new Map<string, number>();
+  for (const m of stdout.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) calls.set(m[1]!, Number(m[2]));
+  return calls;
+}
+
+/** "evalsha 1024, publish 1, ..." per push: the commands a fan-out cost Redis. */
+function callsPerPush(before: Map<string, number>, after: Map<string, number>, pushes: number): string {
+  return [...after]
+    .map(([cmd, n]): [string, number] => [cmd, (n - (before.get(cmd) ?? 0)) / pushes])
+    .filter(([cmd, n]) => n > 0 && cmd !== 'info')
+    .sort((a, b) => b[1] - a[1])
+    .map(([cmd, n]) => `${cmd} ${Number(n.toFixed(1))}`)
+    .join(', ');
+}
+
 interface CpuSample {
   server: number;
   redis: number;
@@ -499,6 +517,7 @@ async function measure(
     await Promise.all(workers.map((w, k) => w.request({ type: 'expect', count: perWorker[k] })));
     const profiling = kind === 'gateway' && cfg.profile !== '';
     if (profiling) await server.request({ type: 'pushgate:profile', action: 'start' });
+    const callsBefore = cfg.redisUrl ? await redisCommandCalls(cfg.redisUrl) : undefined;
     const cpuBefore = await cpuSample(server, workers, cfg.redisUrl);
     const t0 = Date.now();
     if (kind === 'bare') {
@@ -543,6 +562,10 @@ async function measure(
     // CPU includes the acks that trail the last delivery (and ~1 s of idle timers).
     await new Promise((r) => setTimeout(r, 1000));
     const cpuAfter = await cpuSample(server, workers, cfg.redisUrl);
+    if (callsBefore && cfg.redisUrl)
+      progress(
+        `${kind}: redis calls per push (store, route, acks, status): ${callsPerPush(callsBefore, await redisCommandCalls(cfg.redisUrl), cfg.fanoutPushes)}`,
+      );
     const perK = (k: keyof CpuSample) => ((cpuAfter[k] - cpuBefore[k]) * 1000 * 1000) / delivered;
     if (!cork) {
       run.fanoutCpu = { server: perK('server'), redis: perK('redis'), clients: perK('clients') };

@@ -15,6 +15,9 @@ import {
   type GatewayProcess,
 } from '../support/gateway.js';
 import { freePort } from '../support/net.js';
+import { createRedis } from '../../common/redis/connection.js';
+import { deliverMessage } from '../../common/redis/delivery.js';
+import { redisKeys } from '../../common/redis/keys.js';
 
 const run = promisify(execFile);
 
@@ -29,6 +32,8 @@ describe('gateway on Redis Cluster', () => {
   const nodes: ChildProcess[] = [];
   const ports: number[] = [];
   let a: GatewayProcess;
+  let url = '';
+  let prefix = '';
   let b: GatewayProcess;
   const devices: RecordingDevice[] = [];
   const byId = (id: string) => devices.find((d) => d.device === id)!;
@@ -77,8 +82,8 @@ describe('gateway on Redis Cluster', () => {
       if (stdout.includes('cluster_state:ok')) break;
       await sleep(100);
     }
-    const url = `redis://127.0.0.1:${ports[0]}`;
-    const prefix = uniquePrefix('cluster');
+    url = `redis://127.0.0.1:${ports[0]}`;
+    prefix = uniquePrefix('cluster');
     [a, b] = await Promise.all([
       startGatewayProcess({ redisUrl: url, prefix, id: 'gw-ca', args: ['--redis-cluster'] }),
       startGatewayProcess({ redisUrl: url, prefix, id: 'gw-cb', args: ['--redis-cluster'] }),
@@ -149,6 +154,31 @@ describe('gateway on Redis Cluster', () => {
     await again.client.start();
     await sleep(500);
     expect(again.pushes).toEqual([]);
+  });
+
+  it('replays messages whose body is stored once in its own slot (a separate read from the inbox)', async () => {
+    const d = byId('c2');
+    d.client.stop();
+    await sleep(300);
+    const redis = createRedis(url, { cluster: true });
+    try {
+      for (const id of ['once1', 'once2'])
+        await deliverMessage(
+          redis,
+          redisKeys(prefix),
+          'app1',
+          ['c2'],
+          { id, exp: Date.now() + 60_000, ttl: 60, priority: 'normal', sent: Date.now(), data: { id } },
+          { maxPerDevice: 100, keyTtlMs: 60_000, route: () => {}, storeOnce: true },
+        );
+    } finally {
+      redis.disconnect();
+    }
+    const back = new RecordingDevice({ device: 'c2', endpoints: [a.wsUrl] });
+    devices.push(back);
+    await back.client.start();
+    await until(() => back.pushes.length >= 2, 10_000, 'replay of references');
+    expect(back.dataOf()).toEqual([{ id: 'once1' }, { id: 'once2' }]);
   });
 
   it('spreads the keys over all three nodes', async () => {
