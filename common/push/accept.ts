@@ -209,10 +209,12 @@ export class PushAcceptor {
     body = encodeStoredMessage(message),
   ): Promise<{ stored: number; duplicate: number; dropped: number; deferred: number; releaseAt: number }> {
     const admitted = await this.limiter?.admit(app, devices, message, body);
+    // One body for every page of the campaign (bodies.ts), however small the page.
     const counts = await this.storeReleased(
       app,
       admitted ? admitted.now.map((i) => devices[i]!) : devices,
       message,
+      { storeOnce: true },
     );
     return {
       stored: counts.stored,
