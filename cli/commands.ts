@@ -1,25 +1,32 @@
 import type { Command } from './command.js';
-import { versionCommand } from './version.js';
-import { gatewayCommand } from '../gateway/command.js';
-import { locatorCommand } from '../workloads/locator/command.js';
-import { nodeTunerCommand } from '../workloads/node-tuner/command.js';
-import { metricsAdapterCommand } from '../workloads/metrics-adapter/command.js';
-import { sidecarCommand } from '../workloads/sidecar/command.js';
-import { operatorCommand } from '../operator/command.js';
-import { dispatcherCommand } from '../workloads/dispatcher/command.js';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyCommand = Command<any>;
 
 /**
- * Every program of the `pushgate` binary. Each subsystem exports its command from its own
- * folder (gateway/, operator/, workloads/...) and is listed here once.
+ * Every program of the `pushgate` binary, by name. Each subsystem exports its command from its
+ * own folder (gateway/, operator/, workloads/...) and is listed here once. A command's module
+ * is imported only when it runs: a gateway does not load the operator's Kubernetes client, the
+ * metrics adapter or the dispatcher (they cost a process tens of MiB it would never use).
  */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: Command<any>[] = [
-  versionCommand,
-  gatewayCommand,
-  locatorCommand,
-  nodeTunerCommand,
-  metricsAdapterCommand,
-  sidecarCommand,
-  operatorCommand,
-  dispatcherCommand,
-];
+export const commands: ReadonlyMap<string, () => Promise<AnyCommand>> = new Map<
+  string,
+  () => Promise<AnyCommand>
+>([
+  ['version', async () => (await import('./version.js')).versionCommand],
+  ['gateway', async () => (await import('../gateway/command.js')).gatewayCommand],
+  ['locator', async () => (await import('../workloads/locator/command.js')).locatorCommand],
+  ['node-tuner', async () => (await import('../workloads/node-tuner/command.js')).nodeTunerCommand],
+  [
+    'metrics-adapter',
+    async () => (await import('../workloads/metrics-adapter/command.js')).metricsAdapterCommand,
+  ],
+  ['sidecar', async () => (await import('../workloads/sidecar/command.js')).sidecarCommand],
+  ['operator', async () => (await import('../operator/command.js')).operatorCommand],
+  ['dispatcher', async () => (await import('../workloads/dispatcher/command.js')).dispatcherCommand],
+]);
+
+/** Every command, loaded (for the usage text and tests). */
+export function loadAllCommands(): Promise<AnyCommand[]> {
+  return Promise.all([...commands.values()].map((load) => load()));
+}

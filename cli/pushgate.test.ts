@@ -3,7 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { commands } from './commands.js';
+import { commands, loadAllCommands } from './commands.js';
 
 const run = promisify(execFile);
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -27,14 +27,18 @@ async function pushgate(args: string[], env: NodeJS.ProcessEnv = {}) {
 const SPAWN_BUDGET_MS = 120_000;
 
 describe('pushgate CLI', { timeout: SPAWN_BUDGET_MS }, () => {
+  it('names each command as the command names itself', async () => {
+    expect((await loadAllCommands()).map((c) => c.name)).toEqual([...commands.keys()]);
+  });
+
   it('lists every command in its usage', async () => {
     const { code, stdout } = await pushgate(['--help']);
     expect(code).toBe(0);
-    for (const c of commands) expect(stdout).toContain(c.name);
+    for (const c of await loadAllCommands()) expect(stdout).toContain(`  ${c.name}`);
   });
 
   it('has --help for every command', async () => {
-    for (const c of commands) {
+    for (const c of await loadAllCommands()) {
       const { code, stdout } = await pushgate([c.name, '--help']);
       expect(code, c.name).toBe(0);
       expect(stdout).toContain(`Usage: pushgate ${c.name}`);

@@ -1,15 +1,16 @@
 #!/usr/bin/env node
 import { ConfigError, helpText, parseConfig } from '../common/config.js';
 import { createLogger } from '../common/logger.js';
-import { commands } from './commands.js';
+import { commands, loadAllCommands } from './commands.js';
 
-function usage(): string {
-  const width = Math.max(...commands.map((c) => c.name.length));
+async function usage(): Promise<string> {
+  const all = await loadAllCommands();
+  const width = Math.max(...all.map((c) => c.name.length));
   return [
     'Usage: pushgate <command> [flags]',
     '',
     'Commands:',
-    ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    ...all.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     '',
     'Run `pushgate <command> --help` for the flags of one command.',
   ].join('\n');
@@ -18,14 +19,15 @@ function usage(): string {
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
-    console.log(usage());
+    console.log(await usage());
     return name ? 0 : 2;
   }
-  const command = commands.find((c) => c.name === name);
-  if (!command) {
-    console.error(`pushgate: unknown command '${name}'; one of: ${commands.map((c) => c.name).join(', ')}`);
+  const load = commands.get(name);
+  if (!load) {
+    console.error(`pushgate: unknown command '${name}'; one of: ${[...commands.keys()].join(', ')}`);
     return 2;
   }
+  const command = await load();
   if (rest.includes('--help') || rest.includes('-h')) {
     console.log(helpText(command.name, command.summary, command.options));
     return 0;
