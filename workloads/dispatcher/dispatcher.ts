@@ -470,9 +470,11 @@ export class Dispatcher {
         continue;
       }
       const { perSecond, burst } = run.plan.rate;
+      // At most half the burst: the other half is slack that lets a late request (timer and
+      // event-loop lag) catch up, so the rate holds instead of losing each request's lateness.
       const n = Math.min(
         len - cursor,
-        Math.max(1, Math.min(burst, Math.round((perSecond * this.opts.batchMs) / 1000))),
+        Math.max(1, Math.min(Math.floor(burst / 2), Math.round((perSecond * this.opts.batchMs) / 1000))),
       );
       const decision = await takeRate(
         this.redis,
