@@ -8,7 +8,7 @@
 export const BENCHES = {
   gateway: {
     quick: [
-      ...['--sizes', '200', '--fanout-devices', '200', '--fanout-pushes', '2'],
+      ...['--sizes', '200', '--fanout-devices', '200', '--fanout-pushes', '2', '--lone-pushes', '2'],
       ...['--latency-rate', '50', '--latency-seconds', '2', '--workers', '1', '--source-addresses', '4'],
     ],
   },

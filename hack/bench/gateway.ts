@@ -1,15 +1,19 @@
 /**
- * `npm run bench:gateway [-- --sizes 10000,50000 --fanout-pushes 10 --latency-rate 200 --latency-seconds 10]
- *   [--baseline-tree /tmp/before --baseline-order first|last]`
+ * `npm run bench:gateway [-- --sizes 8000 --fanout-devices 8000 --lone-pushes 10 --fanout-pushes 10
+ *   --latency-rate 200 --latency-seconds 10] [--baseline-tree /tmp/before --baseline-order first|last]`
  *
  * Measures the gateway against a bare `ws` server in the same run (same client load, same
- * machine, separate child processes):
- *   - RSS and V8 heap per idle connection at each size (gateway: authenticated sessions after
- *     hello; bare ws: open sockets), as (after - before) / connections, after a forced GC;
+ * machine, separate child processes), in the shape of issue 15's peer comparison:
+ *   - lone pushes to every fan-out device one after another, each waited for until the last
+ *     device has it (bare ws: one broadcast each), as deliveries per second of their own time;
+ *   - a burst of pushes offered at once (bare ws: a send() per frame, and corked per socket);
+ *   - p50/p99/max push API -> device latency at a fixed offered load, timed in one process
+ *     (bare ws: an HTTP POST naming the device, answered by one frame);
  *   - connects per second (gateway: upgrade + hello + token check + presence in Redis);
- *   - fan-out deliveries per second to 10k devices (gateway: push API -> Redis inboxes -> frames,
- *     devices ack; bare ws: a loop of send() to every socket);
- *   - p50/p99 push API -> device latency at a fixed offered load, timed in one process.
+ *   - process RSS with no connections, and RSS and live heap (heapUsed + external) per idle
+ *     connection at each size, as (after - before) / connections, after a forced GC;
+ *   - CPU per 1000 deliveries of the gateway, redis-server and the clients, per phase, and the
+ *     Redis commands per push (INFO commandstats deltas; commands run by scripts included).
  * Clients run in worker child processes, spread over many 127.x source addresses. Each process
  * can hold at most `ulimit -n` sockets: sizes above it are clamped and the row says so.
  * This is a benchmark, not a test: nothing is asserted; report() writes .bench/gateway-*.json.
@@ -17,6 +21,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Duplex } from 'node:stream';
 import { execFile } from 'node:child_process';
+import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -37,16 +42,21 @@ const SECRET = 'bench-secret-0123456789';
 
 const options = {
   sizes: {
-    schema: z.array(z.coerce.number().int().positive()).default([10_000, 50_000]),
+    schema: z.array(z.coerce.number().int().positive()).default([8000]),
     description: 'Connection counts to measure memory at.',
   },
   fanoutDevices: {
-    schema: z.number().int().positive().default(10_000),
+    schema: z.number().int().positive().default(8000),
     description: 'Devices in the fan-out phase.',
   },
   fanoutPushes: {
     schema: z.number().int().positive().default(10),
-    description: 'Pushes to all fan-out devices.',
+    description: 'Pushes to all fan-out devices offered at once (the burst).',
+  },
+  lonePushes: {
+    schema: z.number().int().positive().default(10),
+    description:
+      'Lone pushes to all fan-out devices, one after another, each waited for until the last device has it.',
   },
   latencyRate: {
     schema: z.number().positive().default(200),
@@ -168,6 +178,7 @@ function startChild(
 interface Mem {
   rss: number;
   heapUsed: number;
+  external: number;
 }
 /** Median of five samples after a forced GC, 300 ms apart (RSS moves as the allocator settles). */
 async function memoryOf(server: Child): Promise<Mem> {
@@ -178,7 +189,11 @@ async function memoryOf(server: Child): Promise<Mem> {
     await new Promise((r) => setTimeout(r, 300));
   }
   const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  return { rss: median(samples.map((m) => m.rss)), heapUsed: median(samples.map((m) => m.heapUsed)) };
+  return {
+    rss: median(samples.map((m) => m.rss)),
+    heapUsed: median(samples.map((m) => m.heapUsed)),
+    external: median(samples.map((m) => m.external)),
+  };
 }
 
 /** CPU seconds used so far by a child (process.cpuUsage over IPC). */
@@ -230,19 +245,49 @@ async function cpuSample(server: Child, workers: Child[], redisUrl?: string): Pr
 
 /** The baseline: a bare ws server with the same socket settings as the gateway. */
 async function runBareServer() {
+  // The latency baseline: an HTTP POST shaped like the push API's names one device
+  // (`dev-<i>`, connected with ?i=<i>), and the server writes one push frame to it.
+  const byIndex = new Map<string, WebSocket>();
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      const m = JSON.parse(body) as { to: { device: string }; data: unknown };
+      const ws = byIndex.get(m.to.device.slice('dev-'.length));
+      const sent = Date.now();
+      const id = `${sent.toString(36)}0123456789abcdef`;
+      ws?.send(
+        JSON.stringify({
+          t: 'push',
+          seq: 1,
+          id,
+          exp: sent,
+          ttl: 86400,
+          priority: 'normal',
+          sent,
+          data: m.data,
+        }),
+      );
+      res.writeHead(ws ? 202 : 404, { 'content-type': 'application/json' }).end(`{"id":"${id}"}`);
+    });
+  });
   const wss = new WebSocketServer({
-    port: 0,
-    host: '127.0.0.1',
+    server,
     perMessageDeflate: false,
     maxPayload: MAX_CLIENT_FRAME_BYTES,
     clientTracking: true,
   });
-  await new Promise((r) => wss.once('listening', r));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const tcp = new Map<WebSocket, Duplex>();
   wss.on('connection', (ws, req) => {
     ws.on('error', () => {});
     tcp.set(ws, req.socket);
-    ws.once('close', () => tcp.delete(ws));
+    const i = new URL(req.url ?? '/', 'http://x').searchParams.get('i');
+    if (i !== null) byIndex.set(i, ws);
+    ws.once('close', () => {
+      tcp.delete(ws);
+      if (i !== null && byIndex.get(i) === ws) byIndex.delete(i);
+    });
   });
   process.on(
     'message',
@@ -253,7 +298,7 @@ async function runBareServer() {
         gc?.();
         gc?.();
         const u = process.memoryUsage();
-        process.send?.({ type: 'pushgate:mem', rss: u.rss, heapUsed: u.heapUsed });
+        process.send?.({ type: 'pushgate:mem', rss: u.rss, heapUsed: u.heapUsed, external: u.external });
       } else if (m.type === 'broadcast') {
         // cork: the frames of the whole broadcast leave each socket in one write, as the gateway
         // writes the pushes stored together for a device (the stronger baseline).
@@ -265,7 +310,7 @@ async function runBareServer() {
       }
     },
   );
-  console.log(`bare ws listening ${(wss.address() as { port: number }).port}`);
+  console.log(`bare ws listening ${(server.address() as { port: number }).port}`);
 }
 
 /** A client worker: holds connections, counts pushes, acks them (gateway mode), times latency. */
@@ -314,10 +359,14 @@ async function runClientWorker(
 
   async function connectOne(url: string, i: number, token: string): Promise<boolean> {
     return new Promise((resolve) => {
-      const ws = new WebSocket(url, mode === 'gateway' ? SUBPROTOCOL : undefined, {
-        perMessageDeflate: false,
-        localAddress: loopbackSource(i, sourceAddresses),
-      });
+      const ws = new WebSocket(
+        mode === 'bare' ? `${url}/?i=${i}` : url,
+        mode === 'gateway' ? SUBPROTOCOL : undefined,
+        {
+          perMessageDeflate: false,
+          localAddress: loopbackSource(i, sourceAddresses),
+        },
+      );
       const fail = () => resolve(false);
       ws.once('error', fail);
       ws.once('close', fail);
@@ -433,9 +482,14 @@ interface ServerRun {
   fanoutPerSecond: number;
   /** Bare ws only: the broadcast with every socket corked. */
   fanoutCorkedPerSecond?: number;
-  /** CPU ms per 1000 deliveries in the fan-out (send-per-frame run for bare ws), to 1 s after the last one. */
+  /** CPU ms per 1000 deliveries in the burst (send-per-frame run for bare ws), to 1 s after the last one. */
   fanoutCpu?: { server: number; redis: number; clients: number };
-  latency?: { p50: number; p99: number; samples: number; lost: number };
+  /** Lone pushes one after another: deliveries per second of the time they took, and CPU. */
+  lonePerSecond?: number;
+  loneCpu?: { server: number; redis: number; clients: number };
+  /** Process memory with no connections (after the warm-up came and went). */
+  idle?: Mem;
+  latency?: { p50: number; p99: number; max: number; samples: number; lost: number };
 }
 
 async function measure(
@@ -446,6 +500,7 @@ async function measure(
   cfg: {
     fanoutDevices: number;
     fanoutPushes: number;
+    lonePushes: number;
     latencyRate: number;
     latencySeconds: number;
     limit: number;
@@ -466,8 +521,11 @@ async function measure(
   );
   await Promise.all(workers.map((w) => w.request({ type: 'close', from: warm })));
   await new Promise((r) => setTimeout(r, 1000));
-  const base = fanoutOnly ? { rss: 0, heapUsed: 0 } : await memoryOf(server);
-  if (!fanoutOnly) progress(`${kind}: idle RSS ${(base.rss / 2 ** 20).toFixed(1)} MiB`);
+  const base = fanoutOnly ? { rss: 0, heapUsed: 0, external: 0 } : await memoryOf(server);
+  if (!fanoutOnly) {
+    run.idle = base;
+    progress(`${kind}: idle RSS ${(base.rss / 2 ** 20).toFixed(1)} MiB`);
+  }
   let have = 0;
   for (const wanted of sizes) {
     const size = Math.min(wanted, cfg.limit);
@@ -495,32 +553,26 @@ async function measure(
     const held = size - failed;
     run.mem.set(wanted, {
       rss: (m.rss - base.rss) / held,
-      heap: (m.heapUsed - base.heapUsed) / held,
+      heap: (m.heapUsed + m.external - base.heapUsed - base.external) / held,
       note: size < wanted ? `clamped to ${size} by ulimit -n` : failed ? `${failed} failed` : undefined,
     });
     progress(
       `${kind}: ${held} connections in ${elapsed.toFixed(1)} s; RSS/conn ${((m.rss - base.rss) / held / 1024).toFixed(2)} KiB`,
     );
   }
-  // Fan-out to fanoutDevices.
+  // Fan-out to fanoutDevices: lone pushes one after another, then a burst offered at once.
   const fanout = Math.min(cfg.fanoutDevices, have);
   await Promise.all(workers.map((w) => w.request({ type: 'close', from: fanout, below: warm })));
-  const perWorker = workers.map(
-    (_, k) =>
-      Array.from({ length: fanout }, (_, i) => i).filter((i) => i % workers.length === k).length *
-      cfg.fanoutPushes,
-  );
-  // The bare server broadcasts twice: a send() per frame, then with every socket corked for the
-  // whole broadcast (each device's frames in one write, as the gateway writes the pushes it
-  // stored together for a device). The gateway is compared with both.
-  for (const cork of kind === 'bare' ? [false, true] : [false]) {
-    await Promise.all(workers.map((w, k) => w.request({ type: 'expect', count: perWorker[k] })));
-    const profiling = kind === 'gateway' && cfg.profile !== '';
-    if (profiling) await server.request({ type: 'pushgate:profile', action: 'start' });
-    const callsBefore = cfg.redisUrl ? await redisCommandCalls(cfg.redisUrl) : undefined;
-    const cpuBefore = await cpuSample(server, workers, cfg.redisUrl);
-    const t0 = Date.now();
+  const share = (pushes: number) =>
+    workers.map(
+      (_, k) =>
+        Array.from({ length: fanout }, (_, i) => i).filter((i) => i % workers.length === k).length * pushes,
+    );
+  const auth = `Basic ${Buffer.from(`${APP}:${SECRET}`).toString('base64')}`;
+  /** Offers `pushes` pushes to every fan-out device at once; resolves when they are offered. */
+  const offer = async (pushes: number, cork: boolean) => {
     if (kind === 'bare') {
+      const t0 = Date.now();
       const frame = JSON.stringify({
         t: 'push',
         seq: 1,
@@ -531,22 +583,24 @@ async function measure(
         sent: t0,
         data: { n: 1 },
       });
-      await server.request({ type: 'broadcast', count: cfg.fanoutPushes, frame, cork });
-    } else {
-      const auth = `Basic ${Buffer.from(`${APP}:${SECRET}`).toString('base64')}`;
-      // The pushes are offered at once (as a campaign dispatcher would), so storing one overlaps
-      // writing another; the bare server likewise sends its frames back to back.
-      await Promise.all(
-        Array.from({ length: cfg.fanoutPushes }, async (_, p) => {
-          const res = await fetch(`http://127.0.0.1:${server.port}/v1/apps/${APP}/push`, {
-            method: 'POST',
-            headers: { 'content-type': 'application/json', authorization: auth },
-            body: JSON.stringify({ to: { tag: 'fan' }, data: { n: p } }),
-          });
-          if (res.status !== 202) throw new Error(`fan-out push: ${res.status} ${await res.text()}`);
-        }),
-      );
+      await server.request({ type: 'broadcast', count: pushes, frame, cork });
+      return;
     }
+    // The pushes are offered at once (as a campaign dispatcher would), so storing one overlaps
+    // writing another; the bare server likewise sends its frames back to back.
+    await Promise.all(
+      Array.from({ length: pushes }, async (_, p) => {
+        const res = await fetch(`http://127.0.0.1:${server.port}/v1/apps/${APP}/push`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: auth },
+          body: JSON.stringify({ to: { tag: 'fan' }, data: { n: p } }),
+        });
+        if (res.status !== 202) throw new Error(`fan-out push: ${res.status} ${await res.text()}`);
+      }),
+    );
+  };
+  /** Waits until every worker has its expected count; returns when the last one got there. */
+  const reached = async () => {
     const deadline = Date.now() + 120_000;
     let done: { received: number; reachedAt: number }[] = [];
     while (Date.now() < deadline) {
@@ -554,34 +608,62 @@ async function measure(
         workers.map((w) => w.request<{ received: number; reachedAt: number }>({ type: 'progress' })),
       );
       if (done.every((d) => d.reachedAt > 0)) break;
-      await new Promise((r) => setTimeout(r, 100));
+      await new Promise((r) => setTimeout(r, 5));
     }
-    const end = Math.max(...done.map((d) => d.reachedAt || Date.now()));
-    const delivered = done.reduce((s, d) => s + d.received, 0);
-    const perSecond = delivered / ((end - t0) / 1000);
+    return {
+      end: Math.max(...done.map((d) => d.reachedAt || Date.now())),
+      delivered: done.reduce((s, d) => s + d.received, 0),
+    };
+  };
+  const profiling = kind === 'gateway' && cfg.profile !== '';
+  /** One measured phase: CPU and Redis calls around it, deliveries per second of its own time. */
+  const phase = async (label: string, rounds: number, pushes: number, cork: boolean) => {
+    if (profiling) await server.request({ type: 'pushgate:profile', action: 'start' });
+    const callsBefore = cfg.redisUrl ? await redisCommandCalls(cfg.redisUrl) : undefined;
+    const cpuBefore = await cpuSample(server, workers, cfg.redisUrl);
+    let busyMs = 0;
+    let delivered = 0;
+    for (let r = 0; r < rounds; r++) {
+      const expected = share(pushes);
+      await Promise.all(workers.map((w, k) => w.request({ type: 'expect', count: expected[k] })));
+      const t0 = Date.now();
+      await offer(pushes, cork);
+      const got = await reached();
+      busyMs += got.end - t0;
+      delivered += got.delivered;
+    }
     // CPU includes the acks that trail the last delivery (and ~1 s of idle timers).
     await new Promise((r) => setTimeout(r, 1000));
     const cpuAfter = await cpuSample(server, workers, cfg.redisUrl);
     if (callsBefore && cfg.redisUrl)
       progress(
-        `${kind}: redis calls per push (store, route, acks, status): ${callsPerPush(callsBefore, await redisCommandCalls(cfg.redisUrl), cfg.fanoutPushes)}`,
+        `${kind} ${label}: redis calls per push (store, route, acks, status): ${callsPerPush(callsBefore, await redisCommandCalls(cfg.redisUrl), rounds * pushes)}`,
       );
     const perK = (k: keyof CpuSample) => ((cpuAfter[k] - cpuBefore[k]) * 1000 * 1000) / delivered;
-    if (!cork) {
-      run.fanoutCpu = { server: perK('server'), redis: perK('redis'), clients: perK('clients') };
-      progress(
-        `${kind}: fan-out CPU per 1k deliveries: server ${perK('server').toFixed(1)} ms, redis ${perK('redis').toFixed(1)} ms, clients ${perK('clients').toFixed(1)} ms`,
-      );
-    }
-    if (cork) run.fanoutCorkedPerSecond = perSecond;
-    else run.fanoutPerSecond = perSecond;
-    progress(`${kind}${cork ? ' (corked)' : ''}: fan-out ${delivered} deliveries in ${end - t0} ms`);
+    const cpu = { server: perK('server'), redis: perK('redis'), clients: perK('clients') };
+    const perSecond = delivered / (busyMs / 1000);
+    progress(
+      `${kind} ${label}: ${delivered} deliveries in ${busyMs} ms (${Math.round(perSecond)}/s); CPU per 1k: server ${cpu.server.toFixed(1)} ms, redis ${cpu.redis.toFixed(1)} ms, clients ${cpu.clients.toFixed(1)} ms`,
+    );
     if (profiling) {
-      await server.request({ type: 'pushgate:profile', action: 'stop', file: path.resolve(cfg.profile) });
-      progress(`gateway: CPU profile of the fan-out written to ${cfg.profile}`);
+      const file = path.resolve(cfg.profile.replace(/(\.cpuprofile)?$/, `-${label}.cpuprofile`));
+      await server.request({ type: 'pushgate:profile', action: 'stop', file });
+      progress(`gateway: CPU profile of ${label} written to ${file}`);
     }
-  }
-  if (kind === 'gateway' && !fanoutOnly) {
+    return { perSecond, cpu };
+  };
+  const lone = await phase('lone', cfg.lonePushes, 1, false);
+  run.lonePerSecond = lone.perSecond;
+  run.loneCpu = lone.cpu;
+  // The bare server bursts twice: a send() per frame, then with every socket corked for the
+  // whole burst (each device's frames in one write, as the gateway writes the pushes it stored
+  // together for a device). The gateway is compared with both.
+  const burst = await phase('burst', 1, cfg.fanoutPushes, false);
+  run.fanoutPerSecond = burst.perSecond;
+  run.fanoutCpu = burst.cpu;
+  if (kind === 'bare')
+    run.fanoutCorkedPerSecond = (await phase('burst-corked', 1, cfg.fanoutPushes, true)).perSecond;
+  if (!fanoutOnly) {
     await new Promise((r) => setTimeout(r, 2000));
     const lat = await workers[0]!.request<{ latencies: number[]; lost: number }>({
       type: 'latency',
@@ -592,11 +674,12 @@ async function measure(
     run.latency = {
       p50: quantile(lat.latencies, 0.5),
       p99: quantile(lat.latencies, 0.99),
+      max: Math.max(...lat.latencies),
       samples: lat.latencies.length,
       lost: lat.lost,
     };
     progress(
-      `gateway: latency p50 ${run.latency.p50.toFixed(2)} ms p99 ${run.latency.p99.toFixed(2)} ms (${lat.latencies.length} samples, ${lat.lost} lost)`,
+      `${kind}: latency p50 ${run.latency.p50.toFixed(2)} ms p99 ${run.latency.p99.toFixed(2)} ms max ${run.latency.max.toFixed(2)} ms (${lat.latencies.length} samples, ${lat.lost} lost)`,
     );
   }
   await Promise.all(workers.map((w) => w.request({ type: 'close', from: 0 })));
@@ -698,6 +781,63 @@ export default async function bench(argv: string[]) {
       baseRun = await measureGateway(baseTree, `gateway (baseline tree ${baseTree})`);
 
     const rows: BenchRow[] = [];
+    const bareName = 'bare ws';
+    const fanoutNote = `gateway: push API -> Redis inbox -> frame, devices ack (${cfg.ackEach ? 'a frame per push' : 'one frame per read'})`;
+    rows.push({
+      metric: `lone pushes one after another (${cfg.fanoutDevices} devices x ${cfg.lonePushes}), deliveries/s`,
+      unit: 'msg/s',
+      value: gwRun.lonePerSecond!,
+      baseline: bareRun.lonePerSecond!,
+      baselineName: 'bare ws broadcast',
+      note: `each waited for until the last device has it; ${fanoutNote}`,
+    });
+    const burstMetric = `${cfg.fanoutPushes} pushes at once (${cfg.fanoutDevices} devices), deliveries/s`;
+    rows.push({
+      metric: burstMetric,
+      unit: 'msg/s',
+      value: gwRun.fanoutPerSecond,
+      baseline: bareRun.fanoutPerSecond,
+      baselineName: 'bare ws broadcast, a send per frame',
+      note: fanoutNote,
+    });
+    rows.push({
+      metric: burstMetric,
+      unit: 'msg/s',
+      value: gwRun.fanoutPerSecond,
+      baseline: bareRun.fanoutCorkedPerSecond,
+      baselineName: 'bare ws broadcast, corked per socket',
+      note: fanoutNote,
+    });
+    if (gwRun.latency && bareRun.latency) {
+      const note = `${gwRun.latency.samples} samples at ${cfg.latencyRate}/s, ${gwRun.latency.lost} lost (bare: HTTP POST -> one frame)`;
+      for (const q of ['p50', 'p99', 'max'] as const)
+        rows.push({
+          metric: `push API -> device latency ${q}`,
+          unit: 'ms',
+          value: gwRun.latency[q],
+          baseline: bareRun.latency[q],
+          baselineName: bareName,
+          note,
+        });
+    }
+    if (cfg.only !== 'fanout') {
+      rows.push({
+        metric: 'connects per second',
+        unit: 'conn/s',
+        value: gwRun.connectsPerSecond,
+        baseline: bareRun.connectsPerSecond,
+        baselineName: bareName,
+        note: 'gateway: upgrade + hello + JWT + Redis presence/tags',
+      });
+      rows.push({
+        metric: 'process RSS with no connections',
+        unit: 'MiB',
+        value: gwRun.idle!.rss / 2 ** 20,
+        baseline: bareRun.idle!.rss / 2 ** 20,
+        baselineName: bareName,
+        note: 'after 1000 connections came and went; both run under tsx',
+      });
+    }
     for (const size of cfg.only === 'fanout' ? [] : cfg.sizes) {
       const g = gwRun.mem.get(size)!;
       const b = bareRun.mem.get(size)!;
@@ -707,68 +847,49 @@ export default async function bench(argv: string[]) {
         unit: 'KiB',
         value: g.rss / 1024,
         baseline: b.rss / 1024,
-        baselineName: 'bare ws',
+        baselineName: bareName,
         note,
       });
       rows.push({
-        metric: `heap per idle connection @${size}`,
+        metric: `live heap (heapUsed + external) per idle connection @${size}`,
         unit: 'KiB',
         value: g.heap / 1024,
         baseline: b.heap / 1024,
-        baselineName: 'bare ws',
+        baselineName: bareName,
         note,
       });
     }
-    if (cfg.only !== 'fanout')
-      rows.push({
-        metric: 'connects per second',
-        unit: 'conn/s',
-        value: gwRun.connectsPerSecond,
-        baseline: bareRun.connectsPerSecond,
-        baselineName: 'bare ws',
-        note: 'gateway: upgrade + hello + JWT + Redis presence/tags',
-      });
-    const fanoutMetric = `fan-out deliveries per second (${cfg.fanoutDevices} devices x ${cfg.fanoutPushes})`;
-    const fanoutNote = `gateway: push API -> Redis inbox -> frame, devices ack (${cfg.ackEach ? 'a frame per push' : 'one frame per read'})`;
-    rows.push({
-      metric: fanoutMetric,
-      unit: 'msg/s',
-      value: gwRun.fanoutPerSecond,
-      baseline: bareRun.fanoutPerSecond,
-      baselineName: 'bare ws broadcast, a send per frame',
-      note: fanoutNote,
-    });
-    rows.push({
-      metric: fanoutMetric,
-      unit: 'msg/s',
-      value: gwRun.fanoutPerSecond,
-      baseline: bareRun.fanoutCorkedPerSecond,
-      baselineName: 'bare ws broadcast, corked per socket',
-      note: fanoutNote,
-    });
     const cpuNote = 'CPU ms per 1000 deliveries (lower is better), counted to 1 s after the last';
-    rows.push({
-      metric: 'fan-out CPU, server side (gateway + redis-server)',
-      unit: 'ms/1k',
-      value: gwRun.fanoutCpu!.server + gwRun.fanoutCpu!.redis,
-      baseline: bareRun.fanoutCpu!.server,
-      baselineName: 'bare ws, a send per frame',
-      note: `${cpuNote}; gateway ${gwRun.fanoutCpu!.server.toFixed(1)} + redis ${gwRun.fanoutCpu!.redis.toFixed(1)}`,
-    });
-    rows.push({
-      metric: 'fan-out CPU, clients',
-      unit: 'ms/1k',
-      value: gwRun.fanoutCpu!.clients,
-      baseline: bareRun.fanoutCpu!.clients,
-      baselineName: 'bare ws clients',
-      note: `${cpuNote}; gateway clients ack`,
-    });
-    if (baseRun) rows.push(...againstBaselineTree(gwRun, baseRun, cfg.sizes, cfg.only === 'fanout'));
-    if (gwRun.latency) {
-      const note = `${gwRun.latency.samples} samples at ${cfg.latencyRate}/s, ${gwRun.latency.lost} lost`;
-      rows.push({ metric: 'push API -> device latency p50', unit: 'ms', value: gwRun.latency.p50, note });
-      rows.push({ metric: 'push API -> device latency p99', unit: 'ms', value: gwRun.latency.p99, note });
+    for (const [label, g, b] of [
+      ['lone pushes', gwRun.loneCpu!, bareRun.loneCpu!],
+      ['burst', gwRun.fanoutCpu!, bareRun.fanoutCpu!],
+    ] as const) {
+      rows.push({
+        metric: `${label}: CPU, gateway`,
+        unit: 'ms/1k',
+        value: g.server,
+        baseline: b.server,
+        baselineName: 'bare ws server',
+        note: cpuNote,
+      });
+      rows.push({
+        metric: `${label}: CPU, gateway + redis-server`,
+        unit: 'ms/1k',
+        value: g.server + g.redis,
+        baseline: b.server,
+        baselineName: 'bare ws server',
+        note: `${cpuNote}; redis ${g.redis.toFixed(1)}`,
+      });
+      rows.push({
+        metric: `${label}: CPU, clients`,
+        unit: 'ms/1k',
+        value: g.clients,
+        baseline: b.clients,
+        baselineName: 'bare ws clients',
+        note: `${cpuNote}; gateway clients ack`,
+      });
     }
+    if (baseRun) rows.push(...againstBaselineTree(gwRun, baseRun, cfg.sizes, cfg.only === 'fanout'));
     report('gateway', params, rows, startedAt);
   } finally {
     await Promise.all(children.map((c) => c.stop()));
