@@ -110,7 +110,7 @@ export function createGatewayMetrics(labels: { gateway: string; region: string }
     }),
     rateLimited: new Counter({
       name: 'pushgate_ratelimit_messages_total',
-      help: "Recipients of pushes through this gateway's RateLimitPolicy handling, by app and outcome: deferred (held back by the app's limit), released (deferred, stored since by this gateway's releaser), expired (deferred past their TTL), refused (push answered 429: deferred queue full).",
+      help: "Recipients of pushes through this gateway's RateLimitPolicy handling, by app and outcome: deferred (held back by the app's limit), released (deferred, stored since by this gateway's releaser), expired (deferred past their TTL), refused (push answered 429: deferred queue full), capped (held by the device's daily cap until the next UTC day: reason DeviceCap), cap_refused (refused by the device's daily cap: the device already holds a day's allowance).",
       labelNames: ['app', 'outcome'],
       registers: [registry],
     }),
@@ -118,6 +118,12 @@ export function createGatewayMetrics(labels: { gateway: string; region: string }
       name: 'pushgate_ratelimit_effective_rate',
       help: 'Effective per-app rate (messages/s) in force, as published by the operator (after adaptive throttling).',
       labelNames: ['app'],
+      registers: [registry],
+    }),
+    rateLimitThrottled: new Gauge({
+      name: 'pushgate_ratelimit_throttled',
+      help: 'Adaptive throttling of the app as this gateway last stepped it: the factor of the configured rate in force (1 = not throttled), labelled with the reason (Healthy, ErrorRatio, TimeoutRatio, Recovering, Disabled).',
+      labelNames: ['app', 'reason'],
       registers: [registry],
     }),
     rateLimitDeferredDepth: new Gauge({

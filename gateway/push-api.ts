@@ -16,6 +16,8 @@ import type { PgRedis } from '../common/redis/connection.js';
 import type { RedisKeys } from '../common/redis/keys.js';
 import { getMessageStatus } from '../common/redis/messages.js';
 import { DeferredQueueFullError } from '../common/ratelimit/app-limit.js';
+import { DeviceCapFullError } from '../common/ratelimit/device-cap.js';
+import { isStorageUnavailable } from '../common/redis/availability.js';
 import { TagExpressionError } from '../common/redis/tag-expression.js';
 import type { GatewayMetrics } from './metrics.js';
 
@@ -111,9 +113,14 @@ function secretsEqual(a: string, b: string): boolean {
  *                                      header Idempotency-Key (optional)
  *                                      -> 202 {id, recipients, state} (200 {..., duplicate: true} on a repeat)
  *                                      state 'deferred' (with deferred, estimatedSendAt) when the
- *                                      app's RateLimitPolicy holds recipients back; RateLimit-*
- *                                      headers whenever a policy applies
+ *                                      app's RateLimitPolicy holds recipients back (its rate, or
+ *                                      deviceCapped: their device's daily cap until the next UTC
+ *                                      day); deviceCapRefused: recipients whose device already
+ *                                      holds a day's allowance; RateLimit-* headers whenever a
+ *                                      policy applies
  *                                      429 + Retry-After when the app's deferred queue is full
+ *                                      (deferred_queue_full) or every recipient's daily cap
+ *                                      refused it (device_cap_full, retry after 00:00 UTC)
  *   GET  /v1/apps/:app/messages/:id    -> 200 status
  * Errors: {error, message} with 400 (body; the message names the field), 401, 403, 404, 413,
  * 415, 422 (audience too large for one call).
@@ -210,6 +217,10 @@ export function registerPushApi(
         reply.header('retry-after', String(Math.max(1, Math.ceil(err.retryAfterMs / 1000))));
         return problem(reply, 429, 'deferred_queue_full', err.message);
       }
+      if (err instanceof DeviceCapFullError) {
+        reply.header('retry-after', String(Math.max(1, Math.ceil(err.retryAfterMs / 1000))));
+        return problem(reply, 429, 'device_cap_full', err.message);
+      }
       if (err instanceof TooManyRecipientsError)
         return problem(reply, 422, 'too_many_recipients', err.message);
       if (err instanceof IdempotencyConflictError)
@@ -218,6 +229,8 @@ export function registerPushApi(
         reply.header('retry-after', '1');
         return problem(reply, 409, 'idempotency_in_progress', err.message);
       }
+      // Storage unavailable (503): a downstream error for the app's adaptive throttling.
+      if (isStorageUnavailable(err)) deps.push.downstreamFailed(req.params.app);
       throw err;
     }
   });

@@ -129,6 +129,7 @@ export function createGateway(config: GatewayConfig, log: Logger): Gateway {
   };
   // RateLimitPolicy limits: read from Redis (published by the operator); deferred messages are
   // released by every gateway's releaser through the same store-then-route step.
+  const throttledReason = new Map<string, string>();
   const limiter = new AppRateLimiter(
     redis,
     keys,
@@ -138,6 +139,15 @@ export function createGateway(config: GatewayConfig, log: Logger): Gateway {
       released: (app, n) => metrics.rateLimited.inc({ app, outcome: 'released' }, n),
       expired: (app, n) => metrics.rateLimited.inc({ app, outcome: 'expired' }, n),
       refused: (app) => metrics.rateLimited.inc({ app, outcome: 'refused' }),
+      capped: (app, n) => metrics.rateLimited.inc({ app, outcome: 'capped' }, n),
+      capRefused: (app, n) => metrics.rateLimited.inc({ app, outcome: 'cap_refused' }, n),
+      adaptive: (app, factor, reason) => {
+        const before = throttledReason.get(app);
+        if (before !== undefined && before !== reason)
+          metrics.rateLimitThrottled.remove({ app, reason: before });
+        throttledReason.set(app, reason);
+        metrics.rateLimitThrottled.set({ app, reason }, factor);
+      },
     },
     log.child({ part: 'ratelimit' }),
     { owner: `${id}.${instance}` },

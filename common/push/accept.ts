@@ -2,7 +2,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Logger } from '../logger.js';
 import { encodeStoredMessage, type StoredMessage } from '../protocol/server-frames.js';
 import type { AppRateLimiter } from '../ratelimit/app-limiter.js';
-import type { AdmitResult } from '../ratelimit/app-limit.js';
+import { DeferredQueueFullError, type AdmitResult } from '../ratelimit/app-limit.js';
+import { DeviceCapFullError } from '../ratelimit/device-cap.js';
 import type { PgRedis } from '../redis/connection.js';
 import { deliverMessage } from '../redis/delivery.js';
 import type { RedisKeys } from '../redis/keys.js';
@@ -31,10 +32,14 @@ export interface PushAccepted {
   recipients: number;
   /** True when an earlier request with the same idempotency key already accepted it. */
   duplicate: boolean;
-  /** 'deferred' when the app's rate limit holds some recipients back (stored and released later). */
+  /** 'deferred' when the app's policy holds some recipients back (rate limit or daily cap; released later). */
   state: 'accepted' | 'deferred';
-  /** Recipients held back by the rate limit. */
+  /** Recipients held back by the policy (rate limit and daily cap together). */
   deferred?: number;
+  /** Of those, recipients held by their device's daily cap until the next UTC day (reason DeviceCap). */
+  deviceCapped?: number;
+  /** Recipients refused by their device's daily cap: the device already holds a whole day's allowance. */
+  deviceCapRefused?: number;
   /** Estimated time the last deferred recipient gets it (ISO 8601). */
   estimatedSendAt?: string;
   /** The app's limit as admission saw it (for the RateLimit-* headers); absent without a policy. */
@@ -153,33 +158,52 @@ export class PushAcceptor {
     // The app's rate limit (RateLimitPolicy): recipients over it are queued durably and
     // released later (through storeReleased); only the rest are stored now.
     const body = encodeStoredMessage(message);
+    // A limited app's admission and stores are its downstream outcomes (adaptive throttling
+    // measures them from here: a stalled Redis shows in the first command, the admission).
+    const t0 = performance.now();
+    const outcome = (n: number, o: 'ok' | 'error') =>
+      this.limiter?.adaptive.record(app, n, o, performance.now() - t0);
     const admitted = await this.limiter?.admit(app, recipients, message, body).catch(async (err: unknown) => {
-      // Refused (queue full): nothing was queued or stored; forget the id so a retry starts afresh.
+      if (!(err instanceof DeferredQueueFullError || err instanceof DeviceCapFullError))
+        outcome(recipients.length, 'error');
+      // Refused (queue full, or every recipient's daily cap): nothing was queued or stored;
+      // forget the id so a retry starts afresh.
       await this.redis.del(this.keys.messageStatus(id)).catch(() => {});
       if (idempotencyKey) await this.redis.del(this.keys.idempotency(app, idempotencyKey)).catch(() => {});
       throw err;
     });
-    const counts = await this.storeReleased(
-      app,
-      admitted ? admitted.now.map((i) => recipients[i]!) : recipients,
-      message,
+    const goNow = admitted ? admitted.now.map((i) => recipients[i]!) : recipients;
+    const counts = await this.storeReleased(app, goNow, message).then(
+      (c) => {
+        if (admitted) outcome(recipients.length, 'ok');
+        return c;
+      },
+      (err: unknown) => {
+        if (admitted) outcome(recipients.length, 'error');
+        throw err;
+      },
     );
+    const deferred = (admitted?.deferred ?? 0) + (admitted?.capped ?? 0);
     await completeMessageStatus(this.redis, this.keys, id, {
       recipients: recipients.length,
       stored: counts.stored,
       dropped: counts.dropped,
-      ...(admitted?.deferred ? { deferred: admitted.deferred } : {}),
+      ...(deferred ? { deferred } : {}),
+      ...(admitted?.capped ? { capped: admitted.capped } : {}),
+      ...(admitted?.capRefused ? { capRefused: admitted.capRefused } : {}),
     });
-    this.log.debug({ id, app, recipients: recipients.length, deferred: admitted?.deferred }, 'push accepted');
+    this.log.debug({ id, app, recipients: recipients.length, deferred }, 'push accepted');
     const cfg = admitted && this.limiter?.configs.get(app);
     return {
       id,
       recipients: recipients.length,
       duplicate,
-      state: admitted?.deferred ? 'deferred' : 'accepted',
-      ...(admitted?.deferred
-        ? { deferred: admitted.deferred, estimatedSendAt: new Date(admitted.releaseAt).toISOString() }
+      state: deferred ? 'deferred' : 'accepted',
+      ...(deferred && admitted
+        ? { deferred, estimatedSendAt: new Date(admitted.releaseAt).toISOString() }
         : {}),
+      ...(admitted?.capped ? { deviceCapped: admitted.capped } : {}),
+      ...(admitted?.capRefused ? { deviceCapRefused: admitted.capRefused } : {}),
       ...(admitted
         ? {
             rateLimit: {
@@ -195,33 +219,82 @@ export class PushAcceptor {
   }
 
   /**
+   * A push of a limited app failed downstream before it reached accept() (storage unavailable,
+   * answered 503): one error outcome for the app's adaptive throttling (a no-op without a policy).
+   */
+  downstreamFailed(app: string, recipients = 1): void {
+    this.limiter?.adaptive.record(app, recipients, 'error', 0);
+  }
+
+  /**
    * One page of an already resolved audience under a message id the caller owns (the campaign
    * dispatcher: one id per campaign, the audience snapshotted and paged by the caller): the
    * app's rate limit, then store-then-route for what may go now. The rest is queued durably by
    * the limiter and released later (never dropped). Idempotent by message id: a page sent again
    * after a crash is a duplicate in every inbox that has it. Throws DeferredQueueFullError (nothing
    * queued or stored) when the app's deferred queue is full.
+   * The per-device daily caps apply as to any push: `deferred` counts the recipients held for the
+   * next UTC day too (`capped`), `capRefused` the ones whose device already holds a day's
+   * allowance (a page whose every recipient is refused is not an error: they are reported).
    */
   async acceptPage(
     app: string,
     devices: string[],
     message: StoredMessage,
     body = encodeStoredMessage(message),
-  ): Promise<{ stored: number; duplicate: number; dropped: number; deferred: number; releaseAt: number }> {
-    const admitted = await this.limiter?.admit(app, devices, message, body);
+  ): Promise<{
+    stored: number;
+    duplicate: number;
+    dropped: number;
+    deferred: number;
+    releaseAt: number;
+    capped: number;
+    capRefused: number;
+  }> {
+    const t0 = performance.now();
+    const outcome = (o: 'ok' | 'error') =>
+      this.limiter?.adaptive.record(app, devices.length, o, performance.now() - t0);
+    let admitted;
+    try {
+      admitted = await this.limiter?.admit(app, devices, message, body);
+    } catch (err) {
+      if (err instanceof DeviceCapFullError)
+        return {
+          stored: 0,
+          duplicate: 0,
+          dropped: 0,
+          deferred: 0,
+          releaseAt: 0,
+          capped: 0,
+          capRefused: devices.length,
+        };
+      if (!(err instanceof DeferredQueueFullError)) outcome('error');
+      throw err;
+    }
     // One body for every page of the campaign (bodies.ts), however small the page.
     const counts = await this.storeReleased(
       app,
       admitted ? admitted.now.map((i) => devices[i]!) : devices,
       message,
       { storeOnce: true },
+    ).then(
+      (c) => {
+        if (admitted) outcome('ok');
+        return c;
+      },
+      (err: unknown) => {
+        if (admitted) outcome('error');
+        throw err;
+      },
     );
     return {
       stored: counts.stored,
       duplicate: counts.duplicate,
       dropped: counts.dropped,
-      deferred: admitted?.deferred ?? 0,
+      deferred: (admitted?.deferred ?? 0) + (admitted?.capped ?? 0),
       releaseAt: admitted?.releaseAt ?? 0,
+      capped: admitted?.capped ?? 0,
+      capRefused: admitted?.capRefused ?? 0,
     };
   }
 

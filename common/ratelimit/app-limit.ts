@@ -27,8 +27,31 @@ export interface AppLimitConfig {
   maxDeferred: number;
   /** The RateLimitPolicy that set it (namespace/name), named in answers. */
   policy?: string;
-  /** The configured rate before adaptive throttling (status and metrics). */
+  /** The configured rate before adaptive throttling (status and metrics; the shard plan follows it). */
   configuredRatePerSecond?: number;
+  /** Per-device daily caps (RateLimitPolicy spec.perDevice); absent = none. */
+  perDevice?: DeviceCapConfig;
+  /** Adaptive throttling (RateLimitPolicy spec.adaptive); absent or disabled = the configured rate. */
+  adaptive?: AdaptiveConfig;
+}
+
+/** Per-device daily caps as published (common/ratelimit/device-cap.ts). */
+export interface DeviceCapConfig {
+  messagesPerDay: number;
+  /** Defaults to messagesPerDay. */
+  highPriorityMessagesPerDay?: number;
+}
+
+/** Adaptive throttling as published (common/ratelimit/adaptive.ts); the policy's fields. */
+export interface AdaptiveConfig {
+  enabled: boolean;
+  errorRatioPercent: number;
+  timeoutRatioPercent: number;
+  windowSeconds: number;
+  decreasePercent: number;
+  recoveryPercent: number;
+  recoveryIntervalSeconds: number;
+  minRatePercent: number;
 }
 
 export interface ShardLimit {
@@ -59,10 +82,14 @@ export const MIN_SHARD_RATE = 50;
  * fractional, so they add up to the rate exactly); the burst and the deferred bound are split
  * in whole units, the remainder going to the first shards, so they add up exactly too.
  */
-export function shardPlan(cfg: Pick<AppLimitConfig, 'ratePerSecond' | 'burst' | 'maxDeferred'>): ShardPlan {
+export function shardPlan(
+  cfg: Pick<AppLimitConfig, 'ratePerSecond' | 'burst' | 'maxDeferred' | 'configuredRatePerSecond'>,
+): ShardPlan {
   if (!(cfg.ratePerSecond > 0)) throw new Error(`ratePerSecond must be > 0, got ${cfg.ratePerSecond}`);
   const burst = Math.max(1, Math.floor(cfg.burst));
-  const byRate = Math.max(1, Math.floor(cfg.ratePerSecond / MIN_SHARD_RATE));
+  // The shard count follows the configured rate, not the throttled one: adaptive throttling
+  // changes the pace of every shard, never which shard a device is in (that would reorder).
+  const byRate = Math.max(1, Math.floor((cfg.configuredRatePerSecond ?? cfg.ratePerSecond) / MIN_SHARD_RATE));
   const shards = Math.min(APP_LIMIT_SHARDS, burst, byRate);
   const maxDeferred = Math.max(0, Math.floor(cfg.maxDeferred));
   const limits: ShardLimit[] = [];
@@ -162,6 +189,7 @@ export async function admitToAppLimit(
   devices: string[],
   message: { exp: number; body: string },
   acceptedAt = Date.now(),
+  opts: { unbounded?: boolean } = {},
 ): Promise<AdmitResult> {
   const plan = shardPlan(cfg);
   const groups = new Map<number, number[]>();
@@ -171,8 +199,9 @@ export async function admitToAppLimit(
     if (!g) groups.set(s, (g = []));
     g.push(i);
   });
-  const bounded = groups.size === 1;
-  if (!bounded && cfg.maxDeferred > 0) {
+  // Already accepted (released by the daily cap): queued whatever the bound, never refused.
+  const bounded = groups.size === 1 && !opts.unbounded;
+  if (!bounded && !opts.unbounded && cfg.maxDeferred > 0) {
     // Several shards: check them all for room first, then admit without a bound.
     const lens = await Promise.all([...groups.keys()].map((s) => redis.llen(keys.appLimitShard(app, s)[1])));
     let i = 0;

@@ -10,6 +10,7 @@ import {
   type AppLimitConfig,
   type DeferredEntry,
 } from './app-limit.js';
+import { parseAdaptiveState } from './adaptive.js';
 
 /**
  * The published limits, as every gateway sees them: the operator writes one hash
@@ -38,11 +39,14 @@ export class AppLimitConfigs {
   }
 
   async refresh(): Promise<void> {
-    const h = await this.redis.hgetall(this.keys.appLimitConfig());
+    const [h, adaptive] = await Promise.all([
+      this.redis.hgetall(this.keys.appLimitConfig()),
+      this.redis.hgetall(this.keys.appLimitAdaptive()),
+    ]);
     const next = new Map<string, AppLimitConfig>();
     for (const [app, json] of Object.entries(h)) {
       const c = parseAppLimitConfig(json);
-      if (c) next.set(app, c);
+      if (c) next.set(app, withAdaptiveFactor(c, adaptive[app]));
       else this.log.warn({ app }, 'ignoring a malformed published rate limit');
     }
     this.configs = next;
@@ -66,6 +70,22 @@ export class AppLimitConfigs {
   stop(): void {
     if (this.timer) clearInterval(this.timer);
   }
+}
+
+/**
+ * The limit in force: the published one, its rate times the adaptive factor (common/ratelimit/
+ * adaptive.ts) when adaptive throttling is on. The shard plan keeps following the configured rate.
+ */
+export function withAdaptiveFactor(c: AppLimitConfig, state: string | undefined): AppLimitConfig {
+  const a = parseAdaptiveState(state);
+  if (!c.adaptive?.enabled || !a || a.factor >= 1) return c;
+  const configured = c.configuredRatePerSecond ?? c.ratePerSecond;
+  const floor = (configured * c.adaptive.minRatePercent) / 100;
+  return {
+    ...c,
+    configuredRatePerSecond: configured,
+    ratePerSecond: Math.max(floor, configured * a.factor, Number.MIN_VALUE),
+  };
 }
 
 export function parseAppLimitConfig(json: string): AppLimitConfig | undefined {

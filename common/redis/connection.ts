@@ -1,5 +1,6 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { scripts, type ScriptSpec } from './scripts.js';
+import { rateLimitScripts, type RateLimitScriptCommands } from './ratelimit-scripts.js';
 
 type Reply = (string | number | Reply[])[];
 
@@ -72,7 +73,7 @@ const VARIABLE_KEY_SCRIPTS = Object.entries(scripts)
   .map(([name]) => name);
 
 /** A Redis or Redis Cluster client with the pushgate scripts defined. */
-export type PgRedis = (Redis | Cluster) & ScriptCommands;
+export type PgRedis = (Redis | Cluster) & ScriptCommands & RateLimitScriptCommands;
 
 export interface RedisConnectOptions {
   /** Connection name (CLIENT SETNAME), for `CLIENT LIST` when debugging. */
@@ -83,11 +84,11 @@ export interface RedisConnectOptions {
   options?: RedisOptions;
 }
 
-function defineScripts<T extends Redis | Cluster>(client: T): T & ScriptCommands {
-  for (const [name, s] of Object.entries(scripts)) {
+function defineScripts<T extends Redis | Cluster>(client: T): T & ScriptCommands & RateLimitScriptCommands {
+  for (const [name, s] of Object.entries({ ...scripts, ...rateLimitScripts })) {
     client.defineCommand(name, { numberOfKeys: (s as ScriptSpec).numberOfKeys, lua: s.lua });
   }
-  return client as T & ScriptCommands;
+  return client as T & ScriptCommands & RateLimitScriptCommands;
 }
 
 /** How every pushgate connection retries: back off to 2 s between attempts, never give up. */

@@ -20,7 +20,12 @@
  *                                                releasing are one script each; an app's budget is
  *                                                split over up to 16 slots (no hot key)
  *   - the published limits     {rlcfg}            one small hash (app -> effective limit), read by
- *                                                every gateway once a second, written by the operator
+ *                                                every gateway once a second, written by the operator;
+ *                                                beside it the adaptive throttling state (app -> factor)
+ *                                                and each app's outcome counters (common/ratelimit/adaptive.ts)
+ *   - a device bucket's daily  {<app>:<bucket>}   (the device bucket's slot, under `dc:`): the day's
+ *     caps                                       per-device counts, the messages held for the next day
+ *                                                and their per-device count (common/ratelimit/device-cap.ts)
  *   - the campaign index       {cmp}              the set of published campaign ids
  *   - one campaign             {cmp:<id>}         its plan (written by the operator) and progress
  *                                                counters (dispatchers and gateways); see
@@ -84,6 +89,24 @@ export interface RedisKeys {
   appLimitShard(app: string, shard: number): [tat: string, queue: string, releasing: string, lease: string];
   /** HASH: app id -> effective limit JSON (AppLimitConfig), published by the operator. */
   appLimitConfig(): string;
+  /**
+   * The per-device daily cap of one device bucket (common/ratelimit/device-cap.ts), in the
+   * device bucket's slot, in the order the scripts take them: the day's counts (HASH device ->
+   * messages, device|h -> high-priority messages; expires after the day), the messages held for
+   * a later day (LIST, acceptance order), held messages per device (HASH), the batch being
+   * released (LIST), the releaser's lease (STRING).
+   */
+  deviceCap(
+    app: string,
+    bucket: number,
+    day: number,
+  ): [count: string, held: string, heldCount: string, releasing: string, lease: string];
+  /** ZSET: device buckets of an app holding messages for a later day -> when to look next (ms). */
+  deviceCapIndex(app: string): string;
+  /** HASH: app -> adaptive throttling state ("factor|changedAt|reason|evaluatedAt"), next to appLimitConfig. */
+  appLimitAdaptive(): string;
+  /** HASH: an app's downstream outcomes per second ("<sec>:n|e|t" -> count), for adaptive throttling. */
+  appLimitOutcomes(app: string): string;
   /** SET: ids of the published campaigns (common/campaign/plan.ts). */
   campaignIndex(): string;
   /** STRING: a campaign's plan JSON (CampaignPlan), published by the TagCampaign controller. */
@@ -149,6 +172,13 @@ export function redisKeys(prefix: string = DEFAULT_KEY_PREFIX): RedisKeys {
       return [`${k}:tat`, `${k}:q`, `${k}:rel`, `${k}:lease`];
     },
     appLimitConfig: () => `${prefix}:rlcfg:{rlcfg}`,
+    deviceCap: (app, bucket, day) => {
+      const k = `${prefix}:dc:{${app}:${bucket}}`;
+      return [`${k}:n:${day}`, `${k}:held`, `${k}:heldn`, `${k}:rel`, `${k}:lease`];
+    },
+    deviceCapIndex: (app) => `${a(app)}:capidx`,
+    appLimitAdaptive: () => `${prefix}:rlcfg:{rlcfg}:adaptive`,
+    appLimitOutcomes: (app) => `${prefix}:rlcfg:{rlcfg}:outcomes:${app}`,
     campaignIndex: () => `${prefix}:cmp:{cmp}:index`,
     campaignPlan: (id) => `${prefix}:cmp:{cmp:${id}}:plan`,
     campaignProgress: (id) => `${prefix}:cmp:{cmp:${id}}:progress`,

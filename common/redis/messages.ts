@@ -10,7 +10,9 @@ import type { RedisKeys } from './keys.js';
  * collapse key replaced this one before delivery), evicted (devices whose full inbox dropped this
  * one for newer messages; both written by the newer message's store, recordFates, on this
  * message's own status), deferred (recipients held back by the app's rate limit), released (of
- * those, stored since), expired (of those, whose TTL ran out before their turn).
+ * those, stored since), expired (of those, whose TTL ran out before their turn), capped (of the
+ * deferred, held by their device's daily cap for the next UTC day: reason DeviceCap), capRefused
+ * (recipients refused by their device's daily cap; not part of the message's audience after).
  * `delivery` is derived: deferred while any recipient waits for the rate limit, then stored,
  * sent (a frame went to a device), acked (every recipient acked) or expired (TTL passed first).
  */
@@ -33,6 +35,8 @@ export interface MessageStatus {
   deferred: number;
   released: number;
   expired: number;
+  capped: number;
+  capRefused: number;
   delivery: DeliveryState;
 }
 
@@ -46,16 +50,23 @@ export type MessageCounter =
   | 'evicted'
   | 'deferred'
   | 'released'
-  | 'expired';
+  | 'expired'
+  | 'capped'
+  | 'capRefused';
 
 /** Where a message is on its way (see MessageStatus.delivery). */
 export function deliveryState(
-  s: Pick<MessageStatus, 'recipients' | 'deferred' | 'released' | 'expired' | 'sent' | 'acked' | 'expiresAt'>,
+  s: Pick<
+    MessageStatus,
+    'recipients' | 'deferred' | 'released' | 'expired' | 'sent' | 'acked' | 'expiresAt'
+  > &
+    Partial<Pick<MessageStatus, 'capRefused'>>,
   now = Date.now(),
 ): DeliveryState {
-  if (s.recipients > 0 && s.acked >= s.recipients) return 'acked';
+  const audience = s.recipients - (s.capRefused ?? 0);
+  if (audience > 0 && s.acked >= audience) return 'acked';
   if (s.deferred > s.released + s.expired) return now > s.expiresAt ? 'expired' : 'deferred';
-  if (s.recipients > 0 && s.expired >= s.recipients) return 'expired';
+  if (audience > 0 && s.expired >= audience) return 'expired';
   if (now > s.expiresAt) return 'expired';
   return s.sent > 0 ? 'sent' : 'stored';
 }
@@ -145,6 +156,8 @@ export async function getMessageStatus(
     deferred: num('deferred'),
     released: num('released'),
     expired: num('expired'),
+    capped: num('capped'),
+    capRefused: num('capRefused'),
   };
   return { ...s, delivery: deliveryState(s) } as MessageStatus;
 }

@@ -136,7 +136,7 @@ export async function pushApi(
   base: string,
   body: unknown,
   opts: { app?: string; auth?: string; idempotencyKey?: string; rawBody?: string; contentType?: string } = {},
-): Promise<{ status: number; body: Record<string, unknown> }> {
+): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }> {
   const headers: Record<string, string> = {
     'content-type': opts.contentType ?? 'application/json',
     authorization: opts.auth ?? basicAuth(),
@@ -147,7 +147,7 @@ export async function pushApi(
     headers,
     body: opts.rawBody ?? JSON.stringify(body),
   });
-  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  return { status: res.status, body: (await res.json()) as Record<string, unknown>, headers: res.headers };
 }
 
 export function token(

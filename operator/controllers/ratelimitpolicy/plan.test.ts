@@ -74,6 +74,35 @@ describe('planPolicies', () => {
       maxDeferred: 9,
       configuredRatePerSecond: 7,
       policy: 'ns/a',
+      adaptive: {
+        enabled: true,
+        errorRatioPercent: 5,
+        timeoutRatioPercent: 10,
+        windowSeconds: 30,
+        decreasePercent: 50,
+        recoveryPercent: 10,
+        recoveryIntervalSeconds: 10,
+        minRatePercent: 10,
+      },
+    });
+  });
+
+  it('publishes the daily caps and the adaptive parameters the gateways enforce', () => {
+    const [d] = planPolicies(
+      [
+        policy('a', '2026-01-01T00:00:00Z', {
+          appIds: ['x'],
+          perDevice: { messagesPerDay: 5, highPriorityMessagesPerDay: 2 },
+          adaptive: { enabled: false, decreasePercent: 30 },
+        }),
+      ],
+      exists,
+    );
+    expect(d!.published.x!.perDevice).toEqual({ messagesPerDay: 5, highPriorityMessagesPerDay: 2 });
+    expect(d!.published.x!.adaptive).toMatchObject({
+      enabled: false,
+      decreasePercent: 30,
+      windowSeconds: 30,
     });
   });
 });

@@ -24,7 +24,12 @@ const created = (p: RateLimitPolicy) => {
 };
 const keyOf = (p: RateLimitPolicy) => `${p.metadata.namespace}/${p.metadata.name}`;
 
-/** The limit a policy puts in force for one app (adaptive throttling would lower the rate here). */
+/**
+ * The limit a policy publishes for one app: the configured rate, the daily caps and the adaptive
+ * throttling parameters. The throttled rate is not published here: the gateways measure and
+ * step it themselves (common/ratelimit/adaptive.ts, keys.appLimitAdaptive), the controller reads
+ * it back for status.
+ */
 export function effectiveLimit(p: RateLimitPolicy): AppLimitConfig {
   return {
     ratePerSecond: p.spec.perApp.messagesPerSecond,
@@ -32,6 +37,17 @@ export function effectiveLimit(p: RateLimitPolicy): AppLimitConfig {
     maxDeferred: p.spec.perApp.maxDeferredMessages,
     configuredRatePerSecond: p.spec.perApp.messagesPerSecond,
     policy: keyOf(p),
+    ...(p.spec.perDevice
+      ? {
+          perDevice: {
+            messagesPerDay: p.spec.perDevice.messagesPerDay,
+            ...(p.spec.perDevice.highPriorityMessagesPerDay !== undefined
+              ? { highPriorityMessagesPerDay: p.spec.perDevice.highPriorityMessagesPerDay }
+              : {}),
+          },
+        }
+      : {}),
+    adaptive: { ...p.spec.adaptive },
   };
 }
 
