@@ -191,13 +191,14 @@ if errBreach or toBreach then
   end
   if errBreach then reason = 'ErrorRatio' else reason = 'TimeoutRatio' end
 elseif factor < 1 then
+  -- The cut's reason stays until the first recovery step.
   if now - changedAt >= interval then
     factor = math.min(1, factor + rec / 100)
     if factor > 1 - 1e-9 then factor = 1 end
     changedAt = now
     changed = 1
+    if factor < 1 then reason = 'Recovering' else reason = 'Healthy' end
   end
-  if factor < 1 then reason = 'Recovering' else reason = 'Healthy' end
 else
   reason = 'Healthy'
 end

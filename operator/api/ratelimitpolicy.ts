@@ -13,9 +13,10 @@ import { appIdSchema } from './tagcampaign.js';
 
 /**
  * RateLimitPolicy: the platform team's limits for apps on one PushGateway. A per-app leaky
- * bucket (GCRA, in Redis, keyed by app), per-device daily caps, the rate campaigns get by
- * default and at most, and adaptive throttling that backs off when downstream errors or
- * timeouts rise. Messages over a limit are deferred, never dropped.
+ * bucket (GCRA, in Redis, sharded by device), per-device daily caps (UTC day), the rate
+ * campaigns get by default and at most, and adaptive throttling (AIMD) that backs off when
+ * downstream errors or timeouts rise. All enforced by the gateways (common/ratelimit). Messages
+ * over a limit are deferred, never dropped.
  */
 
 export const perAppLimitSchema = z
@@ -57,18 +58,24 @@ export const perDeviceLimitSchema = withRules(
       .min(1)
       .max(100_000)
       .describe(
-        'Most messages one device receives from one app per day; the rest wait for the next day or expire. ' +
-          'The day is the UTC calendar day (counts start again at 00:00 UTC), whatever the device time zone. ' +
-          'Not enforced yet (issue 10): stored and validated only.',
+        'Most messages one device receives from one app per day (push API and campaigns alike), counted when a ' +
+          'message passes the cap. The day is the UTC calendar day (counts start again at 00:00 UTC), whatever the ' +
+          'device time zone. A message over the cap is answered 202 deferred (deviceCapped) and held, in order, until ' +
+          'after 00:00 UTC, then counted against that day and sent through the app rate; or it expires at its TTL ' +
+          'first; the message status counts it either way (capped, released, expired). A device that already holds ' +
+          'a whole day of messages refuses more (deviceCapRefused; 429 device_cap_full when no recipient took it).',
       ),
     highPriorityMessagesPerDay: z
       .int()
       .min(0)
       .max(100_000)
       .optional()
-      .describe('Of those, most high-priority messages per device per day. Defaults to messagesPerDay.'),
+      .describe(
+        'Of those, most high-priority messages per device per UTC day; over it a high-priority message is held ' +
+          'like one over messagesPerDay. Defaults to messagesPerDay.',
+      ),
   }),
-  'Daily caps per device, so no app floods a phone.',
+  'Daily caps per device (UTC day), so no app floods a phone. Enforced by the gateways for every send.',
   [
     {
       rule: '!has(self.highPriorityMessagesPerDay) || self.highPriorityMessagesPerDay <= self.messagesPerDay',
@@ -115,9 +122,14 @@ export const adaptiveThrottlingSchema = z
       .boolean()
       .default(true)
       .describe('Slow down when downstream delivery degrades. Defaults to true.'),
-    errorRatioPercent: percent('Slow down when more than this percent of sends fail in the window.', 5),
+    errorRatioPercent: percent(
+      "Slow down when more than this percent of sends fail in the window: stores of the app's messages that " +
+        'fail, and pushes answered 503 because storage is unavailable.',
+      5,
+    ),
     timeoutRatioPercent: percent(
-      'Slow down when more than this percent of sends time out (no ack) in the window.',
+      'Slow down when more than this percent of sends time out in the window: stores (admission, inbox store ' +
+        'and routing) slower than 1 s. Device acks are not counted.',
       10,
     ),
     windowSeconds: z
@@ -125,7 +137,10 @@ export const adaptiveThrottlingSchema = z
       .min(5)
       .max(3600)
       .default(30)
-      .describe('Sliding window the ratios are measured over, in seconds. Defaults to 30.'),
+      .describe(
+        'Sliding window the ratios are measured over, in seconds, summed over every gateway; at least 20 sends ' +
+          'are needed to act. Defaults to 30.',
+      ),
     decreasePercent: percent(
       'On a breach, cut the current rate by this percent, 1 to 99 (multiplicative decrease; 100 would stop sending).',
       50,
@@ -144,8 +159,10 @@ export const adaptiveThrottlingSchema = z
     minRatePercent: percent('Never throttle below this percent of the configured rate.', 10),
   })
   .describe(
-    'Adaptive throttling (AIMD): back off when the error or timeout ratio passes its threshold, recover gradually. ' +
-      'Not enforced yet (issue 10): stored and validated only; the effective rate is the configured one.',
+    'Adaptive throttling (AIMD), measured by the gateways: on a breach of the error or timeout ratio the rate is cut ' +
+      'by decreasePercent (then a fresh window), while healthy it rises by recoveryPercent of the configured rate ' +
+      'per recoveryIntervalSeconds; it changes at most once per interval. The rate in force shows in ' +
+      'status.effectiveMessagesPerSecond, the Throttled condition, events and gateway metrics.',
   );
 
 export const rateLimitPolicySpecSchema = withRules(
@@ -211,7 +228,9 @@ export const rateLimitPolicyStatusSchema = z
       .number()
       .min(0)
       .optional()
-      .describe('The per-app rate in force now (after adaptive throttling), as published to the gateways.'),
+      .describe(
+        'The per-app rate in force now (after adaptive throttling), the lowest over the covered apps.',
+      ),
     deferredMessages: z
       .int()
       .min(0)

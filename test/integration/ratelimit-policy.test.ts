@@ -12,8 +12,12 @@ import {
   startOperator,
   type OperatorProcess,
 } from '../support/operator.js';
+import { createRedis } from '../../common/redis/connection.js';
+import { redisKeys } from '../../common/redis/keys.js';
+import { scrapeSum } from '../support/prometheus.js';
 import {
   APP,
+  OTHER_APP,
   basicAuth,
   RecordingDevice,
   sleep,
@@ -190,4 +194,74 @@ describe('RateLimitPolicy controller', () => {
     expect((await push(5000)).headers.get('ratelimit-limit')).toBe('200');
     expect(cond(await getPolicy('first'), 'Ready')?.status).toBe('True');
   }, 90_000);
+
+  it('adaptive throttling: the gateway cuts the rate on a breach; status shows Effective, a Throttled condition and events, and the recovery', async () => {
+    // A policy of its own app, recovering in one step 15 s after a cut.
+    await applyPolicy(
+      policy('adaptive', 100, {
+        appIds: [OTHER_APP],
+        perApp: { messagesPerSecond: 100, burst: 100, maxDeferredMessages: 1000 },
+        adaptive: {
+          windowSeconds: 30,
+          decreasePercent: 50,
+          recoveryPercent: 50,
+          recoveryIntervalSeconds: 15,
+        },
+      }),
+    );
+    await eventually(
+      async () => {
+        const x = await getPolicy('adaptive');
+        return cond(x, 'Ready')?.status === 'True' && cond(x, 'Throttled')?.status === 'False' && x;
+      },
+      { what: 'adaptive policy Ready, not throttled', timeoutMs: 60_000 },
+    );
+    // Stand-in for the signal only: downstream outcomes as gateways count them (60 errors of
+    // 100 stores this second). The real gateway's next AIMD step sees the breach and cuts.
+    const redis = createRedis(redisUrl);
+    const keys = redisKeys(prefix);
+    const sec = Math.floor(Date.now() / 1000);
+    await redis.hincrby(keys.appLimitOutcomes(OTHER_APP), `${sec}:n`, 100);
+    await redis.hincrby(keys.appLimitOutcomes(OTHER_APP), `${sec}:e`, 60);
+    redis.disconnect();
+    const cut = await eventually(
+      async () => {
+        const x = await getPolicy('adaptive');
+        return cond(x, 'Throttled')?.status === 'True' && x;
+      },
+      { what: 'Throttled', timeoutMs: 30_000 },
+    );
+    expect(cond(cut, 'Throttled')).toMatchObject({ reason: 'ErrorRatio' });
+    expect(cond(cut, 'Throttled')!.message).toContain(`"${OTHER_APP}" at 50/s of 100/s`);
+    expect(cut.status?.effectiveMessagesPerSecond).toBe(50);
+    expect(cut.status?.apps?.[0]).toMatchObject({ appId: OTHER_APP, effectiveMessagesPerSecond: 50 });
+    const table = await kubectl(kubeconfig, ['-n', ns, 'get', 'ratelimitpolicy', 'adaptive']);
+    expect(table).toMatch(new RegExp(`^adaptive\\s+main\\s+main: ${OTHER_APP}\\s+100\\s+50\\s+`, 'm'));
+    // The gateway paces at the cut rate.
+    expect(
+      await scrapeSum(
+        `${gw.httpUrl}/metrics`,
+        'pushgate_ratelimit_effective_rate',
+        (l) => l.app === OTHER_APP,
+      ),
+    ).toBe(50);
+    // Healthy since: one recovery step (50% of 100/s) brings it back.
+    const back = await eventually(
+      async () => {
+        const x = await getPolicy('adaptive');
+        return cond(x, 'Throttled')?.status === 'False' && x;
+      },
+      { what: 'recovered', timeoutMs: 45_000 },
+    );
+    expect(cond(back, 'Throttled')).toMatchObject({ reason: 'Healthy' });
+    expect(back.status?.effectiveMessagesPerSecond).toBe(100);
+    const events = await kubectl(kubeconfig, [
+      ...['-n', ns, 'get', 'events', '--field-selector', 'involvedObject.name=adaptive'],
+      ...['-o', 'custom-columns=REASON:.reason,MESSAGE:.message'],
+    ]);
+    expect(events).toMatch(
+      new RegExp(`Throttled\\s+app "${OTHER_APP}": effective rate 100/s -> 50/s \\(ErrorRatio`),
+    );
+    expect(events).toMatch(new RegExp(`Recovered\\s+app "${OTHER_APP}": effective rate 50/s -> 100/s`));
+  }, 150_000);
 });

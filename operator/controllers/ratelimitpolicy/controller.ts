@@ -10,7 +10,8 @@ import type { Logger } from '../../../common/logger.js';
 import { createRedis, type PgRedis } from '../../../common/redis/connection.js';
 import { redisKeys, type RedisKeys } from '../../../common/redis/keys.js';
 import { deferredStats } from '../../../common/ratelimit/app-limit.js';
-import { parseAppLimitConfig } from '../../../common/ratelimit/releaser.js';
+import { parseAppLimitConfig, withAdaptiveFactor } from '../../../common/ratelimit/releaser.js';
+import { parseAdaptiveState } from '../../../common/ratelimit/adaptive.js';
 import { setConditions, type ConditionInput, type Condition } from '../../runtime/conditions.js';
 import type { Controller, SyncResult } from '../../runtime/controller.js';
 import type { EventRecorder } from '../../runtime/events.js';
@@ -289,10 +290,24 @@ export class RateLimitPolicyController {
       oldestDeferredSeconds?: number;
     }[] = [];
     let deferred = 0;
+    // The gateways' adaptive throttling state (common/ratelimit/adaptive.ts): the rate in force.
+    const adaptive: Record<string, string> = redis
+      ? await redis.hgetall(this.keys.appLimitAdaptive()).catch(() => ({}))
+      : {};
+    const throttled: { app: string; rate: number; configured: number; reason: string }[] = [];
     for (const app of held) {
+      const pub = d.published[app]!;
+      const rate = Math.round(withAdaptiveFactor(pub, adaptive[app]).ratePerSecond * 100) / 100;
+      if (rate < pub.ratePerSecond)
+        throttled.push({
+          app,
+          rate,
+          configured: pub.ratePerSecond,
+          reason: parseAdaptiveState(adaptive[app])?.reason ?? 'Throttled',
+        });
       const entry: (typeof apps)[number] = {
         appId: app,
-        effectiveMessagesPerSecond: d.published[app]!.ratePerSecond,
+        effectiveMessagesPerSecond: rate,
       };
       if (redis && app !== EVERY_APP) {
         const st = await deferredStats(redis, this.keys, app).catch(() => undefined);
@@ -304,15 +319,57 @@ export class RateLimitPolicyController {
       }
       apps.push(entry);
     }
+    const throttledNote = throttled
+      .map((t) => `app "${t.app}" at ${t.rate}/s of ${t.configured}/s (${reasonText(t.reason)})`)
+      .join('; ');
+    const throttledCond: ConditionInput = throttled.length
+      ? {
+          type: 'Throttled',
+          status: 'True',
+          reason: throttled[0]!.reason,
+          message: throttledNote,
+          observedGeneration: generation,
+        }
+      : {
+          type: 'Throttled',
+          status: 'False',
+          reason: p.spec.adaptive.enabled ? 'Healthy' : 'AdaptiveDisabled',
+          message: p.spec.adaptive.enabled
+            ? 'every app runs at its configured rate'
+            : 'adaptive throttling is off: every app runs at its configured rate',
+          observedGeneration: generation,
+        };
+    // An event when an app's rate in force moves (cut, a recovery step, back to configured).
+    const before = new Map(
+      (
+        (raw as { status?: { apps?: { appId: string; effectiveMessagesPerSecond: number }[] } }).status
+          ?.apps ?? []
+      ).map((a) => [a.appId, a.effectiveMessagesPerSecond]),
+    );
+    for (const a of apps) {
+      const was = before.get(a.appId);
+      if (was === undefined || was === a.effectiveMessagesPerSecond) continue;
+      const t = throttled.find((x) => x.app === a.appId);
+      await this.o.recorder.record(
+        RateLimitPolicyResource,
+        raw,
+        t && a.effectiveMessagesPerSecond < was ? 'Warning' : 'Normal',
+        t ? (a.effectiveMessagesPerSecond < was ? 'Throttled' : 'Recovering') : 'Recovered',
+        'AdaptiveThrottling',
+        `app "${a.appId}": effective rate ${was}/s -> ${a.effectiveMessagesPerSecond}/s${t ? ` (${reasonText(t.reason)})` : ' (the configured rate)'}`,
+      );
+    }
     const status = {
       observedGeneration: generation,
-      conditions: setConditions(prev, [ready, conflict], new Date()),
+      conditions: setConditions(prev, [ready, conflict, throttledCond], new Date()),
       appliedTo: {
         gateway: d.gatewayKey.split('/')[1],
         appIds: held,
         targets: `${d.gatewayKey.split('/')[1]}: ${held.length ? held.join(', ') : '(none)'}`.slice(0, 256),
       },
-      ...(held.length ? { effectiveMessagesPerSecond: d.published[held[0]!]!.ratePerSecond } : {}),
+      ...(apps.length
+        ? { effectiveMessagesPerSecond: Math.min(...apps.map((a) => a.effectiveMessagesPerSecond)) }
+        : {}),
       deferredMessages: deferred,
       apps,
     };
@@ -321,5 +378,19 @@ export class RateLimitPolicyController {
 
   close(): void {
     for (const r of this.redisByUrl.values()) r.disconnect();
+  }
+}
+
+/** The adaptive throttling reasons in words (condition and event messages). */
+function reasonText(reason: string): string {
+  switch (reason) {
+    case 'ErrorRatio':
+      return 'ErrorRatio: downstream errors over the threshold';
+    case 'TimeoutRatio':
+      return 'TimeoutRatio: downstream timeouts over the threshold';
+    case 'Recovering':
+      return 'Recovering: stepping back to the configured rate';
+    default:
+      return reason;
   }
 }
