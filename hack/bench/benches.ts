@@ -28,6 +28,9 @@ export const BENCHES = {
   ratelimit: {
     quick: ['--seconds', '2', '--rates', '1000,5000', '--concurrency', '16'],
   },
+  campaign: {
+    quick: ['--targets', '3000', '--rates', '1000', '--rate-seconds', '2'],
+  },
   storage: {
     quick: ['--targets', '500', '--body-sizes', '1024'],
   },

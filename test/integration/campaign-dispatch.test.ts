@@ -549,3 +549,59 @@ describe("two campaigns of one app over the app's limit", () => {
     for (const d of devices) expect(new Set(d.ids()).size).toBe(2);
   });
 });
+
+describe('TTL 0: now or never', () => {
+  const env = setup('cmp-ttl0');
+  let gateway: GatewayProcess;
+  const online: RecordingDevice[] = [];
+  const offline = fleet(100, () => ['news'], 'off');
+
+  beforeAll(async () => {
+    gateway = await startGatewayProcess({ redisUrl, prefix: env.prefix, id: 'cmp-ttl0' });
+    for (let i = 0; i < 50; i++)
+      online.push(new RecordingDevice({ device: `on-${i}`, endpoints: [gateway.wsUrl], tags: ['news'] }));
+    await Promise.all(online.map((d) => d.client.start()));
+    await until(() => online.every((d) => d.client.connected), 30_000, 'devices connected');
+    await registerDevices(env.redis, env.keys, offline);
+    await dispatcher(env);
+  });
+  afterAll(async () => {
+    online.forEach((d) => d.client.stop());
+    await stopGateway(gateway);
+  });
+
+  it('reaches only the devices connected at send time; the others are counted expired, not sent', async () => {
+    const plan = campaignPlan({ push: { data: { flash: 1 }, ttlSeconds: 0, priority: 'high' } });
+    const mid = campaignMessageId(plan.id);
+    await publishCampaign(env.redis, env.keys, plan);
+    const p = await untilProgress(
+      env.redis,
+      env.keys,
+      plan.id,
+      (x) => x.finishedAt !== undefined,
+      15_000,
+      'finish',
+    );
+    expect(p.counters).toMatchObject({ targeted: 150, sent: 50, expired: 100, failed: 0 });
+    await until(() => online.every((d) => d.ids().includes(mid)), 10_000, 'online devices received');
+    // An offline device that connects now finds nothing.
+    const late = new RecordingDevice({
+      device: offline[0]!.device,
+      endpoints: [gateway.wsUrl],
+      tags: ['news'],
+    });
+    await late.client.start();
+    await sleep(1000);
+    expect(late.ids()).not.toContain(mid);
+    late.client.stop();
+    const final = await untilProgress(
+      env.redis,
+      env.keys,
+      plan.id,
+      (x) => x.counters.acked >= 50,
+      10_000,
+      'acked',
+    );
+    expect(final.counters.delivered).toBe(50);
+  });
+});

@@ -48,6 +48,8 @@ export const DEFAULT_DISPATCHER_OPTIONS: Omit<DispatcherOptions, 'owner'> = {
   gcIntervalMs: 10_000,
 };
 
+/** Largest page one worker sends at once (a high rate is more workers and pages, not huge ones). */
+const MAX_PAGE = 1000;
 /** Attempts at one batch (Redis errors) before its devices are counted failed. */
 const MAX_BATCH_ATTEMPTS = 5;
 const ZERO: BatchCounts = { sent: 0, deferred: 0, expired: 0, failed: 0 };
@@ -407,6 +409,7 @@ export class Dispatcher {
       const claim = await run.units.claim();
       if ('code' in claim) {
         if (claim.code === 'done' && run.workers.size === 0 && (await run.units.finish('done'))) {
+          await run.units.setProgress({ ratePerSecond: '0', throttled: '' });
           const p = await this.readProgress(run.plan.id);
           this.log.info({ campaign: run.plan.id, name: run.plan.name, ...p.counters }, 'campaign finished');
         }
@@ -474,7 +477,10 @@ export class Dispatcher {
       // event-loop lag) catch up, so the rate holds instead of losing each request's lateness.
       const n = Math.min(
         len - cursor,
-        Math.max(1, Math.min(Math.floor(burst / 2), Math.round((perSecond * this.opts.batchMs) / 1000))),
+        Math.max(
+          1,
+          Math.min(MAX_PAGE, Math.floor(burst / 2), Math.round((perSecond * this.opts.batchMs) / 1000)),
+        ),
       );
       const decision = await takeRate(
         this.redis,
