@@ -4,13 +4,16 @@
  *
  * The per-app rate limit (RateLimitPolicy) measured in one run:
  *   - the push API's accept throughput with no policy, with a policy every push is within
- *     (admission only), and with a policy that defers every push (admission + the deferred
- *     queue), as ratios to no policy (aim: >= 0.8x);
+ *     (admission only), with the whole policy every push is within (admission, per-device daily
+ *     caps and adaptive throttling's measuring), and with a policy that defers every push
+ *     (admission + the deferred queue), as ratios to no policy (aim: >= 0.8x);
  *   - rate accuracy of the sharded limiter at each rate: a deferred backlog released by two
  *     releasers (two gateways' worth, each its own connection), released messages per second
  *     over the window against the configured rate;
- *   - Redis commands per limited message (INFO total_commands_processed over a deferred push's
- *     whole life: accept, queue, release, store), beside the same for an unlimited push.
+ *   - Redis commands per limited message (INFO commandstats deltas, every command counted, those
+ *     run inside scripts too) over a push within the whole policy and over a deferred push's
+ *     whole life (accept, queue, release, store), beside the same for an unlimited push; the
+ *     commands that make up the difference are named in the note and the JSON.
  * This is a benchmark, not a test: nothing is asserted; report() writes .bench/ratelimit-*.json.
  */
 import { execFile } from 'node:child_process';
@@ -48,10 +51,56 @@ const options = {
   },
 };
 
-async function infoCommands(redis: PgRedis): Promise<number> {
-  const info = await redis.info('stats');
-  return Number(/total_commands_processed:(\d+)/.exec(info)?.[1] ?? 0);
+/** INFO commandstats: calls per command (scripts' inner commands included). */
+async function commandStats(redis: PgRedis): Promise<Map<string, number>> {
+  const info = await redis.info('commandstats');
+  const m = new Map<string, number>();
+  for (const [, cmd, calls] of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) m.set(cmd!, Number(calls));
+  return m;
 }
+
+/** Commands run between two commandstats snapshots: the total and per command. */
+function delta(a: Map<string, number>, b: Map<string, number>): { total: number; by: Map<string, number> } {
+  const by = new Map<string, number>();
+  let total = 0;
+  for (const [cmd, n] of b) {
+    const d = n - (a.get(cmd) ?? 0);
+    if (d > 0) {
+      by.set(cmd, d);
+      total += d;
+    }
+  }
+  return { total, by };
+}
+
+/** The biggest commands per message, e.g. "evalsha 2.0, hincrby 1.0". */
+function topCommands(by: Map<string, number>, messages: number, n = 6): string {
+  return [...by]
+    .sort((x, y) => y[1] - x[1])
+    .slice(0, n)
+    .map(([c, k]) => `${c} ${(k / Math.max(1, messages)).toFixed(1)}`)
+    .join(', ');
+}
+
+/** A policy every push is within, with daily caps and adaptive throttling on (nothing capped). */
+const fullPolicy = (name: string): AppLimitConfig => ({
+  ratePerSecond: 10_000_000,
+  burst: 10_000_000,
+  maxDeferred: 10_000_000,
+  configuredRatePerSecond: 10_000_000,
+  policy: name,
+  perDevice: { messagesPerDay: 100_000 },
+  adaptive: {
+    enabled: true,
+    errorRatioPercent: 5,
+    timeoutRatioPercent: 10,
+    windowSeconds: 30,
+    decreasePercent: 50,
+    recoveryPercent: 10,
+    recoveryIntervalSeconds: 10,
+    minRatePercent: 10,
+  },
+});
 
 /** Pushes to `devices` distinct devices (offline: stored only) for `seconds`; returns accepted/s. */
 async function acceptPhase(base: string, seconds: number, concurrency: number, tag: string): Promise<number> {
@@ -98,9 +147,9 @@ export default async function bench(argv: string[]) {
   try {
     progress(`accept, no policy (${seconds} s)`);
     await acceptPhase(gw.httpUrl, 1, o.concurrency, 'warm');
-    const c0 = await infoCommands(redis);
+    const c0 = await commandStats(redis);
     const none = await acceptPhase(gw.httpUrl, seconds, o.concurrency, 'none');
-    const opsNone = (await infoCommands(redis)) - c0;
+    const opsNone = delta(c0, await commandStats(redis));
     const noneMsgs = none * seconds;
     await publishAppLimits(redis, keys, {
       [APP]: {
@@ -113,20 +162,33 @@ export default async function bench(argv: string[]) {
     await new Promise((r) => setTimeout(r, 1500));
     progress(`accept, policy every push is within (${seconds} s)`);
     const within = await acceptPhase(gw.httpUrl, seconds, o.concurrency, 'within');
+    await publishAppLimits(redis, keys, { [APP]: fullPolicy('bench/full') });
+    await new Promise((r) => setTimeout(r, 1500));
+    progress(`accept, whole policy (rate, daily caps, adaptive) every push is within (${seconds} s)`);
+    const cf = await commandStats(redis);
+    const full = await acceptPhase(gw.httpUrl, seconds, o.concurrency, 'full');
+    const opsFull = delta(cf, await commandStats(redis));
     await publishAppLimits(redis, keys, {
       [APP]: { ratePerSecond: 1, burst: 1, maxDeferred: 10_000_000, policy: 'bench/defer' },
     });
     await new Promise((r) => setTimeout(r, 1500));
     progress(`accept, policy deferring every push (${seconds} s)`);
-    const c1 = await infoCommands(redis);
+    const c1 = await commandStats(redis);
     const deferred = await acceptPhase(gw.httpUrl, seconds, o.concurrency, 'defer');
-    const opsDeferAccept = (await infoCommands(redis)) - c1;
+    const opsDeferAccept = delta(c1, await commandStats(redis));
     rows.push(
       { metric: 'accept, no policy', unit: 'push/s', value: none },
       {
         metric: 'accept, policy (within limit)',
         unit: 'push/s',
         value: within,
+        baseline: none,
+        baselineName: 'no policy',
+      },
+      {
+        metric: 'accept, whole policy (within; caps + adaptive)',
+        unit: 'push/s',
+        value: full,
         baseline: none,
         baselineName: 'no policy',
       },
@@ -143,7 +205,7 @@ export default async function bench(argv: string[]) {
     await publishAppLimits(redis, keys, {
       [APP]: { ratePerSecond: 5000, burst: 100, maxDeferred: 10_000_000, policy: 'bench/release' },
     });
-    const c2 = await infoCommands(redis);
+    const c2 = await commandStats(redis);
     const t0 = Date.now();
     for (;;) {
       const depth = (
@@ -152,15 +214,28 @@ export default async function bench(argv: string[]) {
       if (depth === 0 || Date.now() - t0 > 120_000) break;
       await new Promise((r) => setTimeout(r, 200));
     }
-    const opsRelease = (await infoCommands(redis)) - c2;
-    rows.push({
-      metric: 'redis commands per limited push',
-      unit: 'cmds',
-      value: (opsDeferAccept + opsRelease) / Math.max(1, deferredCount),
-      baseline: opsNone / Math.max(1, noneMsgs),
-      baselineName: 'unlimited push',
-      note: 'whole gateway path (accept + queue + release + store) incl. background polling: noisy at low push rates',
-    });
+    const opsRelease = delta(c2, await commandStats(redis));
+    const deferredLife = new Map(opsDeferAccept.by);
+    for (const [c, n] of opsRelease.by) deferredLife.set(c, (deferredLife.get(c) ?? 0) + n);
+    const fullMsgs = full * seconds;
+    rows.push(
+      {
+        metric: 'redis commands per push within the whole policy',
+        unit: 'cmds',
+        value: opsFull.total / Math.max(1, fullMsgs),
+        baseline: opsNone.total / Math.max(1, noneMsgs),
+        baselineName: 'unlimited push',
+        note: `INFO commandstats delta / pushes: ${topCommands(opsFull.by, fullMsgs)} (unlimited: ${topCommands(opsNone.by, noneMsgs)})`,
+      },
+      {
+        metric: 'redis commands per deferred push (whole life)',
+        unit: 'cmds',
+        value: (opsDeferAccept.total + opsRelease.total) / Math.max(1, deferredCount),
+        baseline: opsNone.total / Math.max(1, noneMsgs),
+        baselineName: 'unlimited push',
+        note: `accept + queue + release + store, incl. background polling (noisy at low push rates): ${topCommands(deferredLife, deferredCount)}`,
+      },
+    );
   } finally {
     await stopGateway(gw);
   }
@@ -206,13 +281,13 @@ export default async function bench(argv: string[]) {
       });
     const a = mk(redis, 'a');
     const b = mk(r2, 'b');
-    const ops0 = await infoCommands(redis);
+    const ops0 = await commandStats(redis);
     a.start();
     b.start();
     // The window starts a second after the first release (the burst) and must end before the stop.
     await new Promise((r) => setTimeout(r, (seconds + 2.5) * 1000));
     await Promise.all([a.stop(), b.stop()]);
-    const releaseOps = (await infoCommands(redis)) - ops0 - 1;
+    const releaseOps = delta(ops0, await commandStats(redis)).total - 1;
     // From the end of the first second (the burst) for `seconds`.
     const start = times[0]! + 1000;
     const inWindow = times.filter((t) => t >= start && t < start + seconds * 1000).length;
