@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { parseClientFrame } from './frames.js';
+import { clientFrame, MAX_ACK_IDS, parseClientFrame } from './frames.js';
 import { signDeviceToken, verifyDeviceToken } from './token.js';
 
 describe('parseClientFrame', () => {
@@ -135,5 +135,30 @@ describe('device tokens', () => {
       ok: true,
       claims: { device: 'd1' },
     });
+  });
+});
+
+describe('parseClientFrame on acks and pings (checked without the schema)', () => {
+  const id = (n: number) => 'm'.repeat(n);
+  it.each([
+    '{"t":"ack","ids":["a","b"]}',
+    `{"t":"ack","ids":["${id(64)}"]}`,
+    `{"t":"ack","ids":[${Array.from({ length: MAX_ACK_IDS }, () => '"x"').join(',')}]}`,
+    '{"t":"ping"}',
+    '{"t":"ack","ids":[]}',
+    `{"t":"ack","ids":["${id(65)}"]}`,
+    '{"t":"ack","ids":[""]}',
+    '{"t":"ack","ids":[1]}',
+    '{"t":"ack","ids":"a"}',
+    '{"t":"ack"}',
+    '{"t":"ack","ids":["a"],"x":1}',
+    '{"t":"ping","ids":["a"]}',
+    '{"t":"ping","x":null}',
+    `{"t":"ack","ids":[${Array.from({ length: MAX_ACK_IDS + 1 }, () => '"x"').join(',')}]}`,
+  ])('%s: the same verdict and frame as the schema', (text) => {
+    const viaSchema = clientFrame.safeParse(JSON.parse(text));
+    const r = parseClientFrame(text);
+    expect(r.ok).toBe(viaSchema.success);
+    if (r.ok && viaSchema.success) expect(r.frame).toEqual(viaSchema.data);
   });
 });

@@ -196,10 +196,8 @@ export function deviceStoreKeys(
   app: string,
   device: string,
 ): [string, string, string, string] {
-  return [
-    keys.deviceMeta(app, device),
-    keys.deviceInbox(app, device),
-    keys.deviceMessages(app, device),
-    keys.deviceCollapse(app, device),
-  ];
+  // Hot (four keys per recipient of every store): the device's key stem, hashed once.
+  const meta = keys.deviceMeta(app, device);
+  const stem = meta.slice(0, -':meta'.length);
+  return [meta, `${stem}:inbox`, `${stem}:msgs`, `${stem}:collapse`];
 }
