@@ -79,7 +79,8 @@ const options = {
   },
   profile: {
     schema: z.string().default(''),
-    description: 'Write a V8 CPU profile of the gateway during the fan-out phase to this file.',
+    description:
+      'Write V8 CPU profiles of the gateway, one per phase (lone, burst, latency), to <this>-<phase>.cpuprofile.',
   },
   baselineTree: {
     schema: z.string().default(''),
@@ -672,6 +673,7 @@ async function measure(
     run.fanoutCorkedPerSecond = (await phase('burst-corked', 1, cfg.fanoutPushes, true)).perSecond;
   if (!fanoutOnly) {
     await new Promise((r) => setTimeout(r, 2000));
+    if (profiling) await server.request({ type: 'pushgate:profile', action: 'start' });
     const lat = await workers[0]!.request<{ latencies: number[]; lost: number }>({
       type: 'latency',
       api: `http://127.0.0.1:${server.port}`,
@@ -685,6 +687,11 @@ async function measure(
       samples: lat.latencies.length,
       lost: lat.lost,
     };
+    if (profiling) {
+      const file = path.resolve(cfg.profile.replace(/(\.cpuprofile)?$/, '-latency.cpuprofile'));
+      await server.request({ type: 'pushgate:profile', action: 'stop', file });
+      progress(`gateway: CPU profile of the latency phase written to ${file}`);
+    }
     progress(
       `${kind}: latency p50 ${run.latency.p50.toFixed(2)} ms p99 ${run.latency.p99.toFixed(2)} ms max ${run.latency.max.toFixed(2)} ms (${lat.latencies.length} samples, ${lat.lost} lost)`,
     );
