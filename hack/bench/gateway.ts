@@ -435,7 +435,9 @@ async function runClientWorker(
     } else if (m.type === 'progress') {
       reply({ received, reachedAt });
     } else if (m.type === 'latency') {
-      // Push API -> device, timed here: this process sends and receives.
+      // Push API -> device, timed here: this process sends and receives (each server's own samples).
+      latencies.length = 0;
+      latencyStart.clear();
       const ids = [...sockets.keys()];
       const rate = m.rate as number;
       const total = Math.round(rate * (m.seconds as number));
