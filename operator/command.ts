@@ -9,6 +9,8 @@ import { MetricsAPIServiceController } from './controllers/metrics-apiservice/co
 import { parseAdapterServiceRef } from './controllers/metrics-apiservice/desired.js';
 import { PushGatewayController } from './controllers/pushgateway/controller.js';
 import { RateLimitPolicyController } from './controllers/ratelimitpolicy/controller.js';
+import { GatewayRedis } from './controllers/shared/gateway-redis.js';
+import { TagCampaignController } from './controllers/tagcampaign/controller.js';
 import { EventRecorder } from './runtime/events.js';
 import { KubeClient } from './runtime/kube.js';
 import { Manager } from './runtime/manager.js';
@@ -97,6 +99,16 @@ export const operatorCommand = defineCommand({
       description:
         "Key prefix the gateways use in Redis (their --key-prefix): the operator publishes RateLimitPolicies' limits under it, in the Redis each PushGateway's spec.redis names.",
     },
+    campaignStatusSeconds: {
+      schema: z.number().min(1).default(12),
+      description:
+        "How often a live TagCampaign's progress is read from Redis and its status written, at most (a finished campaign: never).",
+    },
+    campaignCleanupTimeoutSeconds: {
+      schema: opt.duration(300),
+      description:
+        "How long a deleted TagCampaign waits for its gateway's Redis to remove its state before it is released anyway (with a Warning event).",
+    },
     probeHost: { schema: opt.host(), description: 'Address of the /healthz, /readyz and /metrics server.' },
     probePort: {
       schema: opt.port(8081),
@@ -160,12 +172,25 @@ export const operatorCommand = defineCommand({
           : {}),
       },
     });
+    const gatewayRedis = new GatewayRedis(client, log);
+    const redisPublishers = new EventRecorder(client, 'pushgate.dev/operator', identity, log);
     const rateLimits = new RateLimitPolicyController({
       client,
       manager,
       log,
-      recorder: new EventRecorder(client, 'pushgate.dev/operator', identity, log),
+      recorder: redisPublishers,
       keyPrefix: config.redisKeyPrefix,
+      gatewayRedis,
+    });
+    const campaigns = new TagCampaignController({
+      client,
+      manager,
+      log,
+      recorder: redisPublishers,
+      keyPrefix: config.redisKeyPrefix,
+      gatewayRedis,
+      pollMs: config.campaignStatusSeconds * 1000,
+      cleanupTimeoutMs: config.campaignCleanupTimeoutSeconds * 1000,
     });
     log.info({ identity, namespace: config.namespace || '<all>', leaseNamespace }, 'operator starting');
     const signal = untilSignal();
@@ -173,5 +198,7 @@ export const operatorCommand = defineCommand({
     await signal;
     await manager.stop();
     rateLimits.close();
+    campaigns.close();
+    gatewayRedis.close();
   },
 });

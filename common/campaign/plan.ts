@@ -178,3 +178,14 @@ export async function readCampaignProgress(
     error: h.error || undefined,
   };
 }
+
+/**
+ * Removes a campaign (the TagCampaign was deleted): the index entry first, so no dispatcher
+ * takes it up again, then the plan and the progress. Every other key a dispatcher made for the
+ * campaign (cursor, audience snapshot, rate cell) is the dispatcher's to collect once the id
+ * has left the index.
+ */
+export async function removeCampaign(redis: PgRedis, keys: RedisKeys, id: string): Promise<void> {
+  await redis.srem(keys.campaignIndex(), id);
+  await redis.del(keys.campaignPlan(id), keys.campaignProgress(id)); // one slot: {cmp:<id>}
+}

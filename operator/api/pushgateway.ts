@@ -572,6 +572,35 @@ export const metricsAdapterSchema = z
   })
   .describe('The custom metrics API the autoscaler reads connection counts from.');
 
+export const DISPATCHER_REGION_RESERVED = 'dispatcher';
+
+export const dispatcherSchema = z
+  .object({
+    enabled: z
+      .boolean()
+      .default(true)
+      .describe(
+        'Run the campaign dispatcher (pushgate dispatcher) for this gateway: it sends the TagCampaigns that ' +
+          'name it. Defaults to true; without it campaigns stay at 0 sent.',
+      ),
+    replicas: z
+      .int()
+      .min(1)
+      .max(100)
+      .default(2)
+      .describe(
+        "Dispatcher pods; they split each campaign's devices by bucket and share its rate. Defaults to 2.",
+      ),
+    resources: resourceRequirementsSchema
+      .prefault({ requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } })
+      .describe(
+        'CPU and memory of each dispatcher container. Defaults to requests cpu 100m, memory 128Mi and limit memory 512Mi.',
+      ),
+  })
+  .describe(
+    'The campaign dispatcher Deployment (<gateway>-dispatcher): the same image and Redis Secret as the gateways.',
+  );
+
 export const pushGatewaySpecSchema = withRules(
   z.object({
     image: imageSchema(
@@ -609,9 +638,16 @@ export const pushGatewaySpecSchema = withRules(
     placement: defaultsToFull(placementSchema),
     scaling: defaultsToFull(scalingSchema),
     metricsAdapter: defaultsToFull(metricsAdapterSchema),
+    dispatcher: defaultsToFull(dispatcherSchema),
   }),
   'Desired state of the gateways.',
   [
+    {
+      rule: `!self.regions.exists(r, r.name == '${DISPATCHER_REGION_RESERVED}')`,
+      message: `the region name ${DISPATCHER_REGION_RESERVED} is reserved: <gateway>-${DISPATCHER_REGION_RESERVED} is the campaign dispatcher's Deployment`,
+      fieldPath: '.regions',
+      check: (s) => !s.regions.some((r) => r.name === DISPATCHER_REGION_RESERVED),
+    },
     {
       // One descriptor per device connection, plus the process's own (Redis, listeners, files).
       rule: 'self.regions.all(r, r.maxConnectionsPerPod + 1024 <= self.nodeTuning.nofile)',

@@ -274,12 +274,35 @@ export const tagCampaignSpecSchema = z
       .boolean()
       .default(false)
       .describe('Resolve and count the targets without sending anything. Defaults to false.'),
+    cancel: withRules(
+      z.boolean().default(false),
+      'Stop the campaign for good: nothing more is sent, what was sent stays counted, and the phase ' +
+        'becomes Cancelled. One way: once true it cannot be set back to false (to send again, create a ' +
+        'new campaign). To pause and resume later, use suspend instead. Defaults to false. ' +
+        'Example: kubectl patch tagcampaign NAME --type=merge -p \'{"spec":{"cancel":true}}\'.',
+      [
+        {
+          rule: 'oldSelf == false || self == true',
+          message: 'a cancelled campaign cannot be resumed; create a new campaign to send again',
+        },
+      ],
+    ),
   })
-  .describe('Desired state of the campaign.');
+  .describe(
+    'Desired state of the campaign. The audience is the devices that match the target when sending ' +
+      'starts (a snapshot): devices that gain a tag later are not included.',
+  );
 export type TagCampaignSpec = z.output<typeof tagCampaignSpecSchema>;
 export type TagCampaignSpecInput = z.input<typeof tagCampaignSpecSchema>;
 
-export const CAMPAIGN_PHASES = ['Pending', 'Running', 'Suspended', 'Completed', 'Failed'] as const;
+export const CAMPAIGN_PHASES = [
+  'Pending',
+  'Running',
+  'Suspended',
+  'Completed',
+  'Failed',
+  'Cancelled',
+] as const;
 export type CampaignPhase = (typeof CAMPAIGN_PHASES)[number];
 
 const counter = (description: string) => z.int().nonnegative().default(0).describe(description);
@@ -302,17 +325,46 @@ export const tagCampaignStatusSchema = z
     phase: z
       .enum(CAMPAIGN_PHASES)
       .optional()
-      .describe('Pending (waiting for startTime), Running, Suspended, Completed or Failed.'),
+      .describe(
+        'Pending (waiting for startTime or for its gateway), Running, Suspended, Completed, Failed or Cancelled.',
+      ),
     counters: campaignCountersSchema.optional(),
     progress: z
+      .string()
+      .max(40)
+      .optional()
+      .describe(
+        'Targeted devices the dispatchers are done with (sent + expired + failed) out of all targeted, ' +
+          'with the percent, such as 4200/10000 (42%) (for kubectl get).',
+      ),
+    plannedRatePerSecond: z
+      .number()
+      .nonnegative()
+      .optional()
+      .describe(
+        "The rate the campaign runs at: spec.rate or the RateLimitPolicy's default, capped at its campaign maximum.",
+      ),
+    ratePerSecond: z
+      .int()
+      .nonnegative()
+      .optional()
+      .describe(
+        'Messages per second the dispatchers sent over the last few seconds (the effective rate now).',
+      ),
+    estimatedCompletionTime: dateTime(
+      'When the last message is expected to go out at the effective rate (absent while unknown).',
+    ).optional(),
+    eta: z
       .string()
       .max(32)
       .optional()
       .describe(
-        'Share of targeted devices reached (delivered + expired + failed), such as 42% (for kubectl get).',
+        'Time left until estimatedCompletionTime when status was last written, such as 3m20s (for kubectl get).',
       ),
     startTime: dateTime('When sending began.').optional(),
-    completionTime: dateTime('When the campaign completed or failed.').optional(),
+    completionTime: dateTime(
+      'When the campaign completed, failed or was cancelled (its status is final then).',
+    ).optional(),
   })
   .describe('Observed state of the campaign, written by the operator and the dispatcher.');
 export type TagCampaignStatus = z.output<typeof tagCampaignStatusSchema>;

@@ -187,6 +187,10 @@ describe('pushgate API in the real kube-apiserver', () => {
     expect(await patch({ target: { allOf: ['new'] } })).toMatch(/spec\.target: .*target is immutable/);
     expect(await patch({ message: { body: 'changed' } })).toMatch(/spec\.message: .*message is immutable/);
     expect(await patch({ suspend: true })).toBeUndefined();
+    // Cancel is one way: on, and it stays on.
+    expect(await patch({ cancel: true })).toBeUndefined();
+    expect(await patch({ cancel: false })).toMatch(/spec\.cancel: .*cannot be resumed/);
+    expect(await patch({ suspend: false })).toBeUndefined();
   });
 
   it('validates status writes too', async () => {
@@ -223,6 +227,9 @@ describe('pushgate API in the real kube-apiserver', () => {
     expect(out).toMatch(/name\s+<string> -required-/);
     const campaign = await kubectl(kubeconfig, ['explain', 'tagcampaign.spec.message.ttlSeconds']);
     expect(campaign).toContain('0 means now');
+    const cancel = (await kubectl(kubeconfig, ['explain', 'tagcampaign.spec.cancel'])).replace(/\s+/g, ' ');
+    expect(cancel).toMatch(/cannot be set back to false/);
+    expect(cancel).toMatch(/use suspend instead/);
   });
 
   it('kubectl get shows the printer columns, and `kubectl get pushgate-all` lists all three kinds', async () => {
@@ -256,7 +263,13 @@ describe('pushgate API in the real kube-apiserver', () => {
       ],
       [
         `${TAG_CAMPAIGN.plural}/${gw}`,
-        { phase: 'Running', progress: '42%', counters: { targeted: 1000, sent: 500, delivered: 420 } },
+        {
+          phase: 'Running',
+          progress: '420/1000 (42%)',
+          ratePerSecond: 950,
+          eta: '1m2s',
+          counters: { targeted: 1000, sent: 500, delivered: 420 },
+        },
       ],
       [
         `${RATE_LIMIT_POLICY.plural}/${gw}`,
@@ -292,15 +305,8 @@ describe('pushgate API in the real kube-apiserver', () => {
     const row = (resource: string) => table.split('\n').find((l) => l.startsWith(`${resource}/${gw} `)) ?? '';
     expect(table).toMatch(/NAME\s+READY\s+REGIONS\s+PODS\s+CONNECTIONS\s+AGE/);
     expect(row(`pushgateway.${GROUP}`).split(/\s+/).slice(1, 5)).toEqual(['True', '3/3', '7', '1234567']);
-    expect(table).toMatch(/NAME\s+GATEWAY\s+APP\s+PHASE\s+PROGRESS\s+TARGETED\s+DELIVERED\s+AGE/);
-    expect(row(`tagcampaign.${GROUP}`).split(/\s+/).slice(1, 7)).toEqual([
-      'main',
-      'shop',
-      'Running',
-      '42%',
-      '1000',
-      '420',
-    ]);
+    expect(table).toMatch(/NAME\s+PHASE\s+PROGRESS\s+RATE\s+ETA\s+AGE/);
+    expect(row(`tagcampaign.${GROUP}`)).toMatch(/\s+Running\s+420\/1000 \(42%\)\s+950\s+1m2s\s+\S+\s*$/);
     expect(table).toMatch(
       /NAME\s+GATEWAY\s+TARGETS\s+APP-RATE\s+EFFECTIVE\s+DEFERRED\s+CAMPAIGN-MAX\s+READY\s+AGE/,
     );

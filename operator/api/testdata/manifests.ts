@@ -74,6 +74,11 @@ export const DOCUMENTED_DEFAULTS = {
     },
     scaling: { scaleDownStabilizationSeconds: 300, scaleDownPodsPerMinute: 1 },
     metricsAdapter: { enabled: true },
+    dispatcher: {
+      enabled: true,
+      replicas: 2,
+      resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } },
+    },
   },
   TagCampaign: {
     gatewayRef: { name: 'main' },
@@ -83,6 +88,7 @@ export const DOCUMENTED_DEFAULTS = {
     schedule: {},
     suspend: false,
     dryRun: false,
+    cancel: false,
   },
   RateLimitPolicy: {
     gatewayRef: { name: 'main' },
@@ -624,6 +630,31 @@ export const ISSUE_14_BAD_MANIFESTS: readonly BadManifestCase[] = [
     edits: { gatewayRef: { name: 'Main' } },
     path: 'spec.gatewayRef.name',
   },
+  {
+    name: 'cancel as a string',
+    kind: 'TagCampaign',
+    edits: { cancel: 'yes' },
+    path: 'spec.cancel',
+  },
+  {
+    name: 'a region named dispatcher (the dispatcher Deployment has that name)',
+    kind: 'PushGateway',
+    edits: { 'regions[0].name': 'dispatcher' },
+    path: 'spec.regions',
+    says: 'reserved',
+  },
+  {
+    name: 'zero dispatcher replicas (turn it off with enabled: false)',
+    kind: 'PushGateway',
+    edits: { 'dispatcher.replicas': 0 },
+    path: 'spec.dispatcher.replicas',
+  },
+  {
+    name: 'a dispatcher memory request above its limit',
+    kind: 'PushGateway',
+    edits: { 'dispatcher.resources': { requests: { memory: '1Gi' }, limits: { memory: '512Mi' } } },
+    path: 'spec.dispatcher.resources.requests',
+  },
   // ---- RateLimitPolicy
   {
     name: 'an app id with @',
@@ -665,6 +696,12 @@ export const GOOD_MANIFESTS: readonly GoodManifestCase[] = [
     edits: { 'message.collapseKey': '_promo:2026' },
   },
   { name: 'a TTL of exactly 7 days', kind: 'TagCampaign', edits: { 'message.ttlSeconds': 604_800 } },
+  { name: 'created already cancelled', kind: 'TagCampaign', edits: { cancel: true } },
+  {
+    name: 'the dispatcher off, or with 100 replicas',
+    kind: 'PushGateway',
+    edits: { dispatcher: { enabled: false, replicas: 100 } },
+  },
   {
     name: 'a pending-handshake budget per address equal to the total',
     kind: 'PushGateway',

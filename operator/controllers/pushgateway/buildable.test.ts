@@ -28,6 +28,15 @@ describe('findUnbuildable', () => {
   const deploymentOf = (objs: ReturnType<typeof build>) =>
     objs.find((o) => o.kind === 'Deployment') as { spec: { template: { spec: Pod } } };
 
+  it('two children of one kind and name (a region named dispatcher, past the CRD): named', () => {
+    const objs = build('main');
+    const region = objs.find((o) => o.kind === 'Deployment' && o.metadata?.name === 'main-cn-north-1')!;
+    region.metadata!.name = 'main-dispatcher';
+    expect(findUnbuildable(objs)).toEqual([
+      "two objects would be Deployment main-dispatcher; a region may not be named dispatcher (the campaign dispatcher's Deployment)",
+    ]);
+  });
+
   it('two containers of one name in the pod: named, with what to change (before the API server answers 500)', () => {
     const objs = build('main');
     deploymentOf(objs).spec.template.spec.containers.push({ name: 'gateway', image: 'x:1' });

@@ -65,6 +65,15 @@ const DNS_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
 
 export function findUnbuildable(desired: readonly KubeObject[]): string[] {
   const problems: string[] = [];
+  // Two children of one kind and name would overwrite each other (a region named like another
+  // child, e.g. the dispatcher's Deployment <gateway>-dispatcher).
+  for (const d of duplicates(desired as Record<string, unknown>[], (o) => {
+    const k = o as KubeObject;
+    return `${k.kind} ${k.metadata?.namespace ?? ''}/${k.metadata?.name}`;
+  }))
+    problems.push(
+      `two objects would be ${d.replace(/ [^ ]*\//, ' ')}; a region may not be named dispatcher (the campaign dispatcher's Deployment)`,
+    );
   for (const obj of desired) {
     const id = `${obj.kind} ${obj.metadata?.name}`;
     const name = obj.metadata?.name ?? '';

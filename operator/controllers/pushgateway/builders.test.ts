@@ -12,11 +12,14 @@ import {
   buildGatewayPDB,
   buildGatewayRBAC,
   buildGatewayService,
+  buildDispatcherDeployment,
+  buildDispatcherServiceAccount,
   buildNodeTunerDaemonSet,
   buildProbeSecret,
   hashOf,
 } from './builders.js';
-import { envNameOf, envOf, parseConfig } from '../../../common/config.js';
+import { envNameOf, envOf, opt, parseConfig } from '../../../common/config.js';
+import { redisOptions } from '../../../common/redis/options.js';
 import { gatewayOptions } from '../../../gateway/options.js';
 import { nodeTunerOptions } from '../../../workloads/node-tuner/options.js';
 import { sidecarOptions } from '../../../workloads/sidecar/options.js';
@@ -71,6 +74,11 @@ describe('PushGateway builders: golden files (CR in, manifests out)', () => {
   });
   it('RBAC', async () => {
     await expect(buildGatewayRBAC(gw).map(yaml).join('---\n')).toMatchFileSnapshot(golden('rbac'));
+  });
+  it('campaign dispatcher Deployment and ServiceAccount', async () => {
+    await expect(
+      [buildDispatcherServiceAccount(gw), buildDispatcherDeployment(gw, opts)].map(yaml).join('---\n'),
+    ).toMatchFileSnapshot(golden('dispatcher'));
   });
   it('probe secret (value from the controller)', async () => {
     await expect(yaml(buildProbeSecret(gw, 'fixed-probe-secret-for-golden'))).toMatchFileSnapshot(
@@ -254,6 +262,37 @@ describe('PushGateway builders: behaviour', () => {
     const own = pod.containers.find((c: any) => c.name === 'sidecar').env.map((e: any) => e.name);
     const gatewayOnly = [envNameOf(gatewayOptions, 'region'), envNameOf(gatewayOptions, 'podIp')];
     expect(own.filter((n: string) => !read.has(n) && !gatewayOnly.includes(n))).toEqual([]);
+  });
+
+  it('runs the dispatcher with the Redis options every program reads and the locator-style --port, replicas from the spec, no API token', () => {
+    const gw = sample((raw) => {
+      raw.spec.dispatcher = { replicas: 3, resources: { requests: { cpu: '250m' } } };
+      raw.spec.ports = { ...raw.spec.ports, metrics: 9300 };
+    });
+    const dep = buildDispatcherDeployment(gw, opts) as any;
+    expect(dep.spec.replicas).toBe(3);
+    const pod = dep.spec.template.spec;
+    expect(pod.automountServiceAccountToken).toBe(false);
+    expect(pod.serviceAccountName).toBe(names.dispatcher(gw));
+    const c = pod.containers[0];
+    expect(c.command).toEqual(['pushgate', 'dispatcher']);
+    expect(c.resources).toEqual({ requests: { cpu: '250m' } });
+    const env = containerEnv(undefined, c);
+    expect(parseConfig(redisOptions, [], env)).toMatchObject({
+      redisUrl: `redis://secret-${gw.spec.redis.secretName}-${gw.spec.redis.key}`,
+    });
+    // The locator's (and every single-port workload's) --port: /metrics, /healthz and /readyz.
+    expect(parseConfig({ port: { schema: opt.port(8081), description: '' } }, [], env).port).toBe(9300);
+    expect(c.ports).toEqual([{ name: 'metrics', containerPort: 9300, protocol: 'TCP' }]);
+    expect(c.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'metrics' });
+    // The gateway Deployment's Redis variable is the same one.
+    const gwEnv = (buildGatewayDeployment(gw, gw.spec.regions[0]!, opts) as any).spec.template.spec
+      .containers[0].env;
+    expect(gwEnv.find((e: any) => e.name === envNameOf(redisOptions, 'redisUrl'))?.valueFrom).toEqual(
+      c.env.find((e: any) => e.name === envNameOf(redisOptions, 'redisUrl'))?.valueFrom,
+    );
+    const off = sample((raw) => (raw.spec.dispatcher = { enabled: false }));
+    expect(buildAll(off, opts).filter((o) => o.metadata?.name === names.dispatcher(off))).toEqual([]);
   });
 
   it('passes the node tuner its settings as env that its own parser reads back', () => {

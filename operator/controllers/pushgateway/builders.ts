@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { envNameOf } from '../../../common/config.js';
 import { gatewayOptions } from '../../../gateway/options.js';
+import { redisOptions } from '../../../common/redis/options.js';
 import { nodeTunerOptions } from '../../../workloads/node-tuner/options.js';
 import { sidecarOptions } from '../../../workloads/sidecar/options.js';
 import { ZONE_LABEL, regionNodeSelector, type PushGateway, type PushGatewayRegion } from '../../api/index.js';
@@ -13,6 +14,7 @@ import {
   LABEL_REGION,
   childMeta,
   commonLabels,
+  dispatcherSelector,
   gatewayName,
   names,
   namespaceOf,
@@ -141,6 +143,22 @@ function podEnv(gw: PushGateway, region: PushGatewayRegion) {
   ];
 }
 
+/** /readyz and /healthz on the metrics port; liveness lenient (a restart costs a gateway its connections). */
+const metricsPortProbes = {
+  readinessProbe: {
+    httpGet: { path: '/readyz', port: METRICS_PORT_NAME },
+    periodSeconds: 5,
+    failureThreshold: 2,
+  },
+  livenessProbe: {
+    httpGet: { path: '/healthz', port: METRICS_PORT_NAME },
+    initialDelaySeconds: 10,
+    periodSeconds: 10,
+    timeoutSeconds: 5,
+    failureThreshold: 6,
+  },
+};
+
 const restrictedSecurityContext = {
   allowPrivilegeEscalation: false,
   readOnlyRootFilesystem: true,
@@ -175,19 +193,8 @@ export function buildGatewayDeployment(
     ],
     resources: s.resources,
     // Ready = accepting devices (false while draining, so the Service stops sending new ones).
-    readinessProbe: {
-      httpGet: { path: '/readyz', port: METRICS_PORT_NAME },
-      periodSeconds: 5,
-      failureThreshold: 2,
-    },
     // Liveness is lenient: a restart drops every connection of the pod.
-    livenessProbe: {
-      httpGet: { path: '/healthz', port: METRICS_PORT_NAME },
-      initialDelaySeconds: 10,
-      periodSeconds: 10,
-      timeoutSeconds: 5,
-      failureThreshold: 6,
-    },
+    ...metricsPortProbes,
     // The gateway drains on SIGTERM (readiness off, then closes at drain.closesPerSecond with
     // code 1012). The short preStop pause lets the Service drop the pod first, so no new
     // device lands on a pod that is about to close it; the grace period covers the drain.
@@ -488,9 +495,95 @@ export function buildNodeTunerRBAC(gw: PushGateway): KubeObject[] {
   ];
 }
 
+/**
+ * The dispatcher's settings, by the shared option specs: the Redis ones of every program
+ * (common/redis/options.ts: PUSHGATE_REDIS_URL from the gateways' own Secret, so dispatchers
+ * and gateways share one Redis and the default key prefix), and `--port` (PUSHGATE_PORT), the
+ * port of /metrics, /healthz and /readyz, as the locator names it. The dispatcher has a pod of
+ * its own, so PUSHGATE_PORT is not shared with a gateway.
+ */
+export const DISPATCHER_ENV = {
+  redisUrl: envNameOf(redisOptions, 'redisUrl'),
+  port: 'PUSHGATE_PORT',
+  podName: 'POD_NAME',
+  podNamespace: 'POD_NAMESPACE',
+} as const;
+
+/**
+ * The campaign dispatcher (`pushgate dispatcher`) of one PushGateway: it reads the campaigns
+ * the TagCampaign controller publishes into the gateway's Redis and sends them through the
+ * same acceptance path as the push API. It never talks to the Kubernetes API (no token is
+ * mounted); replicas split each campaign by device bucket, so a fixed count, no HPA.
+ */
+export function buildDispatcherDeployment(gw: PushGateway, o: BuildOptions): KubeObject {
+  const s = gw.spec;
+  const selector = dispatcherSelector(gw);
+  const container = {
+    name: 'dispatcher',
+    image: imageOf(gw, o),
+    imagePullPolicy: s.imagePullPolicy,
+    command: ['pushgate', 'dispatcher'],
+    ports: [{ name: METRICS_PORT_NAME, containerPort: s.ports.metrics, protocol: 'TCP' }],
+    env: [
+      fieldEnv(DISPATCHER_ENV.podName, 'metadata.name'),
+      fieldEnv(DISPATCHER_ENV.podNamespace, 'metadata.namespace'),
+      { name: DISPATCHER_ENV.port, value: String(s.ports.metrics) },
+      {
+        name: DISPATCHER_ENV.redisUrl,
+        valueFrom: { secretKeyRef: { name: s.redis.secretName, key: s.redis.key } },
+      },
+    ],
+    resources: s.dispatcher.resources,
+    ...metricsPortProbes,
+    securityContext: restrictedSecurityContext,
+  };
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: childMeta(gw, names.dispatcher(gw), 'dispatcher'),
+    spec: {
+      replicas: s.dispatcher.replicas,
+      selector: { matchLabels: selector },
+      // A dispatcher killed mid-campaign loses nothing (the cursor is in Redis): replace freely.
+      strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 1 } },
+      revisionHistoryLimit: 5,
+      template: {
+        metadata: { labels: { ...commonLabels(gw, 'dispatcher'), ...selector } },
+        spec: {
+          serviceAccountName: names.dispatcher(gw),
+          automountServiceAccountToken: false,
+          terminationGracePeriodSeconds: 30,
+          ...(s.placement.tolerations.length ? { tolerations: s.placement.tolerations } : {}),
+          securityContext: {
+            runAsUser: 10001,
+            runAsGroup: 10001,
+            fsGroup: 10001,
+            seccompProfile: { type: 'RuntimeDefault' },
+          },
+          containers: [container],
+        },
+      },
+    },
+  };
+}
+
+/** The dispatcher's identity: no Role, no token (it reads and writes Redis only). */
+export function buildDispatcherServiceAccount(gw: PushGateway): KubeObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'ServiceAccount',
+    metadata: childMeta(gw, names.dispatcher(gw), 'dispatcher'),
+    automountServiceAccountToken: false,
+  };
+}
+
 /** Every child of a PushGateway, in the order they are applied (config and identities before pods). */
 export function buildAll(gw: PushGateway, o: BuildOptions): KubeObject[] {
-  const objs: KubeObject[] = [...buildGatewayRBAC(gw), buildGatewayConfigMap(gw)];
+  const objs: KubeObject[] = [
+    ...buildGatewayRBAC(gw),
+    ...(gw.spec.dispatcher.enabled ? [buildDispatcherServiceAccount(gw)] : []),
+    buildGatewayConfigMap(gw),
+  ];
   for (const region of gw.spec.regions) {
     objs.push(
       buildGatewayDeployment(gw, region, o),
@@ -500,5 +593,6 @@ export function buildAll(gw: PushGateway, o: BuildOptions): KubeObject[] {
     );
   }
   if (gw.spec.nodeTuning.enabled) objs.push(buildNodeTunerDaemonSet(gw, o));
+  if (gw.spec.dispatcher.enabled) objs.push(buildDispatcherDeployment(gw, o));
   return objs;
 }

@@ -37,7 +37,7 @@ export const ANNOTATION_CONFIG_HASH = 'pushgate.dev/config-hash';
 /** The per-pod metric the HPA scales on (served by the pushgate metrics adapter or prometheus-adapter). */
 export const CONNECTIONS_METRIC = 'pushgate_gateway_connections';
 
-export type Component = 'gateway' | 'node-tuner' | 'config' | 'rbac';
+export type Component = 'gateway' | 'node-tuner' | 'config' | 'rbac' | 'dispatcher';
 
 export const gatewayName = (gw: PushGateway) => gw.metadata.name!;
 export const namespaceOf = (gw: PushGateway) => gw.metadata.namespace!;
@@ -48,6 +48,8 @@ export const names = {
   probeSecret: (gw: PushGateway) => `${gatewayName(gw)}-probe`,
   region: (gw: PushGateway, region: string) => `${gatewayName(gw)}-${region}`,
   nodeTuner: (gw: PushGateway) => `${gatewayName(gw)}-node-tuner`,
+  /** The campaign dispatcher's Deployment and ServiceAccount (the region name is reserved for it). */
+  dispatcher: (gw: PushGateway) => `${gatewayName(gw)}-dispatcher`,
   gatewayServiceAccount: (gw: PushGateway) => `${gatewayName(gw)}-gateway`,
   nodeTunerServiceAccount: (gw: PushGateway) => `${gatewayName(gw)}-node-tuner`,
   /** Shared by every PushGateway: what a node tuner may do to Nodes (report its result). */
@@ -65,6 +67,11 @@ export function commonLabels(gw: PushGateway, component: Component): Record<stri
     [LABEL_PART_OF]: 'pushgate',
     [LABEL_GATEWAY]: gatewayName(gw),
   };
+}
+
+/** The labels that select a PushGateway's dispatcher pods (stable: a Deployment selector is immutable). */
+export function dispatcherSelector(gw: PushGateway): Record<string, string> {
+  return { [LABEL_INSTANCE]: gatewayName(gw), [LABEL_COMPONENT]: 'dispatcher' };
 }
 
 /** The labels that select one region's gateway pods (stable: a Deployment selector is immutable). */

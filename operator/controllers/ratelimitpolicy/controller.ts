@@ -2,12 +2,11 @@ import {
   GROUP,
   RATE_LIMIT_POLICY,
   VERSION,
-  parsePushGateway,
   parseRateLimitPolicy,
   type RateLimitPolicy,
 } from '../../api/index.js';
 import type { Logger } from '../../../common/logger.js';
-import { createRedis, type PgRedis } from '../../../common/redis/connection.js';
+import type { PgRedis } from '../../../common/redis/connection.js';
 import { redisKeys, type RedisKeys } from '../../../common/redis/keys.js';
 import { deferredStats } from '../../../common/ratelimit/app-limit.js';
 import { parseAppLimitConfig, withAdaptiveFactor } from '../../../common/ratelimit/releaser.js';
@@ -24,10 +23,10 @@ import {
   type ResourceType,
 } from '../../runtime/kube.js';
 import type { Manager } from '../../runtime/manager.js';
-import { Resources } from '../../runtime/resources.js';
 import { writeStatus } from '../../runtime/status.js';
 import { FIELD_MANAGER } from '../../identity.js';
 import { PushGatewayResource } from '../pushgateway/names.js';
+import type { GatewayRedis } from '../shared/gateway-redis.js';
 import { EVERY_APP, planPolicies, type PolicyDecision } from './plan.js';
 
 export const RateLimitPolicyResource: ResourceType = {
@@ -45,6 +44,8 @@ export interface RateLimitPolicyControllerOptions {
   log: Logger;
   /** Key prefix the gateways use in Redis (their --key-prefix). */
   keyPrefix: string;
+  /** The shared lookup of a PushGateway's Redis (one connection per URL for every controller). */
+  gatewayRedis: GatewayRedis;
   /** How often status (deferred depth, oldest age) is refreshed while a policy exists. */
   statusRefreshMs?: number;
 }
@@ -61,7 +62,6 @@ export interface RateLimitPolicyControllerOptions {
  */
 export class RateLimitPolicyController {
   readonly controller: Controller;
-  private readonly redisByUrl = new Map<string, PgRedis>();
   private readonly keys: RedisKeys;
   /** The last publish error per gateway (namespace/name), for the status path. */
   private readonly publishErrors = new Map<string, string>();
@@ -100,32 +100,9 @@ export class RateLimitPolicyController {
     return this.controller.informer(PushGatewayResource);
   }
 
-  private redisFor(url: string): PgRedis {
-    let r = this.redisByUrl.get(url);
-    if (!r) {
-      r = createRedis(url, {
-        name: 'operator:ratelimit',
-        options: { maxRetriesPerRequest: 1, connectTimeout: 3000, commandTimeout: 3000 },
-      });
-      r.on('error', (err: Error) => this.o.log.debug({ err: err.message }, 'ratelimit redis error'));
-      this.redisByUrl.set(url, r);
-    }
-    return r;
-  }
-
-  /** The Redis a PushGateway's gateways use, from its spec.redis Secret key. */
-  private async gatewayRedis(gatewayKey: string): Promise<PgRedis> {
-    const raw = this.gatewayInformer().get(gatewayKey);
-    if (!raw) throw new Error(`PushGateway ${gatewayKey} not found`);
-    const gw = parsePushGateway(raw);
-    const secret = await this.o.client.get<KubeObject & { data?: Record<string, string> }>(
-      Resources.Secret,
-      gw.metadata.namespace,
-      gw.spec.redis.secretName,
-    );
-    const b64 = secret.data?.[gw.spec.redis.key];
-    if (!b64) throw new Error(`Secret ${gw.spec.redis.secretName} has no key ${gw.spec.redis.key}`);
-    return this.redisFor(Buffer.from(b64, 'base64').toString('utf8').trim());
+  /** The Redis a PushGateway's gateways use, from its spec.redis Secret key (shared lookup). */
+  private gatewayRedis(gatewayKey: string): Promise<PgRedis> {
+    return this.o.gatewayRedis.of(this.gatewayInformer(), gatewayKey);
   }
 
   /** The decisions for the policies of one namespace, from the cache. */
@@ -377,7 +354,7 @@ export class RateLimitPolicyController {
   }
 
   close(): void {
-    for (const r of this.redisByUrl.values()) r.disconnect();
+    // The connections belong to the shared GatewayRedis (closed by the operator command).
   }
 }
 
