@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createRedis, type PgRedis } from '../../common/redis/connection.js';
 import { redisKeys } from '../../common/redis/keys.js';
-import type { CampaignPlan } from '../../common/campaign/plan.js';
+import { campaignMessageId, type CampaignPlan } from '../../common/campaign/plan.js';
 import { RateLimitPolicyResource } from '../../operator/controllers/ratelimitpolicy/controller.js';
 import { TagCampaignResource } from '../../operator/controllers/tagcampaign/controller.js';
 import { CAMPAIGN_FINALIZER } from '../../operator/controllers/tagcampaign/steps/finalizer.js';
@@ -17,7 +17,13 @@ import {
   startOperator,
   type OperatorProcess,
 } from '../support/operator.js';
-import { sleep, uniquePrefix } from '../support/gateway.js';
+import { APP, sleep, uniquePrefix } from '../support/gateway.js';
+import {
+  devicesHolding,
+  registerDevices,
+  startDispatcherProcess,
+  stopDispatcher,
+} from '../support/campaign.js';
 
 /**
  * The TagCampaign controller on the real control plane, the operator as a child process, with
@@ -486,5 +492,51 @@ describe('the dispatcher workload of a PushGateway', () => {
         );
       return (await absent(Resources.Deployment)) && (await absent(Resources.ServiceAccount));
     });
+  }, 90_000);
+});
+
+describe('with a real dispatcher process', () => {
+  it('the plan the operator publishes is what `pushgate dispatcher` runs: 200 of 300 devices reached, status Completed with counts that add up', async () => {
+    const devices = Array.from({ length: 300 }, (_, i) => ({
+      device: `e2e-${i}`,
+      tags: i < 200 ? ['vip', 'e2e'] : ['e2e'],
+    }));
+    await registerDevices(redis, keys, devices);
+    const dispatcher = await startDispatcherProcess({ redisUrl, prefix });
+    try {
+      await apply(
+        campaign('real', {
+          gatewayRef: { name: 'main' },
+          appId: APP,
+          target: { allOf: ['vip', 'e2e'] },
+          rate: { messagesPerSecond: 100 },
+        }),
+      );
+      const uid = (await get('real')).metadata!.uid!;
+      const done = await until(
+        'Completed by the dispatcher',
+        async () => {
+          const c = await get('real');
+          return c.status?.phase === 'Completed' && c;
+        },
+        60_000,
+      );
+      expect(done.status?.counters).toMatchObject({ targeted: 200, sent: 200, expired: 0, failed: 0 });
+      expect(done.status?.progress).toBe('200/200 (100%)');
+      expect(done.status?.startTime).toBeDefined();
+      expect(Date.parse(done.status!.completionTime!)).toBeGreaterThanOrEqual(
+        Date.parse(done.status!.startTime!),
+      );
+      const holding = await devicesHolding(
+        redis,
+        keys,
+        devices.map((d) => d.device),
+        campaignMessageId(uid),
+      );
+      expect(holding.size).toBe(200);
+      expect([...holding].every((d) => Number(d.slice(4)) < 200)).toBe(true);
+    } finally {
+      await stopDispatcher(dispatcher);
+    }
   }, 90_000);
 });

@@ -18,8 +18,9 @@ import {
   buildProbeSecret,
   hashOf,
 } from './builders.js';
-import { envNameOf, envOf, opt, parseConfig } from '../../../common/config.js';
+import { envNameOf, envOf, parseConfig } from '../../../common/config.js';
 import { redisOptions } from '../../../common/redis/options.js';
+import { dispatcherOptions } from '../../../workloads/dispatcher/options.js';
 import { gatewayOptions } from '../../../gateway/options.js';
 import { nodeTunerOptions } from '../../../workloads/node-tuner/options.js';
 import { sidecarOptions } from '../../../workloads/sidecar/options.js';
@@ -264,7 +265,7 @@ describe('PushGateway builders: behaviour', () => {
     expect(own.filter((n: string) => !read.has(n) && !gatewayOnly.includes(n))).toEqual([]);
   });
 
-  it('runs the dispatcher with the Redis options every program reads and the locator-style --port, replicas from the spec, no API token', () => {
+  it('runs the dispatcher with settings its own parser reads back (the gateway Redis Secret, --port), replicas from the spec, no API token', () => {
     const gw = sample((raw) => {
       raw.spec.dispatcher = { replicas: 3, resources: { requests: { cpu: '250m' } } };
       raw.spec.ports = { ...raw.spec.ports, metrics: 9300 };
@@ -278,11 +279,13 @@ describe('PushGateway builders: behaviour', () => {
     expect(c.command).toEqual(['pushgate', 'dispatcher']);
     expect(c.resources).toEqual({ requests: { cpu: '250m' } });
     const env = containerEnv(undefined, c);
-    expect(parseConfig(redisOptions, [], env)).toMatchObject({
+    // The dispatcher's own parser reads them back: the Redis of the gateways, --port for /metrics and probes.
+    expect(parseConfig(dispatcherOptions, [], env)).toMatchObject({
       redisUrl: `redis://secret-${gw.spec.redis.secretName}-${gw.spec.redis.key}`,
+      port: 9300,
     });
-    // The locator's (and every single-port workload's) --port: /metrics, /healthz and /readyz.
-    expect(parseConfig({ port: { schema: opt.port(8081), description: '' } }, [], env).port).toBe(9300);
+    const read = new Set(Object.entries(dispatcherOptions).map(([k, spec]) => envOf(k, spec)));
+    expect(Object.keys(env).filter((n) => !read.has(n))).toEqual(['POD_NAME', 'POD_NAMESPACE']);
     expect(c.ports).toEqual([{ name: 'metrics', containerPort: 9300, protocol: 'TCP' }]);
     expect(c.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'metrics' });
     // The gateway Deployment's Redis variable is the same one.

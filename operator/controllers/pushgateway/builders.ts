@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { envNameOf } from '../../../common/config.js';
 import { gatewayOptions } from '../../../gateway/options.js';
-import { redisOptions } from '../../../common/redis/options.js';
+import { dispatcherOptions } from '../../../workloads/dispatcher/options.js';
 import { nodeTunerOptions } from '../../../workloads/node-tuner/options.js';
 import { sidecarOptions } from '../../../workloads/sidecar/options.js';
 import { ZONE_LABEL, regionNodeSelector, type PushGateway, type PushGatewayRegion } from '../../api/index.js';
@@ -496,15 +496,16 @@ export function buildNodeTunerRBAC(gw: PushGateway): KubeObject[] {
 }
 
 /**
- * The dispatcher's settings, by the shared option specs: the Redis ones of every program
- * (common/redis/options.ts: PUSHGATE_REDIS_URL from the gateways' own Secret, so dispatchers
- * and gateways share one Redis and the default key prefix), and `--port` (PUSHGATE_PORT), the
- * port of /metrics, /healthz and /readyz, as the locator names it. The dispatcher has a pod of
- * its own, so PUSHGATE_PORT is not shared with a gateway.
+ * The dispatcher's settings, named by its own option spec (workloads/dispatcher/options.ts):
+ * the Redis options every program shares (PUSHGATE_REDIS_URL from the gateways' own Secret, so
+ * dispatchers and gateways share one Redis and the default key prefix, as the gateway pods do)
+ * and `--port` (PUSHGATE_PORT, as the locator's), the port of /metrics, /healthz and /readyz:
+ * spec.ports.metrics, in a pod of its own. The inbox bounds are the gateways' defaults on both.
  */
+const dispatcherEnv = (key: keyof typeof dispatcherOptions & string) => envNameOf(dispatcherOptions, key);
 export const DISPATCHER_ENV = {
-  redisUrl: envNameOf(redisOptions, 'redisUrl'),
-  port: 'PUSHGATE_PORT',
+  redisUrl: dispatcherEnv('redisUrl'),
+  port: dispatcherEnv('port'),
   podName: 'POD_NAME',
   podNamespace: 'POD_NAMESPACE',
 } as const;

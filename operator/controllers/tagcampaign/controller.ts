@@ -178,6 +178,7 @@ export class TagCampaignController {
       previous,
       ...(fresh?.progress ? { progress: fresh.progress } : {}),
       ...(fresh?.rate ? { rate: fresh.rate } : {}),
+      ...(fresh?.noDispatcher ? { noDispatcher: fresh.noDispatcher } : {}),
       ...(problem ? { problem } : {}),
       // Time enters only through the observation, so a status-only event recomputes the same status.
       observedAt: fresh && !problem ? fresh.observedAt : Date.now(),

@@ -158,6 +158,21 @@ const rows: Row[] = [
     final: true,
   },
   {
+    name: 'the dispatchers stopped it (state lost): Failed, final, their words in the message',
+    o: {
+      progress: progress({ snapshotAt: T0, error: 'state lost: cursors gone', c: { targeted: 10, sent: 3 } }),
+    },
+    phase: 'Failed',
+    conditions: { Failed: ['True', 'DispatcherStopped'], Progressing: ['False', 'DispatcherStopped'] },
+    final: true,
+  },
+  {
+    name: 'its gateway runs no dispatcher: Running, but Progressing False says why nothing moves',
+    o: { noDispatcher: 'PushGateway ns/main runs no dispatcher', progress: progress({}) },
+    phase: 'Running',
+    conditions: { Progressing: ['False', 'NoDispatcher'] },
+  },
+  {
     name: 'cancelled before anything was sent: Cancelled, final at once',
     o: { spec: { ...spec, cancel: true }, progress: progress({}) },
     phase: 'Cancelled',

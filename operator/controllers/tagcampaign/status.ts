@@ -35,6 +35,8 @@ export interface CampaignObservation {
   /** ms since the epoch: when progress was read. Every time-derived field is relative to it. */
   observedAt: number;
   rate?: CampaignRateDecision;
+  /** Why no dispatcher can send it (its PushGateway runs none), when that is so. */
+  noDispatcher?: string;
   problem?: CampaignProblem;
   /** How long a cancelled campaign waits for the dispatchers' final counts before status is final. */
   cancelGraceMs: number;
@@ -106,7 +108,8 @@ const cond = (
  * same observation gives the same status, so a status-only event never causes a write; time
  * enters only as `observedAt`, the moment progress was read).
  *
- * Phase: Failed (the spec cannot run, or every target failed) > Cancelled (spec.cancel) >
+ * Phase: Failed (the spec cannot run) > Cancelled (spec.cancel) > Failed (the dispatchers
+ * stopped it: progress.error; or every target failed) >
  * Completed (the dispatchers finished) > the previous phase while the gateway or its Redis
  * cannot be reached > Suspended (spec.suspend) > Pending (before startAt) > Running.
  * A Completed, Failed-by-sending or Cancelled status gets completionTime and is final.
@@ -149,6 +152,13 @@ export function computeCampaignStatus(o: CampaignObservation): TagCampaignStatus
         (final ? '' : ', waiting for the dispatchers to stop'),
       gen,
     );
+  } else if (p?.error) {
+    // The dispatchers stopped it for good (e.g. its Redis state was lost): it sends nothing more.
+    phase = 'Failed';
+    final = true;
+    const msg = `the dispatchers stopped the campaign: ${p.error}; create a new campaign to send again`;
+    failedCond = cond('Failed', true, 'DispatcherStopped', msg, gen);
+    progressing = cond('Progressing', false, 'DispatcherStopped', msg, gen);
   } else if (allFailed) {
     phase = 'Failed';
     final = true;
@@ -189,6 +199,9 @@ export function computeCampaignStatus(o: CampaignObservation): TagCampaignStatus
       `sending starts at ${rfc3339(spec.startAt)}`,
       gen,
     );
+  } else if (o.noDispatcher) {
+    phase = 'Running';
+    progressing = cond('Progressing', false, 'NoDispatcher', o.noDispatcher, gen);
   } else {
     phase = 'Running';
     progressing = cond('Progressing', true, 'Sending', `sending at ${o.rate?.perSecond ?? '?'}/s`, gen);

@@ -17,6 +17,8 @@ export interface Observed {
   observedAt: number;
   progress?: CampaignProgress;
   rate?: CampaignRateDecision;
+  /** Set when the PushGateway runs no dispatcher (spec.dispatcher.enabled: false). */
+  noDispatcher?: string;
 }
 
 export interface CampaignEnv {
@@ -42,4 +44,5 @@ export interface CampaignContext {
   env: CampaignEnv;
   redis?: PgRedis;
   rate?: CampaignRateDecision;
+  noDispatcher?: string;
 }

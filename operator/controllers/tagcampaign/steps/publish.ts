@@ -18,6 +18,10 @@ export const resolve: Step<CampaignContext> = {
     const { controller, log, gatewayRedis } = ctx.env;
     const gateways = controller.informer(PushGatewayResource);
     ctx.redis = await gatewayRedis.of(gateways, ctx.gatewayKey);
+    const gw = (gateways.get(ctx.gatewayKey) as { spec?: { dispatcher?: { enabled?: boolean } } } | undefined)
+      ?.spec;
+    if (gw?.dispatcher?.enabled === false)
+      ctx.noDispatcher = `PushGateway ${ctx.gatewayKey} runs no dispatcher (spec.dispatcher.enabled: false): the plan is published, nothing sends it`;
     const ns = ctx.tc.metadata.namespace!;
     const policies: RateLimitPolicy[] = [];
     for (const raw of controller.informer(RateLimitPolicyResource).list(ns)) {
@@ -69,6 +73,7 @@ export const observe: Step<CampaignContext> = {
       observedAt: ctx.now,
       progress,
       rate: ctx.rate!,
+      ...(ctx.noDispatcher ? { noDispatcher: ctx.noDispatcher } : {}),
     });
     return done();
   },
