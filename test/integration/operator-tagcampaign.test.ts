@@ -295,6 +295,9 @@ describe('TagCampaign controller', () => {
     const windowS = 12;
     await sleep(windowS * 1000);
     const whileRunning = writes.count();
+    console.log(
+      `status writes of a running campaign in ${windowS} s (poll ${POLL_S} s, progress changing every 100 ms): ${whileRunning}`,
+    );
     // At most one write per poll (plus one for a poll that straddles the window's edge).
     expect(whileRunning).toBeLessThanOrEqual(windowS / POLL_S + 1);
     expect(whileRunning).toBeGreaterThanOrEqual(2); // it does keep status moving
@@ -305,6 +308,7 @@ describe('TagCampaign controller', () => {
     counting = false;
     await counter;
     writes.stop();
+    console.log(`status writes in the ${4 * POLL_S} s after Completed: ${writes.count() - atCompletion}`);
     expect(writes.count() - atCompletion).toBe(0);
   }, 90_000);
 

@@ -631,6 +631,14 @@ export const ISSUE_14_BAD_MANIFESTS: readonly BadManifestCase[] = [
     path: 'spec.gatewayRef.name',
   },
   {
+    name: "a gatewayRef to another namespace's gateway (only the campaign's own namespace)",
+    kind: 'TagCampaign',
+    edits: { gatewayRef: { name: 'main', namespace: 'other-team' } },
+    path: 'spec.gatewayRef.namespace',
+    says: 'unknown field',
+    zod: 'prunes',
+  },
+  {
     name: 'cancel as a string',
     kind: 'TagCampaign',
     edits: { cancel: 'yes' },
