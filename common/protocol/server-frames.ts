@@ -77,6 +77,11 @@ export function encodeBodyRef(m: Pick<StoredMessage, 'exp' | 'collapse'>): strin
 
 const REF_MARK = '","ref":1,';
 
+/** A reference with its id in front, as inbox reads return it and deferred queues keep it. */
+export function encodeBodyRefWithId(m: Pick<StoredMessage, 'id' | 'exp'>): string {
+  return `{"id":${JSON.stringify(m.id)},"ref":1,"exp":${Math.trunc(m.exp)}}`;
+}
+
 /** The message id of an inbox entry as read (a reference with its id in front), else undefined. */
 export function bodyRefId(entry: string): string | undefined {
   if (!entry.startsWith(ID_PREFIX)) return undefined;

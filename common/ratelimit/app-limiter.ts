@@ -3,7 +3,8 @@ import type { StoredMessage } from '../protocol/server-frames.js';
 import type { PgRedis } from '../redis/connection.js';
 import type { RedisKeys } from '../redis/keys.js';
 import { countMessage } from '../redis/messages.js';
-import { storedMessageId } from '../protocol/server-frames.js';
+import { bodyRefId, encodeBodyRefWithId, storedMessageId } from '../protocol/server-frames.js';
+import { bodyCacheOf, STORE_ONCE_RECIPIENTS, writeSharedBody } from '../redis/bodies.js';
 import { admitToAppLimit, type AdmitResult, type DeferredEntry } from './app-limit.js';
 import { AppLimitConfigs, AppLimitReleaser } from './releaser.js';
 import { admitDeviceCap, DeviceCapFullError, DeviceCapReleaser, nextUtcDay } from './device-cap.js';
@@ -78,8 +79,26 @@ export class AppRateLimiter {
     this.adaptive = new AdaptiveThrottle(redis, keys, this.configs, log, adaptiveObserver, {
       timeoutMs: opts.downstreamTimeoutMs,
     });
-    const measuredDeliver = (app: string, devices: string[], message: StoredMessage, body: string) =>
-      this.adaptive.measure(app, devices.length, () => deliver(app, devices, message, body));
+    const measuredDeliver = async (app: string, devices: string[], message: StoredMessage, body: string) => {
+      // A large fan-out's queue entries refer to its body stored once (admit): resolve it first.
+      const ref = bodyRefId(body);
+      if (ref !== undefined) {
+        const full = (await bodyCacheOf(redis).resolve(redis, keys, [ref])).get(ref);
+        if (full == null) {
+          // The body is gone from Redis (evicted or lost): these recipients cannot get it.
+          log.warn(
+            { app, id: ref, devices: devices.length },
+            'deferred message dropped: its shared body is gone',
+          );
+          await countMessage(redis, keys, ref, 'expired', devices.length);
+          observer.expired(app, devices.length);
+          return;
+        }
+        body = full;
+        message = JSON.parse(full) as StoredMessage;
+      }
+      await this.adaptive.measure(app, devices.length, () => deliver(app, devices, message, body));
+    };
     this.capReleaser = new DeviceCapReleaser({
       redis,
       keys,
@@ -184,6 +203,12 @@ export class AppRateLimiter {
   ): Promise<LimitResult | undefined> {
     const cfg = this.configs.get(app);
     if (!cfg) return undefined;
+    if (devices.length >= STORE_ONCE_RECIPIENTS) {
+      // What a large fan-out queues refers to its body, stored once (common/redis/bodies.ts).
+      const id = storedMessageId(body);
+      await writeSharedBody(this.redis, this.keys, { id, exp: message.exp }, body);
+      body = encodeBodyRefWithId({ id, exp: message.exp });
+    }
     const acceptedAt = this.now();
     let cap: Awaited<ReturnType<typeof admitDeviceCap>> | undefined;
     let go = devices.map((_, i) => i);

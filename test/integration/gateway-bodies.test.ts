@@ -9,6 +9,7 @@ import {
 } from '../../common/redis/delivery.js';
 import { redisKeys } from '../../common/redis/keys.js';
 import { readInbox } from '../../common/redis/offline-store.js';
+import { publishAppLimits } from '../../common/ratelimit/releaser.js';
 import { encodeStoredMessage, type StoredMessage } from '../../common/protocol/server-frames.js';
 import {
   APP,
@@ -172,6 +173,34 @@ describe('gateways deliver bodies stored once', () => {
     expect(await redis.exists(keys.messageBody(id))).toBe(1);
     await until(() => devices.every((d) => d.ids().includes(id)), 10_000, 'fan-out to every device');
     for (const d of devices) expect(d.pushes.find((p) => p.id === id)!.data).toEqual(data);
+  });
+
+  it("a large fan-out over its app's rate limit queues references to one body, and every device still gets the body", async () => {
+    await publishAppLimits(redis, keys, { [APP]: { ratePerSecond: 10, burst: 5, maxDeferred: 10_000 } });
+    try {
+      await sleep(1500); // gateways reread the published limits once a second
+      const data = { text: 'z'.repeat(1500) };
+      const r = await pushApi(a.httpUrl, { to: { tag: 'fleet' }, data });
+      expect(r.status).toBe(202);
+      expect(r.body.state).toBe('deferred');
+      const id = r.body.id as string;
+      const [, q, rel] = keys.appLimitShard(APP, 0);
+      const queued = [...(await redis.lrange(q!, 0, -1)), ...(await redis.lrange(rel!, 0, -1))];
+      expect(queued.length).toBeGreaterThan(0);
+      for (const e of queued) {
+        expect(e).toContain(`"id":"${id}","ref":1`);
+        expect(e).not.toContain('zzzz');
+      }
+      await until(
+        () => devices.every((d) => d.ids().includes(id)),
+        20_000,
+        'deferred fan-out to every device',
+      );
+      for (const d of devices) expect(d.pushes.find((p) => p.id === id)!.data).toEqual(data);
+    } finally {
+      await publishAppLimits(redis, keys, {}, [APP]);
+      await sleep(1500);
+    }
   });
 
   it('replay resolves references; a reference whose body is gone is dropped, logged, and the inbox moves on', async () => {
