@@ -82,6 +82,11 @@ export const gatewayOptions = {
     schema: opt.positiveInt(10_000),
     description: 'Time a client has to send complete HTTP/upgrade headers.',
   },
+  ackTimeoutMs: {
+    schema: opt.positiveInt(10_000),
+    description:
+      'A push written to a device of an app with adaptive throttling (RateLimitPolicy spec.adaptive) and not acked within this many ms counts as a downstream timeout.',
+  },
   drainRate: {
     schema: opt.positiveInt(500),
     description: 'Connections closed per second while draining (SIGTERM).',

@@ -81,6 +81,12 @@ export function createGateway(config: GatewayConfig, log: Logger): Gateway {
     metrics,
     {
       gatewayId: id,
+      // Pushes written and acked: the ack timeouts of adaptive throttling (the limiter is built
+      // below; nothing is delivered before the server listens).
+      deliveryWatch: {
+        sent: (app, device, msg) => limiter.adaptive.sent(app, device, msg),
+        acked: (app, device, ids) => limiter.adaptive.acked(app, device, ids),
+      },
       maxConnections: config.maxConnections,
       acceptRate: config.acceptRate,
       helloTimeoutMs: config.helloTimeoutMs,
@@ -150,7 +156,7 @@ export function createGateway(config: GatewayConfig, log: Logger): Gateway {
       },
     },
     log.child({ part: 'ratelimit' }),
-    { owner: `${id}.${instance}` },
+    { owner: `${id}.${instance}`, ackTimeoutMs: config.ackTimeoutMs },
   );
   const push: PushAcceptor = new PushAcceptor(
     redis,

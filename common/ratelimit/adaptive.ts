@@ -12,8 +12,11 @@ import type { AppLimitConfig } from './app-limit.js';
  *   - an error: the store failed (storage unavailable, a script error, a refused connection);
  *   - a timeout: the store succeeded but took longer than `timeoutMs` (default 1000 ms; a
  *     stalled or overloaded Redis, the thing that makes pushes pile up).
- * Device acks are not an outcome here (yet): a message stored for an offline device is a
- * success. The ratios are taken over the policy's window, summed over every gateway (each adds
+ * And each push a gateway writes to a connected device of the app is one more outcome:
+ *   - a timeout when the device does not ack it within `ackTimeoutMs` (default 10 s, the
+ *     gateway's --ack-timeout-ms), a success when it does (a resend after a reconnect that is
+ *     acked in time counts as acked).
+ * A message stored for an offline device is only its store's outcome. The ratios are taken over the policy's window, summed over every gateway (each adds
  * its counts in Redis about once a second, one script call per limited app). On a breach
  * (more than errorRatioPercent / timeoutRatioPercent of at least LEAST_SAMPLES outcomes) the
  * rate is cut by decreasePercent (multiplicative decrease, never below minRatePercent) and a
@@ -28,6 +31,10 @@ import type { AppLimitConfig } from './app-limit.js';
 export const LEAST_SAMPLES = 20;
 /** A store slower than this is a timeout (ms). */
 export const DEFAULT_DOWNSTREAM_TIMEOUT_MS = 1000;
+/** A push written to a device and not acked within this is a timeout (ms). */
+export const DEFAULT_ACK_TIMEOUT_MS = 10_000;
+/** Most pushes watched for their ack at once per process (beyond, new ones are not watched). */
+const MAX_WATCHED = 200_000;
 
 export interface AdaptiveState {
   /** Effective rate = configured x factor (minRatePercent/100 .. 1). */
@@ -57,6 +64,9 @@ export interface AdaptiveObserver {
  */
 export class AdaptiveThrottle {
   private readonly pending = new Map<string, { n: number; e: number; t: number }>();
+  /** Pushes written and not acked yet: app \0 device \0 id -> written at (ms), oldest first. */
+  private readonly unacked = new Map<string, number>();
+  readonly ackTimeoutMs: number;
   private timer: NodeJS.Timeout | undefined;
   private stepping: Promise<void> | undefined;
   readonly timeoutMs: number;
@@ -67,9 +77,10 @@ export class AdaptiveThrottle {
     private readonly configs: { get(app: string): AppLimitConfig | undefined; apps(): string[] },
     private readonly log: Logger,
     private readonly observer?: AdaptiveObserver,
-    opts: { timeoutMs?: number; stepMs?: number } = {},
+    opts: { timeoutMs?: number; stepMs?: number; ackTimeoutMs?: number } = {},
   ) {
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_DOWNSTREAM_TIMEOUT_MS;
+    this.ackTimeoutMs = opts.ackTimeoutMs ?? DEFAULT_ACK_TIMEOUT_MS;
     this.stepMs = opts.stepMs ?? 1000;
   }
   private readonly stepMs: number;
@@ -82,6 +93,32 @@ export class AdaptiveThrottle {
     p.n += n;
     if (outcome === 'error') p.e += n;
     else if (ms > this.timeoutMs) p.t += n;
+  }
+
+  /** A push was written to a device (the gateway's hub): watched for its ack, if the app adapts. */
+  sent(app: string, device: string, id: string): void {
+    if (this.unacked.size >= MAX_WATCHED || !this.configs.get(app)?.adaptive?.enabled) return;
+    const k = `${app}\u0000${device}\u0000${id}`;
+    if (!this.unacked.has(k)) this.unacked.set(k, Date.now());
+  }
+
+  /** The device acked these pushes: successes, if they were watched and not timed out yet. */
+  acked(app: string, device: string, ids: readonly string[]): void {
+    let n = 0;
+    for (const id of ids) if (this.unacked.delete(`${app}\u0000${device}\u0000${id}`)) n++;
+    if (n) this.record(app, n, 'ok', 0);
+  }
+
+  /** Pushes written longer than ackTimeoutMs ago and not acked: timeouts. */
+  private expireUnacked(now = Date.now()): void {
+    const byApp = new Map<string, number>();
+    for (const [k, at] of this.unacked) {
+      if (now - at < this.ackTimeoutMs) break; // oldest first
+      this.unacked.delete(k);
+      const app = k.slice(0, k.indexOf('\u0000'));
+      byApp.set(app, (byApp.get(app) ?? 0) + 1);
+    }
+    for (const [app, n] of byApp) this.record(app, n, 'ok', Infinity);
   }
 
   /** Times a store and records its outcome. */
@@ -114,6 +151,7 @@ export class AdaptiveThrottle {
   }
 
   private async stepAll(): Promise<void> {
+    this.expireUnacked();
     for (const app of this.configs.apps()) {
       const a = this.configs.get(app)?.adaptive;
       if (!a) continue;

@@ -69,6 +69,8 @@ export class AppRateLimiter {
       now?: () => number;
       /** A store slower than this is a downstream timeout for adaptive throttling (ms). */
       downstreamTimeoutMs?: number;
+      /** A push written to a device and not acked within this is a downstream timeout (ms). */
+      ackTimeoutMs?: number;
     } = {},
   ) {
     this.now = opts.now ?? Date.now;
@@ -78,6 +80,7 @@ export class AppRateLimiter {
     };
     this.adaptive = new AdaptiveThrottle(redis, keys, this.configs, log, adaptiveObserver, {
       timeoutMs: opts.downstreamTimeoutMs,
+      ackTimeoutMs: opts.ackTimeoutMs,
     });
     const measuredDeliver = async (app: string, devices: string[], message: StoredMessage, body: string) => {
       // A large fan-out's queue entries refer to its body stored once (admit): resolve it first.

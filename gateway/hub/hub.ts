@@ -22,6 +22,7 @@ import {
   onSocketClose,
   onSocketError,
   onSocketMessage,
+  type DeliveryWatch,
   type SessionHost,
 } from './session.js';
 import { StatusCounts } from './status-counts.js';
@@ -35,6 +36,8 @@ const SWEEP_INTERVAL_MS = 1000;
 const STALL_MS = 1000;
 
 export interface HubOptions {
+  /** Pushes written and acked, for the per-app adaptive throttling (see SessionOptions). */
+  deliveryWatch?: DeliveryWatch;
   gatewayId: string;
   maxConnections: number;
   acceptRate: number;
@@ -278,7 +281,9 @@ export class DeviceHub implements SessionHost {
         ws.send(encodePushFrame(seq, body));
         (path === 'live' ? live : replay).inc();
         if (sent !== undefined) this.metrics.deliveryLatency.observe(Math.max(0, Date.now() - sent) / 1000);
-        this.status.add(storedMessageId(body), 'sent');
+        const id = storedMessageId(body);
+        this.status.add(id, 'sent');
+        this.opts.deliveryWatch?.sent(ws.app, ws.device, id);
         return true;
       },
       isOpen: (ws) => ws.readyState === WebSocket.OPEN,

@@ -102,7 +102,15 @@ export interface SessionHost {
   kickRemote(gateway: string, app: string, device: string, sess: string): void;
 }
 
+/** Who wants to know which pushes were written to which device and which were acked (adaptive throttling). */
+export interface DeliveryWatch {
+  sent(app: string, device: string, id: string): void;
+  acked(app: string, device: string, ids: readonly string[]): void;
+}
+
 export interface SessionOptions {
+  /** Pushes written and acked, for the per-app adaptive throttling (common/ratelimit/adaptive.ts). */
+  deliveryWatch?: DeliveryWatch;
   gatewayId: string;
   frameRate: number;
   /** Update frames a device may send per minute (burst 10). */
@@ -139,6 +147,7 @@ export class SessionProtocol {
       applied: (ws, { removed, unknown }) => {
         if (removed.length) acksRemoved.inc(removed.length);
         for (const id of removed) status.add(id, 'acked');
+        if (removed.length) opts.deliveryWatch?.acked(ws.app, ws.device, removed);
         if (unknown.length) {
           metrics.acks.inc({ result: 'unknown' }, unknown.length);
           if (ws.readyState === WebSocket.OPEN)

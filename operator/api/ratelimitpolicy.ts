@@ -129,7 +129,8 @@ export const adaptiveThrottlingSchema = z
     ),
     timeoutRatioPercent: percent(
       'Slow down when more than this percent of sends time out in the window: stores (admission, inbox store ' +
-        'and routing) slower than 1 s. Device acks are not counted.',
+        "and routing) slower than 1 s, and pushes a connected device did not ack within the gateway's " +
+        '--ack-timeout-ms (10 s by default).',
       10,
     ),
     windowSeconds: z

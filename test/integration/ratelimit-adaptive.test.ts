@@ -238,3 +238,101 @@ describe('adaptive throttling through a real gateway (Redis stalled with SIGSTOP
     expect(await metric()).toBe(R);
   }, 60_000);
 });
+
+/**
+ * The timeout ratio from devices: pushes written to connected devices that do not ack them
+ * within the gateway's --ack-timeout-ms (1.5 s here) are downstream timeouts.
+ */
+describe('adaptive throttling through a real gateway (devices that stop acking)', () => {
+  const redisUrl = inject('redisUrl');
+  const prefix = uniquePrefix('rl-ack');
+  const keys = redisKeys(prefix);
+  let redis: PgRedis;
+  let gw: GatewayProcess;
+  let devices: RecordingDevice[] = [];
+
+  beforeAll(async () => {
+    redis = createRedis(redisUrl);
+    gw = await startGatewayProcess({ redisUrl, prefix, id: 'ack-gw', args: ['--ack-timeout-ms', '1500'] });
+  });
+  afterAll(async () => {
+    for (const d of devices) d.client.stop();
+    await stopGateway(gw);
+    await redis.quit();
+  });
+
+  const connect = async (autoAck: boolean) => {
+    for (const d of devices) d.client.stop();
+    devices = Array.from(
+      { length: 10 },
+      (_, i) => new RecordingDevice({ device: `ack-${i}`, endpoints: [gw.wsUrl], autoAck }),
+    );
+    await Promise.all(devices.map((d) => d.client.start()));
+  };
+
+  it('devices that stop acking push the timeout ratio over its threshold: the rate halves (TimeoutRatio); acking again, it recovers step by step', async () => {
+    const R = 500;
+    await publishAppLimits(redis, keys, {
+      [APP]: {
+        ratePerSecond: R,
+        burst: R,
+        maxDeferred: 100_000,
+        configuredRatePerSecond: R,
+        policy: 'test/acks',
+        adaptive: {
+          enabled: true,
+          errorRatioPercent: 5,
+          timeoutRatioPercent: 10,
+          windowSeconds: 5,
+          decreasePercent: 50,
+          recoveryPercent: 25,
+          recoveryIntervalSeconds: 2,
+          minRatePercent: 10,
+        },
+      },
+    });
+    await connect(false);
+    await sleep(1500);
+    const factors: { t: number; f: number; reason: string }[] = [];
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        const s = parseAdaptiveState((await redis.hget(keys.appLimitAdaptive(), APP)) ?? undefined);
+        if (s) factors.push({ t: Date.now(), f: s.factor, reason: s.reason });
+        await sleep(100);
+      }
+    })();
+    let sending = true;
+    const sender = async () => {
+      for (let i = 0; sending; i++) {
+        await push(gw.httpUrl, { to: { device: `ack-${i % 10}` }, data: { i } });
+        await sleep(50);
+      }
+    };
+    let load = sender();
+    await until(() => factors.some((x) => x.f < 1), 15_000, 'the rate cut');
+    sending = false;
+    await load;
+    const cut = factors.find((x) => x.f < 1)!;
+    expect(cut).toMatchObject({ f: 0.5, reason: 'TimeoutRatio' });
+    expect(
+      await scrapeSum(
+        `${gw.httpUrl}/metrics`,
+        'pushgate_ratelimit_throttled',
+        (l) => l.app === APP && l.reason === 'TimeoutRatio',
+      ),
+    ).toBe(0.5);
+    // The same devices come back acking: they ack what they missed, and what follows in time.
+    await connect(true);
+    await until(() => devices.every((d) => d.pushes.length > 0), 10_000, 'replays acked');
+    sending = true;
+    load = sender();
+    await until(() => factors.at(-1)!.f === 1, 20_000, 'recovered to the configured rate');
+    sending = false;
+    sampling = false;
+    await Promise.all([load, sampler]);
+    const seen = [...new Set(factors.filter((x) => x.t >= cut.t).map((x) => x.f))];
+    expect(seen).toEqual([0.5, 0.75, 1]);
+    expect(factors.at(-1)!.reason).toBe('Healthy');
+  }, 60_000);
+});
