@@ -435,15 +435,15 @@ describe('a Redis that forgets, and garbage collection', () => {
     await dispatcher(env, ['--gc-interval-ms', '500']);
   });
 
-  it('progress lost after sending began: the campaign stops with an error, it does not resend to everyone', async () => {
+  /** Sends about 30%, suspends, lets Redis forget `lost(id)`, resumes: the campaign must stop with `error`. */
+  async function forgetMidway(lost: (id: string) => string, error: RegExp) {
     const plan = campaignPlan({ rate: { perSecond: 400, burst: 20 } });
     await publishCampaign(env.redis, env.keys, plan);
     await untilProgress(env.redis, env.keys, plan.id, (p) => p.counters.sent >= 300, 10_000, 'some sent');
     await setState(env, plan, 'suspend');
     await sleep(1000);
     const held = await holdingCount(env, devices, plan);
-    // Redis forgets the progress (the cursors survive elsewhere).
-    await env.redis.del(env.keys.campaignProgress(plan.id));
+    await env.redis.del(lost(plan.id));
     await setState(env, { ...plan, generation: 2 }, 'run');
     const p = await untilProgress(
       env.redis,
@@ -453,30 +453,19 @@ describe('a Redis that forgets, and garbage collection', () => {
       10_000,
       'error',
     );
-    expect(p.error).toMatch(/state lost/);
+    expect(p.error).toMatch(error);
     await sleep(1000);
     expect(await holdingCount(env, devices, plan)).toBe(held);
-    expect(env.dispatchers[0]!.logs.join('\n')).toMatch(/campaign state lost in Redis/);
+  }
 
-    // Now the cursors too (the whole campaign slot), progress kept: still no resend from zero.
-    const plan2 = campaignPlan({ rate: { perSecond: 400, burst: 20 } });
-    await publishCampaign(env.redis, env.keys, plan2);
-    await untilProgress(env.redis, env.keys, plan2.id, (x) => x.counters.sent >= 300, 10_000, 'some sent');
-    await setState(env, plan2, 'suspend');
-    await sleep(1000);
-    const held2 = await holdingCount(env, devices, plan2);
-    await env.redis.del(env.keys.campaignUnits(plan2.id));
-    await setState(env, { ...plan2, generation: 2 }, 'run');
-    const p2 = await untilProgress(
-      env.redis,
-      env.keys,
-      plan2.id,
-      (x) => x.error !== undefined,
-      10_000,
-      'error',
-    );
-    expect(p2.error).toMatch(/cursors lost/);
-    expect(await holdingCount(env, devices, plan2)).toBe(held2);
+  it('progress lost after sending began: the campaign stops with an error, it does not resend to everyone', async () => {
+    // The cursors survive, in the same slot; the campaign's message status (another slot) too.
+    await forgetMidway((id) => env.keys.campaignProgress(id), /state lost: progress lost/);
+    expect(env.dispatchers[0]!.logs.join('\n')).toMatch(/campaign state lost in Redis/);
+  });
+
+  it('cursors lost (progress kept): the campaign stops with an error, it does not start from zero', async () => {
+    await forgetMidway((id) => env.keys.campaignUnits(id), /state lost: cursors lost/);
   });
 
   it("a deleted campaign's dispatcher keys are removed (the controller removes plan, progress and index entry)", async () => {

@@ -1,7 +1,7 @@
-import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { defineCommand, untilSignal } from '../../cli/command.js';
+import { ProbeServer } from '../../operator/runtime/server.js';
 import { PublishRouter, PushAcceptor } from '../../common/push/index.js';
 import { AppRateLimiter } from '../../common/ratelimit/app-limiter.js';
 import { redisFromConfig } from '../../common/redis/options.js';
@@ -77,44 +77,24 @@ export const dispatcherCommand = defineCommand({
       beforeTick,
     );
 
-    const server = http.createServer((req, res) => {
-      if (req.url === '/metrics') {
-        metrics.registry.metrics().then(
-          (text) => {
-            res.writeHead(200, { 'content-type': metrics.registry.contentType });
-            res.end(text);
-          },
-          () => {
-            res.writeHead(500);
-            res.end();
-          },
-        );
-      } else if (req.url === '/healthz' || req.url === '/readyz') {
-        const ready = req.url === '/healthz' || redis.status === 'ready';
-        res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ ok: ready, activeUnits: dispatcher.activeUnits }));
-      } else {
-        res.writeHead(404);
-        res.end();
-      }
+    // The operator runtime's probe server: /metrics, /healthz (alive), /readyz (Redis connected).
+    const server = new ProbeServer({
+      host: config.host,
+      port: config.port,
+      registry: metrics.registry,
+      healthy: () => true,
+      ready: () => redis.status === 'ready',
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(config.port, config.host, resolve);
-    });
-    const address = server.address();
+    const port = await server.listen();
     await limiter.start();
     dispatcher.start();
-    log.info(
-      { owner, port: typeof address === 'object' && address ? address.port : config.port },
-      'dispatcher listening',
-    );
+    log.info({ owner, port }, 'dispatcher listening');
 
     await untilSignal();
     log.info('dispatcher stopping: finishing batches, giving leases back');
     await dispatcher.stop();
     await limiter.stop();
-    server.close();
+    await server.close();
     await redis.quit();
     log.info('dispatcher stopped');
   },

@@ -44,7 +44,7 @@ export const DEFAULT_DISPATCHER_OPTIONS: Omit<DispatcherOptions, 'owner'> = {
   leaseMs: 5000,
   pollMs: 250,
   concurrency: 8,
-  batchMs: 20,
+  batchMs: 50,
   gcIntervalMs: 10_000,
 };
 
@@ -494,6 +494,7 @@ export class Dispatcher {
         if (!(await renew())) return this.fenced(run, unit);
         continue;
       }
+      const grantedAt = Date.now();
       const devices = await this.redis.lrange(audience, cursor, cursor + n - 1);
       let counts: BatchCounts;
       try {
@@ -539,7 +540,8 @@ export class Dispatcher {
         attempts = 0;
       }
       const to = cursor + n;
-      if (!(await units.advance(unit, epoch, cursor, to, counts, to >= len))) return this.fenced(run, unit);
+      if (!(await units.advance(unit, epoch, cursor, to, counts, to >= len, grantedAt)))
+        return this.fenced(run, unit);
       this.metrics.batches.inc({ result: 'ok' });
       cursor = to;
       lastAdvance = Date.now();

@@ -63,7 +63,8 @@ return {-4}`;
 
 /**
  * KEYS: units, progress, rate. ARGV: unit, epoch, from, to, sent, deferred, expired, failed,
- * done (0/1), leaseMs, owner. Moves the cursor from `from` to `to` and counts, only while the
+ * done (0/1), leaseMs, owner, the unix second the page's cells were granted (the rate's
+ * per-second count; '' = now). Moves the cursor from `from` to `to` and counts, only while the
  * caller holds the unit's current lease and the cursor is where it says, and the progress
  * exists (a deleted campaign's is not created again); renews the lease (or drops it when done).
  * Returns 1, or 0 when fenced (nothing written).
@@ -80,7 +81,9 @@ local sent = tonumber(ARGV[5])
 if sent > 0 then
   redis.call('HINCRBY', KEYS[2], 'sent', sent)
   redis.call('HSETNX', KEYS[2], 'startedAt', now)
-  redis.call('HINCRBY', KEYS[3], tostring(t[1]), sent)
+  local sec = ARGV[12]
+  if sec == '' then sec = tostring(t[1]) end
+  redis.call('HINCRBY', KEYS[3], sec, sent)
 end
 if tonumber(ARGV[6]) > 0 then redis.call('HINCRBY', KEYS[2], 'deferred', ARGV[6]) end
 if tonumber(ARGV[7]) > 0 then redis.call('HINCRBY', KEYS[2], 'expired', ARGV[7]) end
@@ -185,6 +188,7 @@ export class CampaignUnits {
     to: number,
     counts: BatchCounts,
     done: boolean,
+    grantedAtMs?: number,
   ): Promise<boolean> {
     const r = await this.redis.eval(
       ADVANCE,
@@ -203,6 +207,7 @@ export class CampaignUnits {
       done ? '1' : '0',
       String(this.leaseMs),
       this.owner,
+      grantedAtMs === undefined ? '' : String(Math.floor(grantedAtMs / 1000)),
     );
     return r === 1;
   }
