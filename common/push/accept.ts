@@ -200,7 +200,10 @@ export class PushAcceptor {
       duplicate,
       state: deferred ? 'deferred' : 'accepted',
       ...(deferred && admitted
-        ? { deferred, estimatedSendAt: new Date(admitted.releaseAt).toISOString() }
+        ? {
+            deferred,
+            estimatedSendAt: new Date(Math.max(admitted.releaseAt, admitted.capReleaseAt)).toISOString(),
+          }
         : {}),
       ...(admitted?.capped ? { deviceCapped: admitted.capped } : {}),
       ...(admitted?.capRefused ? { deviceCapRefused: admitted.capRefused } : {}),
@@ -236,6 +239,8 @@ export class PushAcceptor {
    * The per-device daily caps apply as to any push: `deferred` counts the recipients held for the
    * next UTC day too (`capped`), `capRefused` the ones whose device already holds a day's
    * allowance (a page whose every recipient is refused is not an error: they are reported).
+   * `releaseAt` is the app rate limit's estimate alone (0 when only the cap held recipients): a
+   * caller pacing itself by it must not wait for midnight.
    */
   async acceptPage(
     app: string,

@@ -30,6 +30,8 @@ export interface LimitResult extends AdmitResult {
   capped: number;
   /** Recipients refused by the daily cap (each device already holds a whole day's allowance). */
   capRefused: number;
+  /** When the recipients held by the daily cap go out (the next UTC day's start), 0 = none held. `releaseAt` is the rate limit's alone. */
+  capReleaseAt: number;
 }
 
 export const silentAppLimitObserver: AppLimitObserver = {
@@ -254,9 +256,9 @@ export class AppRateLimiter {
     if (cap?.refused) this.observer.capRefused?.(app, cap.refused);
     return {
       ...r,
-      releaseAt: Math.max(r.releaseAt, cap?.releaseAt ?? 0),
       capped: cap?.held ?? 0,
       capRefused: cap?.refused ?? 0,
+      capReleaseAt: cap?.releaseAt ?? 0,
     };
   }
 }

@@ -105,7 +105,8 @@ describe('per-device daily cap (UTC day, held for the next day, never dropped)',
     for (let k = 0; k < 5; k++) results.push(await send(['phone']));
     expect(results.map((x) => x.r.now.length)).toEqual([1, 1, 1, 0, 0]);
     expect(results.map((x) => x.r.capped)).toEqual([0, 0, 0, 1, 1]);
-    expect(results[3]!.r.releaseAt).toBe(nextUtcDay(clock.now));
+    expect(results[3]!.r.capReleaseAt).toBe(nextUtcDay(clock.now));
+    expect(results[3]!.r.releaseAt).toBe(0); // the rate limit holds nothing back
     // Another device is not affected.
     expect((await send(['tablet'])).r.now).toEqual([0]);
     const st = await getMessageStatus(redis, keys, results[3]!.m.id);
