@@ -18,6 +18,15 @@ import { freePort } from '../support/net.js';
 import { createRedis } from '../../common/redis/connection.js';
 import { deliverMessage } from '../../common/redis/delivery.js';
 import { redisKeys } from '../../common/redis/keys.js';
+import { campaignMessageId } from '../../common/campaign/plan.js';
+import { UNITS } from '../../workloads/dispatcher/units.js';
+import {
+  campaignPlan,
+  publishCampaign,
+  startDispatcherProcess,
+  stopDispatcher,
+  untilProgress,
+} from '../support/campaign.js';
 
 const run = promisify(execFile);
 
@@ -179,6 +188,47 @@ describe('gateway on Redis Cluster', () => {
     await back.client.start();
     await until(() => back.pushes.length >= 2, 10_000, 'replay of references');
     expect(back.dataOf()).toEqual([{ id: 'once1' }, { id: 'once2' }]);
+  });
+
+  it('a campaign through a dispatcher on the cluster: the tagged devices get it once, its keys in their slots', async () => {
+    const redis = createRedis(url, { cluster: true });
+    const keys = redisKeys(prefix);
+    const dispatcher = await startDispatcherProcess({ redisUrl: url, prefix, args: ['--redis-cluster'] });
+    try {
+      const plan = campaignPlan({ target: { allDevices: false, allOf: ['vip'], anyOf: [], noneOf: [] } });
+      await publishCampaign(redis, keys, plan);
+      const p = await untilProgress(
+        redis,
+        keys,
+        plan.id,
+        (x) => x.finishedAt !== undefined,
+        20_000,
+        'finish',
+      );
+      expect(p.counters).toMatchObject({ targeted: 4, sent: 4, expired: 0, failed: 0 });
+      const mid = campaignMessageId(plan.id);
+      const vip = ['c0', 'c3', 'c6', 'c9'].map(byId);
+      await until(() => vip.every((d) => d.ids().includes(mid)), 10_000, 'campaign on vip devices');
+      expect(devices.filter((d) => d.ids().includes(mid)).map((d) => d.device)).toEqual([
+        'c0',
+        'c3',
+        'c6',
+        'c9',
+      ]);
+      await untilProgress(redis, keys, plan.id, (x) => x.counters.acked === 4, 10_000, 'acks counted');
+      // The finished campaign's audience lists (64 slots) are removed.
+      const lists = Array.from({ length: UNITS }, (_, u) => keys.campaignAudience(plan.id, u));
+      const deadline = Date.now() + 5000;
+      let left = 1;
+      while (left > 0 && Date.now() < deadline) {
+        left = (await Promise.all(lists.map((k) => redis.exists(k)))).reduce((a, b) => a + b, 0);
+        if (left) await sleep(200);
+      }
+      expect(left).toBe(0);
+    } finally {
+      await stopDispatcher(dispatcher);
+      redis.disconnect();
+    }
   });
 
   it('spreads the keys over all three nodes', async () => {

@@ -82,7 +82,9 @@ export const dispatcherCommand = defineCommand({
       host: config.host,
       port: config.port,
       registry: metrics.registry,
-      healthy: () => true,
+      // Alive while passes over the plans complete (a wedged loop is restarted; a Redis outage
+      // is not a reason: passes fail fast with the command timeout and the loop goes on).
+      healthy: () => Date.now() - dispatcher.lastPassAt < 60_000 + 2 * config.redisCommandTimeoutMs,
       ready: () => redis.status === 'ready',
     });
     const port = await server.listen();

@@ -139,6 +139,7 @@ export class Dispatcher {
       this.ticking = this.tick()
         .catch((err: unknown) => this.log.error({ err }, 'dispatcher pass failed'))
         .finally(() => {
+          this.lastPassAt = Date.now(); // a pass ended, failed or not: the loop is alive
           if (!this.stopped) this.timer = setTimeout(loop, this.opts.pollMs);
         });
     };
@@ -158,6 +159,9 @@ export class Dispatcher {
       }
     await Promise.all(all);
   }
+
+  /** When the last pass over the plans ended, failed or not (ms): liveness. */
+  lastPassAt = Date.now();
 
   get activeUnits(): number {
     let n = 0;
@@ -582,10 +586,15 @@ export class Dispatcher {
   /** A finished campaign's audience lists are not needed any more (counts and cursors stay). */
   private async trim(run: Run): Promise<void> {
     run.trimmed = true;
-    const p = this.redis.pipeline();
-    for (let u = 0; u < UNITS; u++) p.del(this.keys.campaignAudience(run.plan.id, u));
-    p.del(this.keys.rateLimit(`cmp:${run.plan.id}`));
-    await p.exec();
+    await this.del([
+      ...Array.from({ length: UNITS }, (_, u) => this.keys.campaignAudience(run.plan.id, u)),
+      this.keys.rateLimit(`cmp:${run.plan.id}`),
+    ]);
+  }
+
+  /** Deletes keys of many slots: one command each (auto-pipelined; a Cluster pipeline must stay on one node). */
+  private async del(keys: string[]): Promise<void> {
+    await Promise.all(keys.map((k) => this.redis.del(k)));
   }
 
   /**
@@ -609,13 +618,13 @@ export class Dispatcher {
       this.missingSince.set(id, since);
       if (now - since < this.opts.leaseMs + 1000 || this.runs.get(id)?.workers.size) continue;
       this.missingSince.delete(id);
-      const p = this.redis.pipeline();
-      for (let u = 0; u < UNITS; u++) p.del(this.keys.campaignAudience(id, u));
-      p.del(this.keys.campaignUnits(id));
-      p.del(this.keys.campaignRate(id));
-      p.del(this.keys.campaignSnapshotLock(id));
-      p.del(this.keys.rateLimit(`cmp:${id}`));
-      await p.exec();
+      await this.del([
+        ...Array.from({ length: UNITS }, (_, u) => this.keys.campaignAudience(id, u)),
+        this.keys.campaignUnits(id),
+        this.keys.campaignRate(id),
+        this.keys.campaignSnapshotLock(id),
+        this.keys.rateLimit(`cmp:${id}`),
+      ]);
       await this.redis.srem(this.keys.campaignDispatched(), id);
       this.runs.delete(id);
       this.metrics.gcCampaigns.inc();
