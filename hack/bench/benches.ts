@@ -31,6 +31,20 @@ export const BENCHES = {
   campaign: {
     quick: ['--targets', '3000', '--rates', '1000', '--rate-seconds', '2'],
   },
+  scale: {
+    quick: [
+      '--connections',
+      '400',
+      '--gateways',
+      '2',
+      '--workers',
+      '2',
+      '--idle-seconds',
+      '2',
+      '--heartbeat-ms',
+      '10000',
+    ],
+  },
   storage: {
     quick: ['--targets', '500', '--body-sizes', '1024'],
   },

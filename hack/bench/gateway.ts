@@ -37,8 +37,8 @@ import { progress, report, type BenchRow } from './report.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '../..');
-const APP = 'bench';
-const SECRET = 'bench-secret-0123456789';
+export const APP = 'bench';
+export const SECRET = 'bench-secret-0123456789';
 
 const options = {
   sizes: {
@@ -104,7 +104,7 @@ const options = {
 
 // ------------------------------------------------------------------ child processes
 
-interface Child {
+export interface Child {
   proc: ChildProcess;
   request<T>(msg: Record<string, unknown>, timeoutMs?: number): Promise<T>;
   port: number;
@@ -112,7 +112,7 @@ interface Child {
 }
 
 let requestSeq = 0;
-function startChild(
+export function startChild(
   args: string[],
   readyPattern: RegExp,
   env: NodeJS.ProcessEnv = {},
@@ -182,7 +182,7 @@ interface Mem {
   external: number;
 }
 /** Median of five samples after a forced GC, 300 ms apart (RSS moves as the allocator settles). */
-async function memoryOf(server: Child): Promise<Mem> {
+export async function memoryOf(server: Child): Promise<Mem> {
   const samples: Mem[] = [];
   for (let i = 0; i < 5; i++) {
     // The gateway answers {type:'pushgate:mem'} (gateway/command.ts); the bare server too.
@@ -198,13 +198,13 @@ async function memoryOf(server: Child): Promise<Mem> {
 }
 
 /** CPU seconds used so far by a child (process.cpuUsage over IPC). */
-async function cpuSecondsOf(child: Child): Promise<number> {
+export async function cpuSecondsOf(child: Child): Promise<number> {
   const u = await child.request<{ user: number; system: number }>({ type: 'pushgate:cpu' }, 30_000);
   return (u.user + u.system) / 1e6;
 }
 
 /** CPU seconds used so far by redis-server (INFO cpu). */
-async function redisCpuSeconds(redisUrl: string): Promise<number> {
+export async function redisCpuSeconds(redisUrl: string): Promise<number> {
   const { stdout } = await promisify(execFile)('redis-cli', ['-u', redisUrl, 'INFO', 'cpu']);
   const field = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(stdout)?.[1] ?? 0);
   return field('used_cpu_user') + field('used_cpu_sys');
@@ -328,6 +328,7 @@ async function runClientWorker(
   const latencyStart = new Map<number, number>();
   const latencies: number[] = [];
   let mode: 'gateway' | 'bare' = 'gateway';
+  let pinger: NodeJS.Timeout | undefined;
 
   // Acks as gateway/PROTOCOL.md asks and client/device-client.ts does: every push that arrived
   // in one read is acknowledged in one frame (or, with --ack-each, one frame per push).
@@ -427,6 +428,19 @@ async function runClientWorker(
       }
       await Promise.all(closing);
       reply({ left: sockets.size });
+    } else if (m.type === 'heartbeat') {
+      // Every socket pings once per `everyMs`, spread evenly over the period, as devices do.
+      clearInterval(pinger);
+      const every = m.everyMs as number;
+      const slots = Math.max(1, Math.round(every / 100));
+      let tick = 0;
+      if (every > 0)
+        pinger = setInterval(() => {
+          const slot = tick++ % slots;
+          for (const [i, ws] of sockets)
+            if (i % slots === slot && ws.readyState === WebSocket.OPEN) ws.send('{"t":"ping"}');
+        }, 100);
+      reply();
     } else if (m.type === 'expect') {
       received = 0;
       reachedAt = 0;

@@ -21,6 +21,7 @@ const extra: Record<BenchName, string[]> = {
   operator: ['--kubeconfig', inject('kubeconfig'), '--redis-url', inject('redisUrl')],
   ratelimit: ['--redis-url', inject('redisUrl')],
   storage: ['--redis-url', inject('redisUrl')],
+  scale: [],
   campaign: ['--redis-url', inject('redisUrl')],
 };
 
