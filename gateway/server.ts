@@ -156,7 +156,7 @@ export function createGateway(config: GatewayConfig, log: Logger): Gateway {
       },
     },
     log.child({ part: 'ratelimit' }),
-    { owner: `${id}.${instance}`, ackTimeoutMs: config.ackTimeoutMs },
+    { owner: `${id}.${instance}`, ackTimeoutMs: config.ackTimeoutMs, knownApps: () => apps.keys() },
   );
   const push: PushAcceptor = new PushAcceptor(
     redis,

@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { parseAdaptiveState } from './adaptive.js';
 import { shardPlan, type AppLimitConfig } from './app-limit.js';
-import { withAdaptiveFactor } from './releaser.js';
+import { AppLimitConfigs, withAdaptiveFactor } from './releaser.js';
+import { silentLogger } from '../logger.js';
+import type { PgRedis } from '../redis/connection.js';
+import { redisKeys } from '../redis/keys.js';
 
 const adaptive = {
   enabled: true,
@@ -55,5 +58,42 @@ describe('adaptive throttling: the rate in force', () => {
     expect(withAdaptiveFactor(plain, '0.5|1|ErrorRatio|1').ratePerSecond).toBe(800);
     expect(withAdaptiveFactor(cfg, '1|1|Healthy|1').ratePerSecond).toBe(800);
     expect(withAdaptiveFactor(cfg, undefined).ratePerSecond).toBe(800);
+  });
+});
+
+describe('published limits: a policy without appIds ("*")', () => {
+  const keys = redisKeys('t');
+  const stub = (limits: Record<string, AppLimitConfig>, adaptiveState: Record<string, string> = {}) =>
+    ({
+      hgetall: (k: string) =>
+        Promise.resolve(
+          k === keys.appLimitConfig()
+            ? Object.fromEntries(Object.entries(limits).map(([a, c]) => [a, JSON.stringify(c)]))
+            : adaptiveState,
+        ),
+    }) as unknown as PgRedis;
+
+  it('limits every app without an entry of its own, each with its own adaptive factor; its own entry wins', async () => {
+    const own: AppLimitConfig = { ratePerSecond: 5, burst: 5, maxDeferred: 10 };
+    const c = new AppLimitConfigs(
+      stub({ '*': cfg, mine: own }, { shop: '0.5|1|ErrorRatio|1' }),
+      keys,
+      silentLogger,
+      1000,
+      () => ['shop', 'mine', 'news'],
+    );
+    await c.refresh();
+    expect(c.get('mine')).toEqual(own);
+    expect(c.get('shop')!.ratePerSecond).toBe(400);
+    expect(c.get('news')!.ratePerSecond).toBe(800);
+    expect(c.get('late')!.ratePerSecond).toBe(800); // an app this process did not know, asked about
+    expect(c.apps().sort()).toEqual(['late', 'mine', 'news', 'shop']);
+  });
+
+  it('without "*" an app with no entry is not limited', async () => {
+    const c = new AppLimitConfigs(stub({ mine: cfg }), keys, silentLogger, 1000, () => ['shop']);
+    await c.refresh();
+    expect(c.get('shop')).toBeUndefined();
+    expect(c.apps()).toEqual(['mine']);
   });
 });

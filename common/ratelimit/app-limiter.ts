@@ -73,10 +73,12 @@ export class AppRateLimiter {
       downstreamTimeoutMs?: number;
       /** A push written to a device and not acked within this is a downstream timeout (ms). */
       ackTimeoutMs?: number;
+      /** The apps this process serves (a policy without appIds covers each of them without a policy of its own). */
+      knownApps?: () => Iterable<string>;
     } = {},
   ) {
     this.now = opts.now ?? Date.now;
-    this.configs = new AppLimitConfigs(redis, keys, log, opts.refreshMs);
+    this.configs = new AppLimitConfigs(redis, keys, log, opts.refreshMs, opts.knownApps);
     const adaptiveObserver: AdaptiveObserver = {
       step: (app, factor, reason, changed) => observer.adaptive?.(app, factor, reason, changed),
     };

@@ -12,14 +12,24 @@ import {
 } from './app-limit.js';
 import { parseAdaptiveState } from './adaptive.js';
 
+/** The published app key of a policy without appIds: every app without a policy of its own. */
+export const EVERY_APP_KEY = '*';
+
 /**
  * The published limits, as every gateway sees them: the operator writes one hash
  * (keys.appLimitConfig: app -> AppLimitConfig JSON); this reads it every `refreshMs`, so an
  * edit of a RateLimitPolicy is in force within about a second on every gateway, no restart.
  * A malformed entry is logged and ignored (that app runs unlimited, as with no policy).
+ * The entry `*` (a policy without appIds) is the limit of every app without an entry of its
+ * own, each app with its own buckets and queues; the apps it covers are the ones this process
+ * knows (`knownApps`, the gateway's apps) and the ones it has been asked about.
  */
 export class AppLimitConfigs {
   private configs = new Map<string, AppLimitConfig>();
+  private adaptive: Record<string, string> = {};
+  private star: AppLimitConfig | undefined;
+  private readonly starApps = new Map<string, AppLimitConfig>();
+  private readonly seen = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private loaded = false;
 
@@ -28,14 +38,26 @@ export class AppLimitConfigs {
     private readonly keys: RedisKeys,
     private readonly log: Logger,
     private readonly refreshMs = 1000,
+    private readonly knownApps: () => Iterable<string> = () => [],
   ) {}
 
   get(app: string): AppLimitConfig | undefined {
-    return this.configs.get(app);
+    const own = this.configs.get(app);
+    if (own || !this.star || app === EVERY_APP_KEY) return own;
+    let c = this.starApps.get(app);
+    if (!c) {
+      this.starApps.set(app, (c = withAdaptiveFactor(this.star, this.adaptive[app])));
+      this.seen.add(app);
+    }
+    return c;
   }
 
+  /** The apps under a limit here: those with their own entry, and under `*` the known and seen ones. */
   apps(): string[] {
-    return [...this.configs.keys()];
+    const out = [...this.configs.keys()].filter((a) => a !== EVERY_APP_KEY);
+    if (this.star)
+      for (const a of new Set([...this.knownApps(), ...this.seen])) if (!this.configs.has(a)) out.push(a);
+    return out;
   }
 
   async refresh(): Promise<void> {
@@ -50,6 +72,9 @@ export class AppLimitConfigs {
       else this.log.warn({ app }, 'ignoring a malformed published rate limit');
     }
     this.configs = next;
+    this.adaptive = adaptive;
+    this.star = next.get(EVERY_APP_KEY);
+    this.starApps.clear();
     this.loaded = true;
   }
 

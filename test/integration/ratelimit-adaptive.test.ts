@@ -9,6 +9,8 @@ import { freePort } from '../support/net.js';
 import { scrapeSum } from '../support/prometheus.js';
 import {
   APP,
+  OTHER_APP,
+  OTHER_SECRET,
   basicAuth,
   pushApi,
   RecordingDevice,
@@ -22,9 +24,9 @@ import {
 
 const push = (base: string, body: unknown) => pushApi(base, body);
 
-async function status(base: string, id: string) {
-  const res = await fetch(`${base}/v1/apps/${APP}/messages/${id}`, {
-    headers: { authorization: basicAuth() },
+async function status(base: string, id: string, app = APP) {
+  const res = await fetch(`${base}/v1/apps/${app}/messages/${id}`, {
+    headers: { authorization: app === APP ? basicAuth() : basicAuth(OTHER_APP, OTHER_SECRET) },
   });
   return (await res.json()) as Record<string, unknown>;
 }
@@ -90,6 +92,56 @@ describe('per-device daily cap through a real gateway (the push API answer and t
     expect(await scrape('capped')).toBe(2);
     expect(await scrape('cap_refused')).toBe(1);
     dev.client.stop();
+  }, 30_000);
+});
+
+describe('a policy without appIds through a real gateway', () => {
+  const redisUrl = inject('redisUrl');
+  const prefix = uniquePrefix('rl-star');
+  const keys = redisKeys(prefix);
+  let redis: PgRedis;
+  let gw: GatewayProcess;
+
+  beforeAll(async () => {
+    redis = createRedis(redisUrl);
+    gw = await startGatewayProcess({ redisUrl, prefix, id: 'star-gw' });
+  });
+  afterAll(async () => {
+    await stopGateway(gw);
+    await redis.quit();
+  });
+
+  it('"*" limits every app without a policy of its own, each app on its own budget; an app with its own keeps it', async () => {
+    await publishAppLimits(redis, keys, {
+      '*': { ratePerSecond: 1, burst: 1, maxDeferred: 100, policy: 'test/every-app' },
+      [APP]: { ratePerSecond: 1000, burst: 1000, maxDeferred: 100, policy: 'test/own' },
+    });
+    await sleep(1500);
+    const other = (i: number) =>
+      pushApi(
+        gw.httpUrl,
+        { to: { device: `star-${i}` }, data: { i } },
+        {
+          app: OTHER_APP,
+          auth: basicAuth(OTHER_APP, OTHER_SECRET),
+        },
+      );
+    const first = await other(0);
+    const second = await other(1);
+    expect([first.body.state, second.body.state]).toEqual(['accepted', 'deferred']);
+    expect(second.headers.get('ratelimit-limit')).toBe('1');
+    expect(second.headers.get('ratelimit-policy')).toContain('1;w=1');
+    const own = await pushApi(gw.httpUrl, { to: { device: 'star-own' }, data: {} });
+    expect(own.body.state).toBe('accepted');
+    expect(own.headers.get('ratelimit-limit')).toBe('1000');
+    // The deferred one goes out at the rate, released by the gateway's releaser.
+    const deadline = Date.now() + 10_000;
+    let st = await status(gw.httpUrl, second.body.id as string, OTHER_APP);
+    while (st.released !== 1 && Date.now() < deadline) {
+      await sleep(200);
+      st = await status(gw.httpUrl, second.body.id as string, OTHER_APP);
+    }
+    expect(st).toMatchObject({ deferred: 1, released: 1 });
   }, 30_000);
 });
 
