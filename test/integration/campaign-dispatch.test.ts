@@ -410,6 +410,25 @@ describe('schedule: start time, quiet hours (injected clock), deadline', () => {
     expect(await holdingCount(env, devices, plan)).toBe(p.counters.sent);
   });
 
+  it('a campaign suspended past its deadline finishes: the rest counted expired', async () => {
+    const plan = campaignPlan({ rate: { perSecond: 200, burst: 10 }, deadline: Date.now() + 3000 });
+    await publishCampaign(env.redis, env.keys, plan);
+    await untilProgress(env.redis, env.keys, plan.id, (x) => x.counters.sent >= 100, 10_000, 'some sent');
+    await setState(env, plan, 'suspend');
+    const p = await untilProgress(
+      env.redis,
+      env.keys,
+      plan.id,
+      (x) => x.finishedAt !== undefined,
+      15_000,
+      'finish',
+    );
+    expect(p.finishedAt).toBeGreaterThanOrEqual(plan.deadline!);
+    expect(p.counters.sent).toBeLessThan(1000);
+    expect(p.counters.sent + p.counters.expired + p.counters.failed).toBe(1000);
+    expect(await holdingCount(env, devices, plan)).toBe(p.counters.sent);
+  });
+
   it('dryRun snapshots and counts, sends nothing', async () => {
     const plan = campaignPlan({ dryRun: true });
     await publishCampaign(env.redis, env.keys, plan);
@@ -489,6 +508,43 @@ describe('a Redis that forgets, and garbage collection', () => {
     // And no progress was created again by a late batch or count.
     await sleep(1000);
     expect(await env.redis.exists(env.keys.campaignProgress(plan.id), ...mine())).toBe(0);
+  });
+});
+
+describe('campaigns share a replica', () => {
+  const env = setup('cmp-share');
+  const devices = fleet(1000, () => ['news']);
+  const fast = fleet(300, () => ['flash'], 'fast');
+
+  beforeAll(async () => {
+    await registerDevices(env.redis, env.keys, [...devices, ...fast]);
+    await dispatcher(env, ['--concurrency', '2']);
+  });
+
+  it('a slow campaign with big units does not hold every unit slot while another waits', async () => {
+    // 1,000 at 4/s: minutes, both slots of this replica busy with its units (16 devices each,
+    // 8 s a unit).
+    const slow = campaignPlan({ rate: { perSecond: 4, burst: 2 } });
+    await publishCampaign(env.redis, env.keys, slow);
+    await untilProgress(env.redis, env.keys, slow.id, (x) => x.counters.sent >= 4, 10_000, 'slow started');
+    const quick = campaignPlan({
+      target: { allDevices: false, allOf: ['flash'], anyOf: [], noneOf: [] },
+      rate: { perSecond: 300, burst: 30 },
+    });
+    await publishCampaign(env.redis, env.keys, quick);
+    const q = await untilProgress(
+      env.redis,
+      env.keys,
+      quick.id,
+      (x) => x.finishedAt !== undefined,
+      6_000,
+      'quick finish',
+    );
+    expect(q.counters.sent).toBe(300);
+    const s = await readCampaignProgress(env.redis, env.keys, slow.id);
+    expect(s.finishedAt).toBeUndefined();
+    expect(s.counters.sent).toBeGreaterThan(4);
+    await setState(env, slow, 'cancel');
   });
 });
 

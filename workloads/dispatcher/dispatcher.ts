@@ -115,6 +115,7 @@ export class Dispatcher {
   private ticking: Promise<void> | undefined;
   private stopped = false;
   private lastGc = 0;
+  private workerSeq = 0;
   /** Campaigns with dispatcher keys found missing from the index, since when (ms). */
   private readonly missingSince = new Map<string, number>();
   private readonly opts: DispatcherOptions;
@@ -180,11 +181,27 @@ export class Dispatcher {
         this.stopWorkers(run);
         if (run.workers.size === 0) this.runs.delete(id);
       }
+    const sending: Run[] = [];
     for (const plan of plans) {
       try {
-        await this.step(plan);
+        const run = await this.step(plan);
+        if (run) sending.push(run);
       } catch (err) {
         this.log.warn({ err, campaign: plan.id, name: plan.name }, 'campaign pass failed');
+      }
+    }
+    // Campaigns that may send share this replica's units: a slow campaign with big units must
+    // not hold every slot while another waits. Each gets an equal share (at least one); a
+    // campaign above its share gives the extra units back (their cursors stay).
+    const share = Math.max(1, Math.floor(this.opts.concurrency / Math.max(1, sending.length)));
+    for (const run of sending) {
+      try {
+        const working = [...run.workers.values()].filter((w) => !w.stop);
+        for (const w of working.slice(share)) w.stop = true;
+        await this.claimUnits(run, share);
+        await this.writeStatus(run);
+      } catch (err) {
+        this.log.warn({ err, campaign: run.plan.id, name: run.plan.name }, 'campaign pass failed');
       }
     }
     this.metrics.activeUnits.set(this.activeUnits);
@@ -266,7 +283,8 @@ export class Dispatcher {
     for (const w of run.workers.values()) w.stop = true;
   }
 
-  private async step(plan: CampaignPlan): Promise<void> {
+  /** One campaign's pass; returns its run when it may send now (units are claimed after every step). */
+  private async step(plan: CampaignPlan): Promise<Run | undefined> {
     const run = this.runOf(plan);
     const progress = await this.readProgress(plan.id);
     run.progress = progress;
@@ -284,13 +302,15 @@ export class Dispatcher {
       }
       return;
     }
-    if (plan.state === 'suspend') {
+    const pastDeadline = plan.deadline !== undefined && now >= plan.deadline;
+    // Past its deadline a suspended campaign is finished too: what is left is counted expired
+    // (the workers expire units without sending).
+    if (plan.state === 'suspend' && !pastDeadline) {
       this.stopWorkers(run);
       await this.writeThrottled(run, '');
       return;
     }
-    if (now < plan.startAt) return;
-    const pastDeadline = plan.deadline !== undefined && now >= plan.deadline;
+    if (now < plan.startAt && !pastDeadline) return;
     const quiet = plan.quietHours && !pastDeadline ? quietAt(now, plan.quietHours) : undefined;
     if (quiet?.quiet) {
       this.stopWorkers(run);
@@ -316,8 +336,7 @@ export class Dispatcher {
       return;
     }
     await this.prepareMessage(run, progress.snapshotAt);
-    await this.claimUnits(run);
-    await this.writeStatus(run);
+    return run;
   }
 
   private readProgress(id: string): Promise<CampaignProgress> {
@@ -408,8 +427,9 @@ export class Dispatcher {
     run.snapshotAt = snapshotAt;
   }
 
-  private async claimUnits(run: Run): Promise<void> {
-    while (!this.stopped && this.activeUnits < this.opts.concurrency) {
+  private async claimUnits(run: Run, share: number): Promise<void> {
+    const busy = () => [...run.workers.values()].filter((w) => !w.stop).length;
+    while (!this.stopped && busy() < share && (this.activeUnits < this.opts.concurrency || busy() === 0)) {
       const claim = await run.units.claim();
       if ('code' in claim) {
         if (claim.code === 'done' && run.workers.size === 0 && (await run.units.finish('done'))) {
@@ -423,12 +443,23 @@ export class Dispatcher {
       }
       this.metrics.claims.inc();
       const w: Worker = { unit: claim.unit, stop: false, done: Promise.resolve() };
-      run.workers.set(claim.unit, w);
-      w.done = this.work(run, w, claim)
-        .catch((err: unknown) =>
-          this.log.warn({ err, campaign: run.plan.id, unit: claim.unit }, 'unit failed'),
-        )
-        .finally(() => run.workers.delete(claim.unit));
+      const key = ++this.workerSeq;
+      run.workers.set(key, w);
+      // A worker that finishes a unit claims the next one at once (not at the next pass: small
+      // units would otherwise cost a pass each).
+      w.done = (async () => {
+        let c = claim;
+        while (await this.work(run, w, c)) {
+          if (w.stop || this.stopped) return;
+          const next = await run.units.claim();
+          if ('code' in next) return;
+          this.metrics.claims.inc();
+          w.unit = next.unit;
+          c = next;
+        }
+      })()
+        .catch((err: unknown) => this.log.warn({ err, campaign: run.plan.id, unit: w.unit }, 'unit failed'))
+        .finally(() => run.workers.delete(key));
     }
   }
 
@@ -445,7 +476,7 @@ export class Dispatcher {
     run: Run,
     w: Worker,
     claim: { unit: number; epoch: number; cursor: number; len: number },
-  ): Promise<void> {
+  ): Promise<boolean> {
     const { units } = run;
     const { unit, epoch, len } = claim;
     let cursor = claim.cursor;
@@ -461,15 +492,16 @@ export class Dispatcher {
     for (;;) {
       if (w.stop || this.stopped) {
         await units.release(unit, epoch);
-        return;
+        return false;
       }
       const exp = this.expiresAt(run);
       if (cursor >= len || (exp && exp.now >= exp.at)) {
         const expired = len - cursor;
         if (await units.advance(unit, epoch, cursor, len, { ...ZERO, expired }, true)) {
           if (expired) this.metrics.sent.inc({ outcome: 'expired' }, expired);
-        } else this.metrics.batches.inc({ result: 'fenced' });
-        return;
+          return true;
+        }
+        return this.fenced(run, unit);
       }
       if (run.appLimitUntil > Date.now()) {
         await sleep(Math.min(200, run.appLimitUntil - Date.now()));
@@ -549,16 +581,17 @@ export class Dispatcher {
       this.metrics.batches.inc({ result: 'ok' });
       cursor = to;
       lastAdvance = Date.now();
-      if (to >= len) return;
+      if (to >= len) return true;
     }
   }
 
-  private fenced(run: Run, unit: number): void {
+  private fenced(run: Run, unit: number): false {
     this.metrics.batches.inc({ result: 'fenced' });
     this.log.warn(
       { campaign: run.plan.id, unit },
       'lost the lease of a unit (frozen or slow past it); another replica continues from its cursor',
     );
+    return false;
   }
 
   private async writeThrottled(run: Run, reason: Run['throttled']): Promise<void> {
