@@ -237,14 +237,12 @@ describe('RateLimitPolicy controller', () => {
     expect(cut.status?.apps?.[0]).toMatchObject({ appId: OTHER_APP, effectiveMessagesPerSecond: 50 });
     const table = await kubectl(kubeconfig, ['-n', ns, 'get', 'ratelimitpolicy', 'adaptive']);
     expect(table).toMatch(new RegExp(`^adaptive\\s+main\\s+main: ${OTHER_APP}\\s+100\\s+50\\s+`, 'm'));
-    // The gateway paces at the cut rate.
-    expect(
-      await scrapeSum(
-        `${gw.httpUrl}/metrics`,
-        'pushgate_ratelimit_effective_rate',
-        (l) => l.app === OTHER_APP,
-      ),
-    ).toBe(50);
+    // The gateway paces at the cut rate (it rereads the factor once a second).
+    const effective = () =>
+      scrapeSum(`${gw.httpUrl}/metrics`, 'pushgate_ratelimit_effective_rate', (l) => l.app === OTHER_APP);
+    const deadline = Date.now() + 3000;
+    while ((await effective()) !== 50 && Date.now() < deadline) await sleep(200);
+    expect(await effective()).toBe(50);
     // Healthy since: one recovery step (50% of 100/s) brings it back.
     const back = await eventually(
       async () => {
