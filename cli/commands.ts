@@ -17,6 +17,7 @@ export const commands: ReadonlyMap<string, () => Promise<AnyCommand>> = new Map<
   ['gateway', async () => (await import('../gateway/command.js')).gatewayCommand],
   ['locator', async () => (await import('../workloads/locator/command.js')).locatorCommand],
   ['node-tuner', async () => (await import('../workloads/node-tuner/command.js')).nodeTunerCommand],
+  ['node-topology', async () => (await import('../workloads/node-topology/command.js')).nodeTopologyCommand],
   [
     'metrics-adapter',
     async () => (await import('../workloads/metrics-adapter/command.js')).metricsAdapterCommand,

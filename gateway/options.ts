@@ -41,7 +41,15 @@ export const gatewayOptions = {
     schema: z.string().default('local'),
     description: 'Region of this gateway (topology.kubernetes.io/region).',
   },
-  zone: { schema: z.string().default('local-a'), description: 'Zone of this gateway.' },
+  zone: {
+    schema: z.string().default('local-a'),
+    description: 'Zone of this gateway (topology.kubernetes.io/zone); --zone-file wins when it has one.',
+  },
+  zoneFile: {
+    schema: z.string().optional(),
+    description:
+      "File holding this gateway's zone: in a pod, the Node's zone written by the node-topology init container.",
+  },
   podIp: {
     schema: z.string().optional(),
     env: 'POD_IP',

@@ -1,3 +1,4 @@
+import { zoneFromFile } from '../common/topology.js';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -279,12 +280,13 @@ export function createGateway(config: GatewayConfig, log: Logger): Gateway {
   // Set when another instance holds our id at a refresh (it took over while this process was
   // frozen longer than a refresh period): not ready, so the locator stops sending devices here.
   let idLost = false;
+  const zone = zoneFromFile(config.zoneFile, config.zone);
   const record = () => ({
     id,
     podName: config.podName,
     namespace: config.namespace,
     region: config.region,
-    zone: config.zone,
+    zone,
     endpoint: advertised,
     connections: hub.connectionCount,
     maxConnections: config.maxConnections,

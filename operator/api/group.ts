@@ -14,10 +14,12 @@ export const API_VERSION = `${GROUP}/${VERSION}` as const;
  */
 export const CATEGORY = 'pushgate-all';
 
-/** The node label a region's pods select by default (the well-known Kubernetes topology label). */
-export const REGION_LABEL = 'topology.kubernetes.io/region';
-/** The node label pods are spread across inside a region. */
-export const ZONE_LABEL = 'topology.kubernetes.io/zone';
+/**
+ * The node labels a region's pods select by default, and pods are spread across inside a region
+ * (the well-known Kubernetes topology labels; defined once in common/topology.ts, which the
+ * gateway pods' node-topology init container reads too).
+ */
+export { REGION_LABEL, ZONE_LABEL } from '../../common/topology.js';
 
 export interface KindNames {
   kind: string;

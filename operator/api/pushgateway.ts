@@ -281,7 +281,7 @@ const imageSchema = (description: string) =>
     .describe(description);
 
 /** Containers the operator itself puts in every gateway pod; a sidecar cannot take their names. */
-export const BUILT_IN_CONTAINERS = ['gateway', 'sidecar'] as const;
+export const BUILT_IN_CONTAINERS = ['gateway', 'sidecar', 'node-topology'] as const;
 /** Pod volumes a sidecar may mount: those the gateway pod has (tls and apps, when set). */
 export const POD_VOLUMES = ['tls', 'apps'] as const;
 
@@ -390,8 +390,8 @@ export const sidecarSchema = withRules(
   'A container run beside the gateway in every gateway pod (a subset of core/v1 Container).',
   [
     {
-      rule: "!(self.name in ['gateway', 'sidecar'])",
-      message: 'gateway and sidecar are the names of the built-in containers',
+      rule: `!(self.name in [${BUILT_IN_CONTAINERS.map((n) => `'${n}'`).join(', ')}])`,
+      message: `${BUILT_IN_CONTAINERS.join(', ')} are the names of the built-in containers`,
       fieldPath: '.name',
       check: (c) => !(BUILT_IN_CONTAINERS as readonly string[]).includes(c.name),
     },

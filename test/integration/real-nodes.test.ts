@@ -1,5 +1,5 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- objects read back from kubectl -o json; the assertions check their shape */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -138,7 +138,144 @@ describe('real nodes: the stack a user gets', () => {
     const procs = containerProcesses('gateway');
     expect(procs.length).toBeGreaterThanOrEqual(total);
     for (const p of procs) expect(p.cgroup).toMatch(/^\/pushgate-real-cn-[a-z]+-1\/kubepods/);
+    // And the PushGateway says so: Ready, which includes every HPA reading its metric through
+    // the chart's adapter (no <unknown> targets).
+    const ready = await eventually(
+      async () => {
+        const pgw = await json(['-n', 'default', 'get', 'pushgateway', 'main']);
+        const c = pgw.status?.conditions?.find((x: any) => x.type === 'Ready');
+        return c?.status === 'True' && c;
+      },
+      { timeoutMs: 120_000, intervalMs: 2000, what: 'the PushGateway Ready (its HPAs reading their metric)' },
+    );
+    expect(ready.reason).toBe('AllRegionsReady');
+    for (const region of ['cn-north-1', 'cn-east-1', 'cn-south-1']) {
+      const hpa = await json(['-n', 'default', 'get', 'hpa', `main-${region}`]);
+      const active = hpa.status.conditions.find((c: any) => c.type === 'ScalingActive');
+      expect(active, region).toMatchObject({ status: 'True', reason: 'ValidMetricFound' });
+    }
   }, 360_000);
+
+  it("reports each gateway's zone from its node's label (the node-topology init container), and the locator hands it out", async () => {
+    const nodes = (await json<{ items: any[] }>(['get', 'nodes', '-l', 'type=real'])).items;
+    const zoneOf = new Map<string, string>(
+      nodes.map((n) => [
+        n.metadata.labels['topology.kubernetes.io/region'],
+        n.metadata.labels['topology.kubernetes.io/zone'],
+      ]),
+    );
+    expect(zoneOf.get('cn-east-1')).toBe('cn-east-1a');
+    const locator = await serviceUrl('cn-east-1');
+    const res = await fetch(`${locator}/v1/locate?app=shop&device=zone-probe&region=cn-east-1&limit=10`);
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { endpoints: { gateway: string; region: string; zone: string }[] };
+    // Every gateway of the three regions, each with the zone of the node it runs on (never the
+    // gateway's default, local-a); the requested region first.
+    expect(body.endpoints.length).toBeGreaterThanOrEqual(3);
+    expect(body.endpoints[0]!.region).toBe('cn-east-1');
+    for (const e of body.endpoints) expect(e.zone, e.gateway).toBe(zoneOf.get(e.region));
+    const zone = zoneOf.get('cn-east-1')!;
+    // What the init container did, in its own log.
+    const pod = (await gatewayPods('cn-east-1'))[0];
+    const log = await kubectl(['-n', 'default', 'logs', pod.metadata.name, '-c', 'node-topology']);
+    expect(log).toContain('node topology written');
+    expect(log).toContain(`"zone":"${zone}"`);
+  });
+
+  it("reaches a gateway pod's metrics port through kubectl port-forward (kube-apiserver -> kubelet -> pod), on loopback", async () => {
+    const pod = (await gatewayPods('cn-north-1'))[0].metadata.name;
+    const child = spawn(
+      path.join(binDir(), 'kubectl'),
+      [
+        '--kubeconfig',
+        kubeconfig,
+        '-n',
+        'default',
+        'port-forward',
+        '--address',
+        '127.0.0.1',
+        `pod/${pod}`,
+        ':9090',
+      ],
+      { env: stackEnv, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    try {
+      const port = await eventually(() => /Forwarding from 127\.0\.0\.1:(\d+) -> 9090/.exec(out)?.[1], {
+        timeoutMs: 30_000,
+        what: `kubectl port-forward to listen (${out})`,
+      });
+      const metrics = await fetch(`http://127.0.0.1:${port}/metrics`, {
+        signal: AbortSignal.timeout(10_000),
+      });
+      expect(metrics.status).toBe(200);
+      expect(await metrics.text()).toMatch(/^pushgate_gateway_connections(\{[^}]*\})? \d+/m);
+      const ready = await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(10_000) });
+      expect(ready.status).toBe(200);
+    } finally {
+      child.kill('SIGTERM');
+    }
+  });
+
+  it("passes helm test on a real node (the chart's test pod checks the operator and the metrics adapter through their Services), and fails it naming the adapter while the adapter is down", async () => {
+    const helmTest = (logs: boolean) =>
+      run(
+        path.join(binDir(), 'helm'),
+        [
+          ...['--kubeconfig', kubeconfig, 'test', 'pushgate', '-n', 'pushgate-system', '--timeout', '3m'],
+          // --logs only on failure: a passed test pod is deleted at once (hook-succeeded), before
+          // helm would read its log (helm/helm#9098).
+          ...(logs ? ['--logs'] : []),
+        ],
+        { env: stackEnv, maxBuffer: 8 << 20 },
+      ).then(
+        (r) => ({ ok: true, out: r.stdout }),
+        (e: Error & { stdout?: string; stderr?: string }) => ({ ok: false, out: `${e.stdout}\n${e.stderr}` }),
+      );
+    const passed = await helmTest(false);
+    expect(passed.out).toMatch(/TEST SUITE:\s+pushgate-operator-test[\s\S]*Phase:\s+Succeeded/);
+    expect(passed.ok).toBe(true);
+
+    const scale = (n: number) =>
+      kubectl(['-n', 'pushgate-system', 'scale', 'deployment/pushgate-metrics-adapter', `--replicas=${n}`]);
+    await scale(0);
+    try {
+      await eventually(
+        async () =>
+          (
+            await json<{ items: any[] }>([
+              '-n',
+              'pushgate-system',
+              'get',
+              'pods',
+              '-l',
+              'app.kubernetes.io/component=metrics-adapter',
+            ])
+          ).items.length === 0,
+        { timeoutMs: 60_000, intervalMs: 1000, what: 'the adapter pod gone' },
+      );
+      const failed = await helmTest(true);
+      expect(failed.ok).toBe(false);
+      expect(failed.out).toMatch(/Phase:\s+Failed/);
+      expect(failed.out).toMatch(/operator \/healthz http:\/\/198\.19\.[0-9.]+:8081\/healthz 200/);
+      expect(failed.out).toMatch(
+        /metrics adapter \/readyz https:\/\/198\.19\.[0-9.]+:443\/readyz .*(ECONNREFUSED|timed out|aborted)/i,
+      );
+    } finally {
+      await scale(1);
+      await kubectl([
+        '-n',
+        'pushgate-system',
+        'rollout',
+        'status',
+        'deployment/pushgate-metrics-adapter',
+        '--timeout=120s',
+      ]);
+    }
+    expect((await helmTest(false)).ok).toBe(true);
+  }, 300_000);
 
   it('connects devices on this host through the locator, and delivers a push sent through the Service', async () => {
     const locator = await serviceUrl('cn-east-1');

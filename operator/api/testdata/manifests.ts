@@ -282,6 +282,14 @@ export const ISSUE_14_BAD_MANIFESTS: readonly BadManifestCase[] = [
     says: 'built-in containers',
   },
   {
+    // Container names are unique across a pod's init containers and containers.
+    name: 'a sidecar named node-topology (the init container that reads the Node zone)',
+    kind: 'PushGateway',
+    edits: { sidecars: [{ name: 'node-topology', image: 'busybox' }] },
+    path: 'spec.sidecars[0].name',
+    says: 'built-in containers',
+  },
+  {
     name: 'a sidecar name in capitals',
     kind: 'PushGateway',
     edits: { sidecars: [{ name: 'Probe', image: 'busybox' }] },

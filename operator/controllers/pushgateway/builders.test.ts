@@ -22,6 +22,7 @@ import { envNameOf, envOf, parseConfig } from '../../../common/config.js';
 import { redisOptions } from '../../../common/redis/options.js';
 import { dispatcherOptions } from '../../../workloads/dispatcher/options.js';
 import { gatewayOptions } from '../../../gateway/options.js';
+import { nodeTopologyOptions } from '../../../workloads/node-topology/options.js';
 import { nodeTunerOptions } from '../../../workloads/node-tuner/options.js';
 import { sidecarOptions } from '../../../workloads/sidecar/options.js';
 import { ANNOTATION_CONFIG_HASH, names, ownerKeyOf } from './names.js';
@@ -158,7 +159,12 @@ describe('PushGateway builders: behaviour', () => {
     });
     const kinds = buildAll(gw, opts).map((o) => o.kind);
     expect(kinds).not.toContain('DaemonSet');
-    expect(kinds).not.toContain('ClusterRoleBinding');
+    // The one cluster-wide grant left is the gateways' own (read their Node's zone).
+    expect(
+      buildAll(gw, opts)
+        .filter((o) => o.kind === 'ClusterRoleBinding')
+        .map((o) => o.metadata?.name),
+    ).toEqual([names.gatewayNodeReaderClusterRoleBinding(gw)]);
     expect(
       (buildGatewayDeployment(gw, gw.spec.regions[0]!, opts) as any).spec.template.spec
         .topologySpreadConstraints,
@@ -221,6 +227,7 @@ describe('PushGateway builders: behaviour', () => {
       appsFile: '/etc/pushgate/apps',
       tlsCertFile: '/etc/pushgate/tls/tls.crt',
       tlsKeyFile: '/etc/pushgate/tls/tls.key',
+      zoneFile: '/run/pushgate-topology/zone',
       // The probe app joins the apps, with the secret the sidecar signs with.
       apps: `pushgate-probe:redis://secret-${names.probeSecret(gw)}-secret`,
     });
@@ -296,6 +303,30 @@ describe('PushGateway builders: behaviour', () => {
     );
     const off = sample((raw) => (raw.spec.dispatcher = { enabled: false }));
     expect(buildAll(off, opts).filter((o) => o.metadata?.name === names.dispatcher(off))).toEqual([]);
+  });
+
+  it("runs node-topology first, which writes the Node's zone where the gateway reads it, with get on nodes only", () => {
+    const gw = sample();
+    const pod = (buildGatewayDeployment(gw, gw.spec.regions[0]!, opts) as any).spec.template.spec;
+    const init = pod.initContainers.find((c: any) => c.name === 'node-topology');
+    expect(init.command).toEqual(['pushgate', 'node-topology']);
+    const config = parseConfig(nodeTopologyOptions, [], containerEnv(undefined, init));
+    expect(config).toMatchObject({ nodeName: 'field:spec.nodeName', outDir: '/run/pushgate-topology' });
+    const gateway = pod.containers.find((c: any) => c.name === 'gateway');
+    const gatewayConfig = parseConfig(gatewayOptions, [], containerEnv(buildGatewayConfigMap(gw), gateway));
+    expect(gatewayConfig.zoneFile).toBe(`${config.outDir}/zone`);
+    const mount = (c: any) => c.volumeMounts.find((m: any) => m.name === 'topology');
+    expect(mount(init)).toEqual({ name: 'topology', mountPath: config.outDir });
+    expect(mount(gateway)).toEqual({ name: 'topology', mountPath: config.outDir, readOnly: true });
+    const rbac = buildGatewayRBAC(gw);
+    const role = rbac.find((o) => o.metadata?.name === names.gatewayNodeReaderClusterRole) as any;
+    expect(role.rules).toEqual([{ apiGroups: [''], resources: ['nodes'], verbs: ['get'] }]);
+    const binding = rbac.find(
+      (o) => o.metadata?.name === names.gatewayNodeReaderClusterRoleBinding(gw),
+    ) as any;
+    expect(binding.subjects).toEqual([
+      { kind: 'ServiceAccount', name: names.gatewayServiceAccount(gw), namespace: 'push' },
+    ]);
   });
 
   it('passes the node tuner its settings as env that its own parser reads back', () => {

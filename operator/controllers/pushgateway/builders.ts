@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { envNameOf } from '../../../common/config.js';
 import { gatewayOptions } from '../../../gateway/options.js';
 import { dispatcherOptions } from '../../../workloads/dispatcher/options.js';
+import { nodeTopologyOptions } from '../../../workloads/node-topology/options.js';
 import { nodeTunerOptions } from '../../../workloads/node-tuner/options.js';
 import { sidecarOptions } from '../../../workloads/sidecar/options.js';
 import { ZONE_LABEL, regionNodeSelector, type PushGateway, type PushGatewayRegion } from '../../api/index.js';
@@ -37,6 +38,7 @@ import {
 const gatewayEnv = (key: keyof typeof gatewayOptions & string) => envNameOf(gatewayOptions, key);
 const sidecarEnv = (key: keyof typeof sidecarOptions & string) => envNameOf(sidecarOptions, key);
 const tunerEnv = (key: keyof typeof nodeTunerOptions & string) => envNameOf(nodeTunerOptions, key);
+const topologyEnv = (key: keyof typeof nodeTopologyOptions & string) => envNameOf(nodeTopologyOptions, key);
 
 export interface BuildOptions {
   /** Image when spec.image is empty: the operator's own (one image runs every pushgate program). */
@@ -48,6 +50,8 @@ const WS_PORT_NAME = 'ws';
 const METRICS_PORT_NAME = 'metrics';
 const TLS_MOUNT = '/etc/pushgate/tls';
 const APPS_MOUNT = '/etc/pushgate/apps';
+/** The Node's zone and region, written by the node-topology init container for the gateway. */
+const TOPOLOGY_MOUNT = '/run/pushgate-topology';
 /** Seconds on top of the drain grace for the process to exit after draining. */
 const EXIT_MARGIN_SECONDS = 15;
 const PRESTOP_PAUSE_SECONDS = 5;
@@ -190,6 +194,7 @@ export function buildGatewayDeployment(
       probeSecretEnv(gw),
       // Kubernetes expands $(VAR) from earlier entries: the probe app joins the gateway's apps.
       { name: gatewayEnv('apps'), value: `${PROBE_APP}:$(${sidecarEnv('probeSecret')})` },
+      { name: gatewayEnv('zoneFile'), value: `${TOPOLOGY_MOUNT}/zone` },
     ],
     resources: s.resources,
     // Ready = accepting devices (false while draining, so the Service stops sending new ones).
@@ -200,14 +205,27 @@ export function buildGatewayDeployment(
     // device lands on a pod that is about to close it; the grace period covers the drain.
     lifecycle: { preStop: { sleep: { seconds: PRESTOP_PAUSE_SECONDS } } },
     securityContext: restrictedSecurityContext,
-    ...(s.tls || s.apps
-      ? {
-          volumeMounts: [
-            ...(s.tls ? [{ name: 'tls', mountPath: TLS_MOUNT, readOnly: true }] : []),
-            ...(s.apps ? [{ name: 'apps', mountPath: APPS_MOUNT, readOnly: true }] : []),
-          ],
-        }
-      : {}),
+    volumeMounts: [
+      { name: 'topology', mountPath: TOPOLOGY_MOUNT, readOnly: true },
+      ...(s.tls ? [{ name: 'tls', mountPath: TLS_MOUNT, readOnly: true }] : []),
+      ...(s.apps ? [{ name: 'apps', mountPath: APPS_MOUNT, readOnly: true }] : []),
+    ],
+  };
+  // The downward API cannot read Node labels: this reads the pod's Node (get, through the
+  // ClusterRole pushgate-gateway-node-reader) and writes its zone for the gateway's registry
+  // record and the locator's answers (workloads/node-topology).
+  const nodeTopology = {
+    name: 'node-topology',
+    image: imageOf(gw, o),
+    imagePullPolicy: s.imagePullPolicy,
+    command: ['pushgate', 'node-topology'],
+    env: [
+      fieldEnv(topologyEnv('nodeName'), 'spec.nodeName'),
+      { name: topologyEnv('outDir'), value: TOPOLOGY_MOUNT },
+    ],
+    resources: { requests: { cpu: '10m', memory: '32Mi' }, limits: { memory: '128Mi' } },
+    securityContext: restrictedSecurityContext,
+    volumeMounts: [{ name: 'topology', mountPath: TOPOLOGY_MOUNT }],
   };
   const sidecar = {
     name: 'sidecar',
@@ -261,15 +279,13 @@ export function buildGatewayDeployment(
             fsGroup: 10001,
             seccompProfile: { type: 'RuntimeDefault' },
           },
+          initContainers: [nodeTopology],
           containers: [gateway, sidecar, ...s.sidecars],
-          ...(s.tls || s.apps
-            ? {
-                volumes: [
-                  ...(s.tls ? [{ name: 'tls', secret: { secretName: s.tls.secretName } }] : []),
-                  ...(s.apps ? [{ name: 'apps', secret: { secretName: s.apps.secretName } }] : []),
-                ],
-              }
-            : {}),
+          volumes: [
+            { name: 'topology', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } },
+            ...(s.tls ? [{ name: 'tls', secret: { secretName: s.tls.secretName } }] : []),
+            ...(s.apps ? [{ name: 'apps', secret: { secretName: s.apps.secretName } }] : []),
+          ],
         },
       },
     },
@@ -428,7 +444,8 @@ export function buildNodeTunerDaemonSet(gw: PushGateway, o: BuildOptions): KubeO
 
 /**
  * The identities the pods run as. Gateway pods get a namespaced Role (read pods, record
- * events for drains); node tuners need to patch their Node (label + annotation with the
+ * events for drains) and `get` on Nodes (their init container reads the Node's zone);
+ * node tuners need to patch their Node (label + annotation with the
  * tuning report), which only a ClusterRole can grant: the ClusterRole is shared and the
  * ClusterRoleBinding is per PushGateway. Cluster-scoped objects cannot be owned by a
  * namespaced PushGateway, so they carry owner labels and the controller deletes them.
@@ -457,6 +474,30 @@ export function buildGatewayRBAC(gw: PushGateway): KubeObject[] {
       kind: 'RoleBinding',
       metadata: childMeta(gw, gatewaySA, 'gateway'),
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: gatewaySA },
+      subjects: [{ kind: 'ServiceAccount', name: gatewaySA, namespace: ns }],
+    },
+    // The node-topology init container reads its Node's labels: get on nodes, nothing else.
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRole',
+      metadata: {
+        name: names.gatewayNodeReaderClusterRole,
+        labels: { [LABEL_MANAGED_BY]: MANAGED_BY, [LABEL_PART_OF]: 'pushgate' },
+      },
+      rules: [{ apiGroups: [''], resources: ['nodes'], verbs: ['get'] }],
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: {
+        name: names.gatewayNodeReaderClusterRoleBinding(gw),
+        labels: { ...commonLabels(gw, 'gateway'), [LABEL_GATEWAY_NAMESPACE]: ns },
+      },
+      roleRef: {
+        apiGroup: 'rbac.authorization.k8s.io',
+        kind: 'ClusterRole',
+        name: names.gatewayNodeReaderClusterRole,
+      },
       subjects: [{ kind: 'ServiceAccount', name: gatewaySA, namespace: ns }],
     },
   ];

@@ -54,6 +54,10 @@ export const names = {
   nodeTunerServiceAccount: (gw: PushGateway) => `${gatewayName(gw)}-node-tuner`,
   /** Shared by every PushGateway: what a node tuner may do to Nodes (report its result). */
   nodeTunerClusterRole: 'pushgate-node-tuner',
+  /** Shared by every PushGateway: gateway pods read their own Node's topology labels. */
+  gatewayNodeReaderClusterRole: 'pushgate-gateway-node-reader',
+  gatewayNodeReaderClusterRoleBinding: (gw: PushGateway) =>
+    `pushgate-gateway-node-reader-${namespaceOf(gw)}-${gatewayName(gw)}`,
   nodeTunerClusterRoleBinding: (gw: PushGateway) =>
     `pushgate-node-tuner-${namespaceOf(gw)}-${gatewayName(gw)}`,
 };
