@@ -186,7 +186,8 @@ export class PushAcceptor {
     const deferred = (admitted?.deferred ?? 0) + (admitted?.capped ?? 0);
     await completeMessageStatus(this.redis, this.keys, id, {
       recipients: recipients.length,
-      stored: counts.stored,
+      // A retry after a crash finds some inboxes already holding it: stored all the same.
+      stored: counts.stored + counts.duplicate,
       dropped: counts.dropped,
       ...(deferred ? { deferred } : {}),
       ...(admitted?.capped ? { capped: admitted.capped } : {}),

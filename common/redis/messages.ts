@@ -4,19 +4,42 @@ import type { RedisKeys } from './keys.js';
 /**
  * Message status (one hash per API message) and idempotency keys.
  * state: 'storing' while the fan-out writes inboxes, then 'accepted'.
- * Counters: recipients, stored (new inbox entries), duplicate (already stored by a retry),
- * dropped (ttl 0 and offline), sent (frames written to a device, resends included),
- * acked (devices that acknowledged), replaced (devices where a newer message with the same
- * collapse key replaced this one before delivery), evicted (devices whose full inbox dropped this
- * one for newer messages; both written by the newer message's store, recordFates, on this
- * message's own status), deferred (recipients held back by the app's rate limit), released (of
- * those, stored since), expired (of those, whose TTL ran out before their turn), capped (of the
- * deferred, held by their device's daily cap for the next UTC day: reason DeviceCap), capRefused
- * (recipients refused by their device's daily cap; not part of the message's audience after).
- * `delivery` is derived: deferred while any recipient waits for the rate limit, then stored,
- * sent (a frame went to a device), acked (every recipient acked) or expired (TTL passed first).
+ *
+ * Counters as written (per recipient device unless said): recipients; at acceptance each
+ * recipient is exactly one of stored (its inbox holds the message; a retry's duplicates count
+ * here too), dropped (TTL 0 and not online), deferred (held back by the app's rate limit or its
+ * device's daily cap; `capped` says how many of them by the cap) or capRefused (refused by its
+ * device's daily cap: not part of the message's audience after); of the deferred, released
+ * (stored since, by a releaser) or counted expired (TTL ran out in the queue); of those stored,
+ * acked (the device acknowledged it), replaced (a newer message with the same collapse key took
+ * its place) or evicted (a full inbox dropped it for newer ones) — the last two written by the
+ * newer message's store (recordFates) on this message's own status. sent counts push frames
+ * written to devices, resends included (not per recipient).
+ *
+ * What a reader gets (recipientStates): every recipient in exactly one state, so
+ *   recipients = waiting.deferred + waiting.inbox + acked + expired + replaced + evicted
+ *                + dropped + capRefused
+ * at any time. An inbox entry's TTL is the message's (expiresAt): once the clock passes it no
+ * gateway sends it any more, so every recipient not acked, replaced, evicted, dropped or refused
+ * by then is expired, whether or not a gateway has seen the entry since.
  */
 export type DeliveryState = 'deferred' | 'stored' | 'sent' | 'acked' | 'expired';
+
+/** Where the recipients are: the partition the counts add up to (see recipientStates). */
+export interface RecipientStates {
+  waiting: {
+    /** Held back by the app's rate limit or the device's daily cap, not yet released (before expiresAt). */
+    deferred: number;
+    /** In the inbox, not yet acked, replaced or evicted (before expiresAt). */
+    inbox: number;
+  };
+  acked: number;
+  expired: number;
+  replaced: number;
+  evicted: number;
+  dropped: number;
+  capRefused: number;
+}
 
 export interface MessageStatus {
   id: string;
@@ -37,7 +60,52 @@ export interface MessageStatus {
   expired: number;
   capped: number;
   capRefused: number;
+  /** Per recipient: recipients = waiting.deferred + waiting.inbox + acked + expired + replaced + evicted + dropped + capRefused. */
+  waiting: RecipientStates['waiting'];
   delivery: DeliveryState;
+}
+
+type Counts = Pick<
+  MessageStatus,
+  | 'recipients'
+  | 'stored'
+  | 'dropped'
+  | 'acked'
+  | 'replaced'
+  | 'evicted'
+  | 'deferred'
+  | 'released'
+  | 'expired'
+  | 'capRefused'
+  | 'expiresAt'
+>;
+
+/**
+ * Every recipient in exactly one state, from the counters (see the comment at the top). Before
+ * expiresAt the waiting ones are deferred - released - expired (in a queue) and stored +
+ * released - acked - replaced - evicted (in an inbox); after it they are expired. A counter a
+ * concurrent writer has not finished never makes a state negative.
+ */
+export function recipientStates(s: Counts, now = Date.now()): RecipientStates {
+  const settled = {
+    acked: s.acked,
+    replaced: s.replaced,
+    evicted: s.evicted,
+    dropped: s.dropped,
+    capRefused: s.capRefused,
+  };
+  if (now > s.expiresAt) {
+    const resolved = s.acked + s.replaced + s.evicted + s.dropped + s.capRefused;
+    return { waiting: { deferred: 0, inbox: 0 }, ...settled, expired: Math.max(0, s.recipients - resolved) };
+  }
+  return {
+    waiting: {
+      deferred: Math.max(0, s.deferred - s.released - s.expired),
+      inbox: Math.max(0, s.stored + s.released - s.acked - s.replaced - s.evicted),
+    },
+    ...settled,
+    expired: s.expired,
+  };
 }
 
 export type MessageCounter =
@@ -63,6 +131,7 @@ export function deliveryState(
     Partial<Pick<MessageStatus, 'capRefused'>>,
   now = Date.now(),
 ): DeliveryState {
+  // The message as a whole: its furthest-behind recipients first (see recipientStates for each).
   const audience = s.recipients - (s.capRefused ?? 0);
   if (audience > 0 && s.acked >= audience) return 'acked';
   if (s.deferred > s.released + s.expired) return now > s.expiresAt ? 'expired' : 'deferred';
@@ -159,7 +228,14 @@ export async function getMessageStatus(
     capped: num('capped'),
     capRefused: num('capRefused'),
   };
-  return { ...s, delivery: deliveryState(s) } as MessageStatus;
+  const now = Date.now();
+  const states = recipientStates(s, now);
+  return {
+    ...s,
+    expired: states.expired,
+    waiting: states.waiting,
+    delivery: deliveryState(s, now),
+  } as MessageStatus;
 }
 
 export const IDEMPOTENCY_TTL_MS = 24 * 3600_000;
