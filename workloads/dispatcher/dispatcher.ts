@@ -97,6 +97,8 @@ interface Run {
   snapshotting: boolean;
   /** Sending waits for the app's limit until then (ms, local clock). */
   appLimitUntil: number;
+  /** When a page last met a device's daily cap (ms): throttled DeviceCap for a few seconds. */
+  deviceCapAt: number;
   throttled: CampaignProgress['throttled'] | '';
   statusAt: number;
   /** The audience lists were removed after the campaign finished. */
@@ -264,6 +266,7 @@ export class Dispatcher {
         body: undefined,
         snapshotting: false,
         appLimitUntil: 0,
+        deviceCapAt: 0,
         throttled: '',
         statusAt: 0,
         trimmed: false,
@@ -536,15 +539,18 @@ export class Dispatcher {
       try {
         const r = await this.acceptor.acceptPage(run.plan.app, devices, run.message!, run.body);
         attempts = 0;
-        // sent: in the inbox now, or queued by the app's limit (stored when it releases);
-        // expired: TTL 0 and not connected at send time (now or never).
+        // sent: in the inbox now, or queued by the app's limit or a device's daily cap (stored
+        // when it releases); expired: TTL 0 and not connected at send time (now or never);
+        // failed: refused by a device's daily cap (its day's allowance is used up).
         counts = {
           sent: r.stored + r.duplicate + r.deferred,
           deferred: r.deferred,
           expired: r.dropped,
-          failed: 0,
+          failed: r.capRefused,
         };
-        if (r.deferred) {
+        if (r.capped || r.capRefused) run.deviceCapAt = Date.now();
+        if (r.capRefused) this.metrics.sent.inc({ outcome: 'cap_refused' }, r.capRefused);
+        if (r.deferred > r.capped) {
           run.appLimitUntil = Math.max(run.appLimitUntil, Math.min(r.releaseAt, Date.now() + 5000));
           run.throttled = 'AppLimit';
         } else if (run.appLimitUntil < Date.now()) run.throttled = '';
@@ -611,7 +617,8 @@ export class Dispatcher {
     let sum = 0;
     for (let s = sec - 5; s < sec; s++) sum += Number(h[String(s)] ?? 0);
     const old = Object.keys(h).filter((s) => Number(s) < sec - 600);
-    const throttled = run.appLimitUntil > Date.now() ? 'AppLimit' : '';
+    const throttled =
+      run.appLimitUntil > Date.now() ? 'AppLimit' : Date.now() - run.deviceCapAt < 5000 ? 'DeviceCap' : '';
     await run.units.setProgress({ ratePerSecond: String(sum / 5), throttled });
     if (old.length) await this.redis.hdel(rateKey, ...old);
   }

@@ -21,7 +21,7 @@ export class DispatcherMetrics {
     const r = [this.registry];
     this.sent = new Counter({
       name: 'pushgate_dispatcher_messages_total',
-      help: 'Campaign recipients handled by this replica, by outcome (stored, duplicate, deferred, expired, failed).',
+      help: 'Campaign recipients handled by this replica, by outcome (stored, duplicate, deferred, expired, failed, cap_refused).',
       labelNames: ['outcome'],
       registers: r,
     });
