@@ -650,3 +650,52 @@ describe('TTL 0: now or never', () => {
     expect(final.counters.delivered).toBe(50);
   });
 });
+
+describe("a device's daily cap (RateLimitPolicy perDevice)", () => {
+  const env = setup('cmp-devcap');
+  const devices = fleet(200, () => ['news']);
+
+  beforeAll(async () => {
+    await publishAppLimits(env.redis, env.keys, {
+      [APP]: { ratePerSecond: 10_000, burst: 10_000, maxDeferred: 100_000, perDevice: { messagesPerDay: 1 } },
+    });
+    await registerDevices(env.redis, env.keys, devices);
+    await dispatcher(env);
+  });
+
+  it("a second campaign the same day is held for the next day: counted sent and deferred, throttled DeviceCap, not in today's inboxes", async () => {
+    const first = campaignPlan({ rate: { perSecond: 400, burst: 20 } });
+    await publishCampaign(env.redis, env.keys, first);
+    const p1 = await untilProgress(
+      env.redis,
+      env.keys,
+      first.id,
+      (x) => x.finishedAt !== undefined,
+      15_000,
+      'first',
+    );
+    expect(p1.counters).toMatchObject({ targeted: 200, sent: 200, deferred: 0, failed: 0 });
+    const second = campaignPlan({ rate: { perSecond: 100, burst: 10 } });
+    await publishCampaign(env.redis, env.keys, second);
+    await untilProgress(
+      env.redis,
+      env.keys,
+      second.id,
+      (x) => x.throttled === 'DeviceCap',
+      10_000,
+      'DeviceCap',
+    );
+    const p2 = await untilProgress(
+      env.redis,
+      env.keys,
+      second.id,
+      (x) => x.finishedAt !== undefined,
+      15_000,
+      'second',
+    );
+    expect(p2.counters).toMatchObject({ targeted: 200, sent: 200, deferred: 200, failed: 0, expired: 0 });
+    expect(p2.counters.targeted).toBe(p2.counters.sent + p2.counters.expired + p2.counters.failed);
+    expect(await holdingCount(env, devices, first)).toBe(200);
+    expect(await holdingCount(env, devices, second)).toBe(0);
+  });
+});
