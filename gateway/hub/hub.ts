@@ -4,7 +4,7 @@ import { WebSocket, WebSocketServer } from 'ws';
 import type { Logger } from '../../common/logger.js';
 import { CloseCode } from '../../common/protocol/close-codes.js';
 import { DEVICE_PATH, MAX_CLIENT_FRAME_BYTES, SUBPROTOCOL } from '../../common/protocol/frames.js';
-import { encodeDrain, encodePushFrame, storedMessageId } from '../../common/protocol/server-frames.js';
+import { encodeDrain, encodePushFrame } from '../../common/protocol/server-frames.js';
 import {
   fullBucket,
   takeToken,
@@ -25,6 +25,7 @@ import {
   type DeliveryWatch,
   type SessionHost,
 } from './session.js';
+import { PushFrameEncoder } from './push-frame.js';
 import { StatusCounts } from './status-counts.js';
 import { campaignOfMessageId } from '../../common/campaign/plan.js';
 import type { DeviceStore } from './store.js';
@@ -261,6 +262,7 @@ export class DeviceHub implements SessionHost {
     // Label children of the per-message counters, bound once (label lookup per message is not free).
     const live = this.metrics.deliveries.labels('live');
     const replay = this.metrics.deliveries.labels('replay');
+    const frames = new PushFrameEncoder();
     return {
       write: (ws: DeviceSocket, seq: number, body: string, path: DeliveryPath, sent?: number) => {
         if (ws.bufferedAmount > this.opts.sendBufferBytes) {
@@ -274,15 +276,19 @@ export class DeviceHub implements SessionHost {
         // Pushes written in one tick (several messages stored together for this device, a
         // replay page) leave in one TCP write: cork now, uncork after the tick.
         const raw = ws.raw;
-        if (raw && raw.writableCorked === 0) {
-          raw.cork();
-          if (this.corked.push(raw) === 1) process.nextTick(this.uncorkAll);
-        }
-        ws.send(encodePushFrame(seq, body));
+        if (raw) {
+          if (raw.writableCorked === 0) {
+            raw.cork();
+            if (this.corked.push(raw) === 1) process.nextTick(this.uncorkAll);
+          }
+          // The whole frame, its shared part encoded once per message (push-frame.ts); as
+          // ws.send would, nothing is written once the socket is no longer open.
+          if (ws.readyState === WebSocket.OPEN) raw.write(frames.frame(seq, body));
+        } else ws.send(encodePushFrame(seq, body));
         (path === 'live' ? live : replay).inc();
         if (sent !== undefined) this.metrics.deliveryLatency.observe(Math.max(0, Date.now() - sent) / 1000);
-        const id = storedMessageId(body);
-        this.status.add(id, 'sent');
+        const id = frames.id(body);
+        this.sentCount(id);
         this.opts.deliveryWatch?.sent(ws.app, ws.device, id);
         return true;
       },
@@ -300,8 +306,25 @@ export class DeviceHub implements SessionHost {
     };
   }
 
+  /** Writes of one message in a row (a fan-out), added to the status counts as one. */
+  private sentRunId = '';
+  private sentRunN = 0;
+
+  private sentCount(id: string): void {
+    if (id === this.sentRunId) {
+      this.sentRunN++;
+      return;
+    }
+    if (this.sentRunN) this.status.add(this.sentRunId, 'sent', this.sentRunN);
+    this.sentRunId = id;
+    this.sentRunN = 1;
+  }
+
   /** Message status counters are batched and written once a second. */
   private flushStatusCounts(): void {
+    if (this.sentRunN) this.status.add(this.sentRunId, 'sent', this.sentRunN);
+    this.sentRunId = '';
+    this.sentRunN = 0;
     this.status.flush((id, counter, n) => {
       this.store
         .countStatus(id, counter, n)
@@ -349,9 +372,12 @@ export class DeviceHub implements SessionHost {
       }
     }
     const policy = this.opts.heartbeat;
+    // One state object for the whole sweep, not one per session a second.
+    const beat = { intervalMs: 0, streak: 0 };
     for (const ws of this.sessions.values()) {
       if (ws.state !== State.Ready) continue;
-      if (now - ws.lastBeat > deadAfterMs(policy, { intervalMs: ws.hbMs, streak: 0 })) {
+      beat.intervalMs = ws.hbMs;
+      if (now - ws.lastBeat > deadAfterMs(policy, beat)) {
         ws.hbMs = onMissed(policy, { intervalMs: ws.hbMs, streak: ws.hbStreak }).intervalMs;
         closeWith(ws, CloseCode.heartbeatTimeout, 'heartbeat timeout');
       } else if (now > ws.deadline) {
