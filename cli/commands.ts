@@ -25,6 +25,7 @@ export const commands: ReadonlyMap<string, () => Promise<AnyCommand>> = new Map<
   ['sidecar', async () => (await import('../workloads/sidecar/command.js')).sidecarCommand],
   ['operator', async () => (await import('../operator/command.js')).operatorCommand],
   ['dispatcher', async () => (await import('../workloads/dispatcher/command.js')).dispatcherCommand],
+  ['migrate-tags', async () => (await import('./migrate-tags.js')).migrateTagsCommand],
 ]);
 
 /** Every command, loaded (for the usage text and tests). */

@@ -1,5 +1,6 @@
 import type { PgRedis } from '../redis/connection.js';
 import type { RedisKeys } from '../redis/keys.js';
+import { DEVICE_BUCKETS } from '../redis/keys.js';
 import {
   evaluateTagExpression,
   parseTagExpression,
@@ -62,32 +63,150 @@ export async function resolveTarget(
       return ids.sort();
     }
     case 'all':
-      check(await redis.zcard(keys.appDevices(app)));
-      return redis.zrange(keys.appDevices(app), 0, -1);
+      return resolveIndexed(redis, keys, app, null, limit, check);
     case 'tag':
-      return resolveTagExpression(redis, keys, app, target.expr, check);
+      return resolveIndexed(redis, keys, app, target.expr, limit, check);
   }
 }
 
-async function resolveTagExpression(
+/**
+ * Evaluates a tag expression over the sets of one slot. KEYS: the device set (the universe of
+ * `!`), then one set per tag. ARGV: limit (0 = none), then the expression in postfix: `t<i>`
+ * pushes tag set i (KEYS[1 + i]), `u` the device set, `n` complements the top, `a<k>`/`o<k>`
+ * intersect/unite the top k. Returns the matching device ids, or the number -1 when more than
+ * `limit` match.
+ */
+const resolveLua = `
+local limit = tonumber(ARGV[1])
+if #ARGV == 2 then
+  local key = ARGV[2] == 'u' and KEYS[1] or KEYS[1 + tonumber(string.sub(ARGV[2], 2))]
+  if limit > 0 and redis.call('ZCARD', key) > limit then return -1 end
+  return redis.call('ZRANGE', key, 0, -1)
+end
+local function members(key)
+  local s = {}
+  for _, d in ipairs(redis.call('ZRANGE', key, 0, -1)) do s[d] = true end
+  return s
+end
+local stack, universe = {}, nil
+local function all() if not universe then universe = members(KEYS[1]) end return universe end
+for i = 2, #ARGV do
+  local op, n = string.sub(ARGV[i], 1, 1), tonumber(string.sub(ARGV[i], 2))
+  if op == 't' then stack[#stack + 1] = members(KEYS[1 + n])
+  elseif op == 'u' then stack[#stack + 1] = all()
+  elseif op == 'n' then
+    local top, out = stack[#stack], {}
+    for d in pairs(all()) do if not top[d] then out[d] = true end end
+    stack[#stack] = out
+  else
+    local args = {}
+    for j = n, 1, -1 do args[j] = stack[#stack]; stack[#stack] = nil end
+    local out = {}
+    if op == 'a' then
+      for d in pairs(args[1]) do
+        local inAll = true
+        for j = 2, n do if not args[j][d] then inAll = false; break end end
+        if inAll then out[d] = true end
+      end
+    else
+      for j = 1, n do for d in pairs(args[j]) do out[d] = true end end
+    end
+    stack[#stack + 1] = out
+  end
+end
+local res = {}
+for d in pairs(stack[1]) do
+  res[#res + 1] = d
+  if limit > 0 and #res > limit then return -1 end
+end
+return res
+`;
+
+/** The postfix program of resolveLua for an expression; null = every device (push to all). */
+function compile(expr: TagExpr | null, tags: string[]): string[] {
+  if (expr === null) return ['u'];
+  switch (expr.op) {
+    case 'tag':
+      return [`t${tags.indexOf(expr.tag) + 1}`];
+    case 'not':
+      return [...compile(expr.arg, tags), 'n'];
+    case 'and':
+    case 'or':
+      return [
+        ...expr.args.flatMap((a) => compile(a, tags)),
+        `${expr.op === 'and' ? 'a' : 'o'}${expr.args.length}`,
+      ];
+  }
+}
+
+/**
+ * A tag expression (or every device) resolved per device bucket: one script per bucket, over the
+ * bucket's slot, all 1024 sent at once (ioredis auto-pipelining groups them per connection, per
+ * Cluster node). Until migrateTagIndex has emptied an app's legacy one-slot sets, the same script
+ * runs over them too and the results are united, so no device is lost during migration.
+ */
+async function resolveIndexed(
   redis: PgRedis,
   keys: RedisKeys,
   app: string,
-  expr: TagExpr,
+  expr: TagExpr | null,
+  limit: number,
   check: (n: number) => void,
 ): Promise<string[]> {
-  const tags = [...tagsOf(expr)];
-  const p = redis.pipeline();
-  for (const t of tags) p.zcard(keys.tagDevices(app, t));
-  const sizes = ((await p.exec()) ?? []).map(([, n]) => Number(n));
-  const needUniverse = usesNot(expr);
-  if (needUniverse) check(await redis.zcard(keys.appDevices(app)));
-  for (const n of sizes) check(n);
+  const tags = expr === null ? [] : [...tagsOf(expr)];
+  const program = compile(expr, tags);
+  const legacyKeys = [keys.legacyAppDevices(app), ...tags.map((t) => keys.legacyTagDevices(app, t))];
+  if ((await redis.exists(...legacyKeys)) > 0) return resolveMigrating(redis, keys, app, expr, tags, check);
+  const out: string[] = [];
+  await Promise.all(
+    Array.from({ length: DEVICE_BUCKETS }, async (_, b) => {
+      const r = (await redis.eval(
+        resolveLua,
+        1 + tags.length,
+        keys.bucketDevices(app, b),
+        ...tags.map((t) => keys.tagDevices(app, b, t)),
+        Number.isFinite(limit) ? limit : 0,
+        ...program,
+      )) as string[] | number;
+      if (typeof r === 'number') check(Number.POSITIVE_INFINITY);
+      for (const d of r as string[]) out.push(d);
+      check(out.length);
+    }),
+  );
+  return out.sort();
+}
+
+/**
+ * While an app's legacy one-slot sets still hold entries (migrateTagIndex has not finished):
+ * every set is read whole, as the union of its legacy set and its buckets, and the expression is
+ * evaluated here. Slower, but exact in the mixed state (a device's tags may be half in each).
+ */
+async function resolveMigrating(
+  redis: PgRedis,
+  keys: RedisKeys,
+  app: string,
+  expr: TagExpr | null,
+  tags: string[],
+  check: (n: number) => void,
+): Promise<string[]> {
+  const readSet = async (legacy: string, bucketKey: (b: number) => string) => {
+    const parts = await Promise.all([
+      redis.zrange(legacy, 0, -1),
+      ...Array.from({ length: DEVICE_BUCKETS }, (_, b) => redis.zrange(bucketKey(b), 0, -1)),
+    ]);
+    return new Set(parts.flat());
+  };
+  const universe =
+    expr === null || usesNot(expr)
+      ? await readSet(keys.legacyAppDevices(app), (b) => keys.bucketDevices(app, b))
+      : new Set<string>();
+  if (expr === null) {
+    check(universe.size);
+    return [...universe].sort();
+  }
   const members = new Map<string, Set<string>>();
-  for (const t of tags) members.set(t, new Set(await redis.zrange(keys.tagDevices(app, t), 0, -1)));
-  const universe = needUniverse
-    ? new Set(await redis.zrange(keys.appDevices(app), 0, -1))
-    : new Set<string>();
+  for (const t of tags)
+    members.set(t, await readSet(keys.legacyTagDevices(app, t), (b) => keys.tagDevices(app, b, t)));
   const out = [...evaluateTagExpression(expr, (t) => members.get(t) ?? new Set(), universe)];
   check(out.length);
   return out.sort();

@@ -1,12 +1,14 @@
 import type { PgRedis } from './connection.js';
-import type { RedisKeys } from './keys.js';
+import { deviceBucket, type RedisKeys } from './keys.js';
 
 /**
- * The per-app indexes: every registered device, devices per tag, devices per alias. Kept current
+ * The per-app indexes: registered devices and devices per tag (sharded by device bucket, in the
+ * device's bucket slot), the tag catalogue and devices per alias (app slot). Kept current
  * by the gateway as devices connect (hello), change tags/alias (update) and leave (bye); scores
  * are last-seen times, so readers (campaigns) can skip devices not seen for a long time.
- * The device's own copy of its tags/alias lives in its meta hash (a different slot), written
+ * The device's own copy of its tags/alias lives in its meta hash (the bucket's slot), written
  * after the indexes, so a change the indexes refuse (the app's tag cap) leaves it as it was.
+ * A change is two scripts: the app-wide catalogue first (it may refuse), then the bucket.
  * Reading them to resolve a push target is common/push/target.ts.
  */
 export interface DeviceRegistration {
@@ -23,43 +25,52 @@ export class TagLimitError extends Error {
 }
 
 /**
- * One atomic change of a device's registration in its app's indexes (all keys in the app's
- * slot). KEYS: appDevices, appTags, then one tag key per tag name in ARGV order, then the old
- * alias key (when it is left) and the new alias key (when it is set). ARGV: device, seenAt,
- * cap (0 = none), forget (1: leave the app), nAdd, nRemove, nKeep, aliasOut, aliasIn, tag names
- * (added, removed, kept). The per-app tag counts drop tags that no device carries any more, and
- * the cap counts distinct tags, so the index is bounded by the cap, not by what devices once
- * sent. Returns 0 (nothing written) when added tags would take the app over its cap.
+ * The app-wide half of a registration change (the app's slot): the tag catalogue and its
+ * bound, alias sets, and removal from the legacy one-slot sets (so they never hold a membership
+ * the buckets dropped while migration runs). KEYS: appTags, legacyAppDevices, then one legacy tag
+ * key per removed tag, then the old alias key (when it is left) and the new alias key (when it is
+ * set). ARGV: device, cap (0 = none), forget (1: leave the app), nAdd, nRemove, aliasOut, aliasIn,
+ * tag names (added, then removed). The per-app tag counts drop tags that no device carries any
+ * more, and the cap counts distinct tags, so the catalogue is bounded by the cap, not by what
+ * devices once sent. Returns 0 (nothing written) when added tags would take the app over its cap.
  */
-const indexLua = `
-local device, seenAt, cap, forget = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4] == '1'
-local nAdd, nRemove, nKeep = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local aliasOut, aliasIn = ARGV[8] == '1', ARGV[9] == '1'
-local T = 9
+const appIndexLua = `
+local device, cap, forget = ARGV[1], tonumber(ARGV[2]), ARGV[3] == '1'
+local nAdd, nRemove = tonumber(ARGV[4]), tonumber(ARGV[5])
+local aliasOut, aliasIn = ARGV[6] == '1', ARGV[7] == '1'
+local T = 7
 if cap > 0 and nAdd > 0 then
   local fresh = 0
   for i = 1, nAdd do
-    if not redis.call('ZSCORE', KEYS[2], ARGV[T + i]) then fresh = fresh + 1 end
+    if not redis.call('ZSCORE', KEYS[1], ARGV[T + i]) then fresh = fresh + 1 end
   end
-  if fresh > 0 and redis.call('ZCARD', KEYS[2]) + fresh > cap then return 0 end
+  if fresh > 0 and redis.call('ZCARD', KEYS[1]) + fresh > cap then return 0 end
 end
-if forget then redis.call('ZREM', KEYS[1], device) else redis.call('ZADD', KEYS[1], seenAt, device) end
-for i = 1, nAdd do
-  redis.call('ZADD', KEYS[2 + i], seenAt, device)
-  redis.call('ZINCRBY', KEYS[2], 1, ARGV[T + i])
-end
-for i = nAdd + 1, nAdd + nRemove do
+if forget then redis.call('ZREM', KEYS[2], device) end
+for i = 1, nAdd do redis.call('ZINCRBY', KEYS[1], 1, ARGV[T + i]) end
+for i = 1, nRemove do
   redis.call('ZREM', KEYS[2 + i], device)
-  if tonumber(redis.call('ZINCRBY', KEYS[2], -1, ARGV[T + i])) <= 0 then
-    redis.call('ZREM', KEYS[2], ARGV[T + i])
+  if tonumber(redis.call('ZINCRBY', KEYS[1], -1, ARGV[T + nAdd + i])) <= 0 then
+    redis.call('ZREM', KEYS[1], ARGV[T + nAdd + i])
   end
 end
-for i = nAdd + nRemove + 1, nAdd + nRemove + nKeep do
-  redis.call('ZADD', KEYS[2 + i], seenAt, device)
-end
-local k = 3 + nAdd + nRemove + nKeep
+local k = 3 + nRemove
 if aliasOut then redis.call('SREM', KEYS[k], device); k = k + 1 end
 if aliasIn then redis.call('SADD', KEYS[k], device) end
+return 1
+`;
+
+/**
+ * The bucket half (the device's bucket slot, the slot of its meta/inbox keys): membership.
+ * KEYS: bucketDevices, then one bucket tag key per tag name (added and kept, then removed).
+ * ARGV: device, seenAt, forget, nIn (added + kept).
+ */
+const bucketIndexLua = `
+local device, seenAt, forget, nIn = ARGV[1], ARGV[2], ARGV[3] == '1', tonumber(ARGV[4])
+if forget then redis.call('ZREM', KEYS[1], device) else redis.call('ZADD', KEYS[1], seenAt, device) end
+for i = 2, #KEYS do
+  if i - 1 <= nIn then redis.call('ZADD', KEYS[i], seenAt, device) else redis.call('ZREM', KEYS[i], device) end
+end
 return 1
 `;
 
@@ -73,29 +84,40 @@ async function changeRegistration(
   maxTagsPerApp: number,
   forget: boolean,
 ): Promise<void> {
-  const tags = [...change.add, ...change.remove, ...change.keep];
   const aliasKeys = [change.aliasOut, change.aliasIn]
     .filter((a): a is string => a !== undefined)
     .map((a) => keys.aliasDevices(app, a));
+  // App-wide first: a change the bound refuses writes nothing anywhere.
   const written = await redis.eval(
-    indexLua,
-    2 + tags.length + aliasKeys.length,
-    keys.appDevices(app),
+    appIndexLua,
+    2 + change.remove.length + aliasKeys.length,
     keys.appTags(app),
-    ...tags.map((t) => keys.tagDevices(app, t)),
+    keys.legacyAppDevices(app),
+    ...change.remove.map((t) => keys.legacyTagDevices(app, t)),
     ...aliasKeys,
     device,
-    seenAt,
     maxTagsPerApp,
     forget ? '1' : '0',
     change.add.length,
     change.remove.length,
-    change.keep.length,
     change.aliasOut !== undefined ? '1' : '0',
     change.aliasIn !== undefined ? '1' : '0',
-    ...tags,
+    ...change.add,
+    ...change.remove,
   );
   if (Number(written) === 0) throw new TagLimitError(maxTagsPerApp);
+  const bucket = deviceBucket(device);
+  const tagsIn = [...change.add, ...change.keep];
+  await redis.eval(
+    bucketIndexLua,
+    1 + tagsIn.length + change.remove.length,
+    keys.bucketDevices(app, bucket),
+    ...[...tagsIn, ...change.remove].map((t) => keys.tagDevices(app, bucket, t)),
+    device,
+    seenAt,
+    forget ? '1' : '0',
+    tagsIn.length,
+  );
 }
 
 /**
@@ -152,10 +174,11 @@ export async function touchDevice(
   tags: string[],
   seenAt = Date.now(),
 ) {
-  const p = redis.pipeline();
-  p.zadd(keys.appDevices(app), 'XX', seenAt, device);
-  for (const t of tags) p.zadd(keys.tagDevices(app, t), 'XX', seenAt, device);
-  await p.exec();
+  const bucket = deviceBucket(device);
+  await Promise.all([
+    redis.zadd(keys.bucketDevices(app, bucket), 'XX', seenAt, device),
+    ...tags.map((t) => redis.zadd(keys.tagDevices(app, bucket, t), 'XX', seenAt, device)),
+  ]);
 }
 
 /** Remove a device from every index of its app (the device said `bye`). Its inbox stays until TTL. */
@@ -177,4 +200,77 @@ export async function forgetDevice(
     true,
   );
   await redis.hdel(keys.deviceMeta(app, device), 'tags', 'alias');
+}
+
+/**
+ * Moves one chunk of a legacy one-slot set into the device buckets (one bucket's devices, its
+ * slot). KEYS: the bucket's destination key, then the devices' meta keys. ARGV: tag ('' for the
+ * device set), then device, score pairs. A tag membership is copied only while the device's meta
+ * (the device's own copy of its tags, same slot) still carries the tag, so a device that dropped
+ * the tag meanwhile is not put back. Returns how many were copied.
+ */
+const migrateLua = `
+local tag, n = ARGV[1], 0
+for i = 2, #KEYS do
+  local dev, score = ARGV[2 * i - 2], ARGV[2 * i - 1]
+  local ok = true
+  if tag ~= '' then
+    local raw = redis.call('HGET', KEYS[i], 'tags')
+    ok = false
+    if raw then
+      for _, t in ipairs(cjson.decode(raw)) do if t == tag then ok = true end end
+    end
+  end
+  if ok then redis.call('ZADD', KEYS[1], 'GT', score, dev); n = n + 1 end
+end
+return n
+`;
+
+/**
+ * Migration of an app's legacy one-slot tag sets and device set (`{app}`) into the per-bucket
+ * index. Idempotent and safe while gateways serve: each chunk is copied into the buckets (see
+ * migrateLua) before it is removed from the legacy set, and readers (resolveTarget) read the
+ * legacy sets beside the buckets until they are empty, so no device is lost on the way. Hello
+ * also writes a device's tags into its bucket, so active devices move by themselves.
+ */
+export async function migrateTagIndex(
+  redis: PgRedis,
+  keys: RedisKeys,
+  app: string,
+  chunk = 1000,
+): Promise<{ moved: number; sets: number }> {
+  const tags = await redis.zrange(keys.appTags(app), 0, -1);
+  const sets: [string, string][] = [
+    ['', keys.legacyAppDevices(app)],
+    ...tags.map((t): [string, string] => [t, keys.legacyTagDevices(app, t)]),
+  ];
+  let moved = 0;
+  for (const [tag, legacy] of sets) {
+    for (;;) {
+      const page = await redis.zrange(legacy, 0, chunk - 1, 'WITHSCORES');
+      if (page.length === 0) break;
+      const byBucket = new Map<number, string[]>();
+      for (let i = 0; i < page.length; i += 2) {
+        const b = deviceBucket(page[i]!);
+        byBucket.set(b, [...(byBucket.get(b) ?? []), page[i]!, page[i + 1]!]);
+      }
+      await Promise.all(
+        [...byBucket].map(async ([b, pairs]) => {
+          const devices = pairs.filter((_, i) => i % 2 === 0);
+          moved += Number(
+            await redis.eval(
+              migrateLua,
+              1 + devices.length,
+              tag === '' ? keys.bucketDevices(app, b) : keys.tagDevices(app, b, tag),
+              ...devices.map((d) => keys.deviceMeta(app, d)),
+              tag,
+              ...pairs,
+            ),
+          );
+        }),
+      );
+      await redis.zrem(legacy, ...page.filter((_, i) => i % 2 === 0));
+    }
+  }
+  return { moved, sets: sets.length };
 }

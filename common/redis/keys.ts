@@ -8,8 +8,17 @@
  *                                                 and a fan-out stores and acks for all recipients of a
  *                                                 bucket in one script call. 1024 buckets spread an app
  *                                                 over up to 1024 slots; the number is part of the schema
- *   - one app's indexes        {<app>}            (tag sets, alias sets, the app's device set;
- *                                                 a tag expression combines them)
+ *   - a bucket's tag index     {<app>:<bucket>}   (under `i:`) the devices of the bucket per tag and
+ *                                                 the bucket's registered devices: an app's audience
+ *                                                 spreads over the bucket slots (no one-slot tag set);
+ *                                                 a tag expression is resolved per bucket in one script
+ *                                                 (common/push/target.ts), and a device's index entries
+ *                                                 are in the slot of its other keys
+ *   - one app's indexes        {<app>}            small, app-wide: the tag catalogue (tag -> devices,
+ *                                                 the --max-tags-per-app bound), alias sets. The
+ *                                                 legacy one-slot tag sets and device set (`legacy*`)
+ *                                                 are read beside the buckets until
+ *                                                 migrateTagIndex (common/redis/app-index.ts) empties them
  *   - one message's status     {m:<id>}
  *   - one message's body       {b:<id>}           stored once for a large audience (bodies.ts)
  *   - the gateway registry     {gwreg}            (small: one hash per gateway pod)
@@ -48,10 +57,14 @@ export interface RedisKeys {
   deviceMessages(app: string, device: string): string;
   /** HASH: collapse key -> message id of the newest message with that key. */
   deviceCollapse(app: string, device: string): string;
-  /** ZSET: every registered device of an app -> last seen (ms). Push to all reads it. */
-  appDevices(app: string): string;
-  /** ZSET: devices carrying a tag -> last seen (ms). Campaigns read it. */
-  tagDevices(app: string, tag: string): string;
+  /** ZSET: the registered devices of one device bucket of an app -> last seen (ms). Push to all reads it. */
+  bucketDevices(app: string, bucket: number): string;
+  /** ZSET: the devices of one device bucket carrying a tag -> last seen (ms). Tag targets read it. */
+  tagDevices(app: string, bucket: number, tag: string): string;
+  /** ZSET (legacy, one slot per app): every registered device; read until migrated, then empty. */
+  legacyAppDevices(app: string): string;
+  /** ZSET (legacy, one slot per app): devices carrying a tag; read until migrated, then empty. */
+  legacyTagDevices(app: string, tag: string): string;
   /** ZSET: tag -> number of devices carrying it (for listing tags). */
   appTags(app: string): string;
   /** SET: devices that set an alias. */
@@ -154,8 +167,10 @@ export function redisKeys(prefix: string = DEFAULT_KEY_PREFIX): RedisKeys {
     deviceInbox: (app, device) => `${d(app, device)}:inbox`,
     deviceMessages: (app, device) => `${d(app, device)}:msgs`,
     deviceCollapse: (app, device) => `${d(app, device)}:collapse`,
-    appDevices: (app) => `${a(app)}:devices`,
-    tagDevices: (app, tag) => `${a(app)}:tag:${tag}`,
+    bucketDevices: (app, bucket) => `${prefix}:i:{${app}:${bucket}}:devices`,
+    tagDevices: (app, bucket, tag) => `${prefix}:i:{${app}:${bucket}}:tag:${tag}`,
+    legacyAppDevices: (app) => `${a(app)}:devices`,
+    legacyTagDevices: (app, tag) => `${a(app)}:tag:${tag}`,
     appTags: (app) => `${a(app)}:tags`,
     aliasDevices: (app, alias) => `${a(app)}:alias:${alias}`,
     idempotency: (app, key) => `${a(app)}:idem:${key}`,

@@ -19,7 +19,8 @@ import { z } from 'zod';
 import { parseConfig } from '../../common/config.js';
 import { createRedis, type PgRedis } from '../../common/redis/connection.js';
 import { deliverMessage } from '../../common/redis/delivery.js';
-import { redisKeys, type RedisKeys } from '../../common/redis/keys.js';
+import { deviceBucket, redisKeys, type RedisKeys } from '../../common/redis/keys.js';
+import { parseTarget, resolveTarget } from '../../common/push/target.js';
 import { campaignMessage } from '../../workloads/dispatcher/dispatcher.js';
 import {
   campaignPlan,
@@ -74,9 +75,16 @@ async function registerFast(redis: PgRedis, keys: RedisKeys, n: number, tag: str
       ids.push(d);
       p.hset(keys.deviceMeta(APP, d), 'tags', JSON.stringify([tag]), 'seen', String(now));
     }
-    p.zadd(keys.tagDevices(APP, tag), ...ids.flatMap((d) => [now, d]));
-    p.zadd(keys.appDevices(APP), ...ids.flatMap((d) => [now, d]));
     await p.exec();
+    // The tag index, per device bucket (keys.ts): one ZADD per bucket and set.
+    const byBucket = new Map<number, string[]>();
+    for (const d of ids) byBucket.set(deviceBucket(d), [...(byBucket.get(deviceBucket(d)) ?? []), d]);
+    await Promise.all(
+      [...byBucket].flatMap(([b, ds]) => [
+        redis.zadd(keys.tagDevices(APP, b, tag), ...ds.flatMap((d) => [now, d])),
+        redis.zadd(keys.bucketDevices(APP, b), ...ds.flatMap((d) => [now, d])),
+      ]),
+    );
   }
 }
 
@@ -166,7 +174,13 @@ export default async function bench(argv: string[]) {
       prefix = await fresh();
       keys = redisKeys(prefix);
       await registerFast(redis, keys, n, 'news', 'd');
-      const devices = await redis.zrange(keys.tagDevices(APP, 'news'), 0, -1);
+      const devices = await resolveTarget(
+        redis,
+        keys,
+        APP,
+        parseTarget({ tag: 'news' }),
+        Number.POSITIVE_INFINITY,
+      );
       const message = campaignMessage({ ...plan, id: `${plan.id}-raw` }, Date.now());
       progress(`${n} targets: raw store path`);
       const t0 = Date.now();

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  APP,
   pushApi,
   RecordingDevice,
   sleep,
@@ -17,7 +18,7 @@ import {
 import { freePort } from '../support/net.js';
 import { createRedis } from '../../common/redis/connection.js';
 import { deliverMessage } from '../../common/redis/delivery.js';
-import { redisKeys } from '../../common/redis/keys.js';
+import { deviceBucket, redisKeys } from '../../common/redis/keys.js';
 import { campaignMessageId } from '../../common/campaign/plan.js';
 import { UNITS } from '../../workloads/dispatcher/units.js';
 import {
@@ -227,6 +228,37 @@ describe('gateway on Redis Cluster', () => {
       expect(left).toBe(0);
     } finally {
       await stopDispatcher(dispatcher);
+      redis.disconnect();
+    }
+  });
+
+  it("spreads an app's tag index over the device buckets' slots and nodes (CLUSTER KEYSLOT)", async () => {
+    const redis = createRedis(url, { cluster: true });
+    const keys = redisKeys(prefix);
+    try {
+      // c2 and c4 came back without tags in the tests above (a hello's tags replace the old ones).
+      const std = ['c1', 'c5', 'c7', 'c8', 'c10', 'c11'];
+      const tagKeys = std.map((d) => keys.tagDevices(APP, deviceBucket(d), 'std'));
+      for (const [i, k] of tagKeys.entries()) expect(await redis.zscore(k, std[i]!)).not.toBeNull();
+      const slotOf = async (k: string) =>
+        Number(
+          await run('redis-cli', ['-p', String(ports[0]), 'cluster', 'keyslot', k]).then((r) =>
+            r.stdout.trim(),
+          ),
+        );
+      const slots = new Set(await Promise.all(tagKeys.map(slotOf)));
+      expect(slots.size).toBe(new Set(std.map(deviceBucket)).size);
+      expect(slots.size).toBeGreaterThan(4);
+      // Each entry is in its device's slot; the app's slot holds no membership, only the catalogue.
+      for (const d of std)
+        expect(await slotOf(keys.tagDevices(APP, deviceBucket(d), 'std'))).toBe(
+          await slotOf(keys.deviceMeta(APP, d)),
+        );
+      expect(await redis.exists(keys.legacyTagDevices(APP, 'std'))).toBe(0);
+      expect(await redis.zscore(keys.appTags(APP), 'std')).toBe('6');
+      for (const d of ['c2', 'c4'])
+        expect(await redis.zscore(keys.tagDevices(APP, deviceBucket(d), 'std'), d)).toBeNull();
+    } finally {
       redis.disconnect();
     }
   });

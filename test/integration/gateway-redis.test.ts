@@ -2,7 +2,7 @@ import { afterAll, describe, expect, inject, it } from 'vitest';
 import { forgetDevice, indexDevice, TagLimitError } from '../../common/redis/app-index.js';
 import { parseTarget, resolveTarget, TooManyRecipientsError } from '../../common/push/target.js';
 import { createRedis } from '../../common/redis/connection.js';
-import { redisKeys } from '../../common/redis/keys.js';
+import { deviceBucket, redisKeys } from '../../common/redis/keys.js';
 import {
   ackMessages,
   claimPresence,
@@ -165,7 +165,7 @@ describe('common/redis scripts', () => {
       3,
     );
     expect(await tagCounts()).toEqual({ b: 2, c: 1 });
-    expect(await redis.exists(keys.tagDevices(app, 'a'))).toBe(0);
+    expect(await redis.exists(keys.tagDevices(app, deviceBucket('c1'), 'a'))).toBe(0);
     await indexDevice(
       redis,
       keys,
