@@ -69,6 +69,11 @@ export interface HubOptions {
  */
 export class DeviceHub implements SessionHost {
   readonly sessions = new Map<string, DeviceSocket>();
+  /**
+   * The same sessions by app, then device: a routed push finds its session without making the
+   * `app NUL device` key (a string built and hashed per delivery of a fan-out).
+   */
+  private readonly byApp = new Map<string, Map<string, DeviceSocket>>();
   private readonly awaitingHello = new Set<DeviceSocket>();
   /** Connections without hello per source address. */
   private readonly pendingByPeer = new Map<string, number>();
@@ -188,6 +193,9 @@ export class DeviceHub implements SessionHost {
     // Devices that authenticated while the gateway filled up: the limit holds for sessions.
     if (!older && this.sessions.size >= this.opts.maxConnections) return false;
     this.sessions.set(ws.key, ws);
+    let devices = this.byApp.get(ws.app);
+    if (!devices) this.byApp.set(ws.app, (devices = new Map()));
+    devices.set(ws.device, ws);
     if (older && older !== ws) closeWith(older, CloseCode.sessionReplaced, 'session replaced');
     return true;
   }
@@ -196,7 +204,12 @@ export class DeviceHub implements SessionHost {
     this.leavePending(ws);
     this.blocked.delete(ws);
     const wasSession = ws.app !== '' && this.sessions.get(ws.key) === ws;
-    if (wasSession) this.sessions.delete(ws.key);
+    if (wasSession) {
+      this.sessions.delete(ws.key);
+      const devices = this.byApp.get(ws.app)!;
+      devices.delete(ws.device);
+      if (devices.size === 0) this.byApp.delete(ws.app);
+    }
     if (ws.sess) this.proto.released(ws, code);
     ws.state = State.Closing;
     if (this.onEmpty && this.sessions.size === 0) this.onEmpty();
@@ -206,7 +219,7 @@ export class DeviceHub implements SessionHost {
 
   /** A routed push for a device (from this gateway's push API or another's, via Redis). */
   deliver(app: string, device: string, seq: number, body: string, sent: number): void {
-    const ws = this.sessions.get(`${app}\u0000${device}`);
+    const ws = this.byApp.get(app)?.get(device);
     if (!ws || ws.state === State.Closing) return; // not here (any more): the inbox keeps it
     // Before Ready only a hello in progress takes pushes (held until its first inbox page).
     if (ws.pending === null && ws.state !== State.Ready) return;
@@ -215,7 +228,7 @@ export class DeviceHub implements SessionHost {
 
   /** Close an older session of a device that connected again elsewhere. */
   kick(app: string, device: string, sess: string): void {
-    const ws = this.sessions.get(`${app}\u0000${device}`);
+    const ws = this.byApp.get(app)?.get(device);
     if (ws && ws.sess === sess) closeWith(ws, CloseCode.sessionReplaced, 'session replaced');
   }
 
@@ -226,7 +239,7 @@ export class DeviceHub implements SessionHost {
 
   /** Another gateway's notification for this device was lost: reread its inbox. */
   resyncDevice(app: string, device: string): void {
-    const ws = this.sessions.get(`${app}\u0000${device}`);
+    const ws = this.byApp.get(app)?.get(device);
     if (ws && ws.state === State.Ready) this.resync(ws);
   }
 
