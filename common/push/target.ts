@@ -1,6 +1,6 @@
 import type { PgRedis } from '../redis/connection.js';
 import type { RedisKeys } from '../redis/keys.js';
-import { DEVICE_BUCKETS } from '../redis/keys.js';
+import { DEVICE_BUCKETS, deviceBucket } from '../redis/keys.js';
 import {
   evaluateTagExpression,
   parseTagExpression,
@@ -51,22 +51,44 @@ export async function resolveTarget(
   target: PushTarget,
   limit: number,
 ): Promise<string[]> {
+  if (target.kind === 'device') return [target.device];
+  return (await resolveTargetByBucket(redis, keys, app, target, limit)).flat().sort();
+}
+
+/**
+ * The same audience as resolveTarget, split by device bucket (index = deviceBucket(device), each
+ * bucket's ids sorted): how the tag index holds it, and how the campaign dispatcher splits work.
+ */
+export async function resolveTargetByBucket(
+  redis: PgRedis,
+  keys: RedisKeys,
+  app: string,
+  target: PushTarget,
+  limit: number,
+): Promise<string[][]> {
   const check = (n: number) => {
     if (n > limit) throw new TooManyRecipientsError(limit);
   };
   switch (target.kind) {
     case 'device':
-      return [target.device];
+      return byBucket([target.device]);
     case 'alias': {
       const ids = await redis.smembers(keys.aliasDevices(app, target.alias));
       check(ids.length);
-      return ids.sort();
+      return byBucket(ids);
     }
     case 'all':
       return resolveIndexed(redis, keys, app, null, limit, check);
     case 'tag':
       return resolveIndexed(redis, keys, app, target.expr, limit, check);
   }
+}
+
+function byBucket(ids: string[]): string[][] {
+  const out: string[][] = Array.from({ length: DEVICE_BUCKETS }, () => []);
+  for (const d of ids) out[deviceBucket(d)]!.push(d);
+  for (const b of out) b.sort();
+  return out;
 }
 
 /**
@@ -142,8 +164,8 @@ function compile(expr: TagExpr | null, tags: string[]): string[] {
 /**
  * A tag expression (or every device) resolved per device bucket: one script per bucket, over the
  * bucket's slot, all 1024 sent at once (ioredis auto-pipelining groups them per connection, per
- * Cluster node). Until migrateTagIndex has emptied an app's legacy one-slot sets, the same script
- * runs over them too and the results are united, so no device is lost during migration.
+ * Cluster node). Until migrateTagIndex has emptied the app's legacy one-slot sets the expression
+ * reads, resolveMigrating reads both, so no device is lost during migration.
  */
 async function resolveIndexed(
   redis: PgRedis,
@@ -152,12 +174,14 @@ async function resolveIndexed(
   expr: TagExpr | null,
   limit: number,
   check: (n: number) => void,
-): Promise<string[]> {
+): Promise<string[][]> {
   const tags = expr === null ? [] : [...tagsOf(expr)];
   const program = compile(expr, tags);
   const legacyKeys = [keys.legacyAppDevices(app), ...tags.map((t) => keys.legacyTagDevices(app, t))];
-  if ((await redis.exists(...legacyKeys)) > 0) return resolveMigrating(redis, keys, app, expr, tags, check);
-  const out: string[] = [];
+  if ((await redis.exists(...legacyKeys)) > 0)
+    return byBucket(await resolveMigrating(redis, keys, app, expr, tags, check));
+  const out: string[][] = Array.from({ length: DEVICE_BUCKETS }, () => []);
+  let total = 0;
   await Promise.all(
     Array.from({ length: DEVICE_BUCKETS }, async (_, b) => {
       const r = (await redis.eval(
@@ -169,11 +193,12 @@ async function resolveIndexed(
         ...program,
       )) as string[] | number;
       if (typeof r === 'number') check(Number.POSITIVE_INFINITY);
-      for (const d of r as string[]) out.push(d);
-      check(out.length);
+      out[b] = (r as string[]).sort();
+      total += out[b].length;
+      check(total);
     }),
   );
-  return out.sort();
+  return out;
 }
 
 /**
@@ -202,12 +227,12 @@ async function resolveMigrating(
       : new Set<string>();
   if (expr === null) {
     check(universe.size);
-    return [...universe].sort();
+    return [...universe];
   }
   const members = new Map<string, Set<string>>();
   for (const t of tags)
     members.set(t, await readSet(keys.legacyTagDevices(app, t), (b) => keys.tagDevices(app, b, t)));
   const out = [...evaluateTagExpression(expr, (t) => members.get(t) ?? new Set(), universe)];
   check(out.length);
-  return out.sort();
+  return out;
 }

@@ -4,9 +4,14 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { indexDevice, migrateTagIndex } from '../../common/redis/app-index.js';
-import { parseTarget, resolveTarget, TooManyRecipientsError } from '../../common/push/target.js';
+import {
+  parseTarget,
+  resolveTarget,
+  resolveTargetByBucket,
+  TooManyRecipientsError,
+} from '../../common/push/target.js';
 import { createRedis } from '../../common/redis/connection.js';
-import { deviceBucket, redisKeys } from '../../common/redis/keys.js';
+import { DEVICE_BUCKETS, deviceBucket, redisKeys } from '../../common/redis/keys.js';
 import { uniquePrefix } from '../support/gateway.js';
 
 const hashtag = (key: string) => /\{([^}]*)\}/.exec(key)![1];
@@ -52,6 +57,11 @@ describe('tag index by device bucket', () => {
     expect(await resolveTarget(redis, keys, app, parseTarget({ all: true }), 1000)).toEqual(
       [...devices].sort(),
     );
+    // Per bucket, as the dispatcher takes it: each device in its own bucket, nothing lost.
+    const split = await resolveTargetByBucket(redis, keys, app, parseTarget({ tag: 'even' }), 100_000);
+    expect(split).toHaveLength(DEVICE_BUCKETS);
+    for (const [b, ids] of split.entries()) for (const d of ids) expect(deviceBucket(d)).toBe(b);
+    expect(split.flat().sort()).toEqual(idx((i) => i % 2 === 0));
     // maxRecipients still bounds the push API.
     await expect(tag('even', 199)).rejects.toThrow(TooManyRecipientsError);
     expect(await tag('even', 200)).toHaveLength(200);

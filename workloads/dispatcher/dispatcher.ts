@@ -10,11 +10,11 @@ import { quietAt, validateQuietHours } from '../../common/campaign/quiet-hours.j
 import type { Logger } from '../../common/logger.js';
 import { encodeStoredMessage, type StoredMessage } from '../../common/protocol/server-frames.js';
 import type { PushAcceptor } from '../../common/push/accept.js';
-import { parseTarget, resolveTarget, type PushTarget } from '../../common/push/target.js';
+import { parseTarget, resolveTargetByBucket, type PushTarget } from '../../common/push/target.js';
 import { DeferredQueueFullError } from '../../common/ratelimit/app-limit.js';
 import { takeRate } from '../../common/ratelimit/gcra.js';
 import type { PgRedis } from '../../common/redis/connection.js';
-import { deviceBucket, type RedisKeys } from '../../common/redis/keys.js';
+import type { RedisKeys } from '../../common/redis/keys.js';
 import { completeMessageStatus, createMessageStatus } from '../../common/redis/messages.js';
 import type { DispatcherMetrics } from './metrics.js';
 import { CampaignUnits, UNITS, unitOfBucket, type BatchCounts } from './units.js';
@@ -370,11 +370,13 @@ export class Dispatcher {
       }
       const started = Date.now();
       const target = planTarget(plan);
-      const devices = target
-        ? await resolveTarget(this.redis, this.keys, plan.app, target, Number.POSITIVE_INFINITY)
+      // Per device bucket, as the tag index holds it: each bucket's devices go to its unit.
+      const buckets = target
+        ? await resolveTargetByBucket(this.redis, this.keys, plan.app, target, Number.POSITIVE_INFINITY)
         : [];
       const byUnit: string[][] = Array.from({ length: UNITS }, () => []);
-      for (const d of devices) byUnit[unitOfBucket(deviceBucket(d))]!.push(d);
+      for (const [b, ds] of buckets.entries()) for (const d of ds) byUnit[unitOfBucket(b)]!.push(d);
+      const targeted = byUnit.reduce((n, u) => n + u.length, 0);
       for (let u = 0; u < UNITS; u++) {
         const list = this.keys.campaignAudience(plan.id, u);
         const p = this.redis.pipeline();
@@ -385,13 +387,13 @@ export class Dispatcher {
       }
       const snapshotAt = Date.now();
       const recorded = await units.recordSnapshot(
-        devices.length,
+        targeted,
         snapshotAt,
         byUnit.map((d) => d.length),
       );
       this.metrics.snapshots.inc({ result: recorded ? 'ok' : 'raced' });
       this.log.info(
-        { campaign: plan.id, name: plan.name, targeted: devices.length, ms: snapshotAt - started, recorded },
+        { campaign: plan.id, name: plan.name, targeted: targeted, ms: snapshotAt - started, recorded },
         'audience snapshot taken',
       );
     } finally {
