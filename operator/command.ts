@@ -109,6 +109,11 @@ export const operatorCommand = defineCommand({
       description:
         "How long a deleted TagCampaign waits for its gateway's Redis to remove its state before it is released anyway (with a Warning event).",
     },
+    campaignOrphanSweepSeconds: {
+      schema: opt.duration(60),
+      description:
+        "How often the leader removes published campaigns that have no TagCampaign from each PushGateway's Redis (a deletion that could not clean up while that Redis was down).",
+    },
     probeHost: { schema: opt.host(), description: 'Address of the /healthz, /readyz and /metrics server.' },
     probePort: {
       schema: opt.port(8081),
@@ -191,6 +196,7 @@ export const operatorCommand = defineCommand({
       gatewayRedis,
       pollMs: config.campaignStatusSeconds * 1000,
       cleanupTimeoutMs: config.campaignCleanupTimeoutSeconds * 1000,
+      orphanSweepMs: config.campaignOrphanSweepSeconds * 1000,
     });
     log.info({ identity, namespace: config.namespace || '<all>', leaseNamespace }, 'operator starting');
     const signal = untilSignal();

@@ -1,7 +1,12 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createRedis, type PgRedis } from '../../common/redis/connection.js';
 import { redisKeys } from '../../common/redis/keys.js';
-import { campaignMessageId, type CampaignPlan } from '../../common/campaign/plan.js';
+import {
+  campaignMessageId,
+  publishCampaign,
+  removeCampaign,
+  type CampaignPlan,
+} from '../../common/campaign/plan.js';
 import { RateLimitPolicyResource } from '../../operator/controllers/ratelimitpolicy/controller.js';
 import { TagCampaignResource } from '../../operator/controllers/tagcampaign/controller.js';
 import { CAMPAIGN_FINALIZER } from '../../operator/controllers/tagcampaign/steps/finalizer.js';
@@ -112,9 +117,14 @@ const until = <T>(what: string, check: () => Promise<T | undefined | false>, tim
   eventually(check, { what, timeoutMs });
 
 /** Counts the writes that changed a campaign's status, as the API server's watch reports them. */
-function countStatusWrites(name: string): { count: () => number; stop: () => void } {
+function countStatusWrites(name: string): {
+  count: () => number;
+  phase: () => string | undefined;
+  stop: () => void;
+} {
   let n = 0;
   let last: string | undefined;
+  let phase: string | undefined;
   const handle = client.watch(
     TagCampaignResource,
     ns,
@@ -125,10 +135,11 @@ function countStatusWrites(name: string): { count: () => number; stop: () => voi
       const s = JSON.stringify(o.status ?? {});
       if (last !== undefined && s !== last) n++;
       last = s;
+      phase = o.status?.phase;
     },
     () => undefined,
   );
-  return { count: () => n, stop: () => handle.abort() };
+  return { count: () => n, phase: () => phase, stop: () => handle.abort() };
 }
 
 beforeAll(async () => {
@@ -168,7 +179,7 @@ beforeAll(async () => {
   operator = startOperator(kubeconfig, [
     ...['--namespace', ns, '--lease-namespace', ns, '--lease-name', 'op-tc'],
     ...['--redis-key-prefix', prefix, '--campaign-status-seconds', String(POLL_S)],
-    ...['--campaign-cleanup-timeout-seconds', '5'],
+    ...['--campaign-cleanup-timeout-seconds', '5', '--campaign-orphan-sweep-seconds', '1'],
   ]);
 }, 180_000);
 
@@ -302,7 +313,8 @@ describe('TagCampaign controller', () => {
     expect(whileRunning).toBeLessThanOrEqual(windowS / POLL_S + 1);
     expect(whileRunning).toBeGreaterThanOrEqual(2); // it does keep status moving
     await writeProgress(uid, { finishedAt: Date.now() });
-    await until('Completed', async () => (await get('busy')).status?.phase === 'Completed');
+    // Counted from the write the watch saw reach Completed (a GET can see it before the watch does).
+    await until('Completed, as the watch saw it', async () => writes.phase() === 'Completed');
     const atCompletion = writes.count();
     await sleep(4 * POLL_S * 1000);
     counting = false;
@@ -447,6 +459,45 @@ describe('TagCampaign controller', () => {
     expect(ev.type).toBe('Warning');
     expect(ev.note).toMatch(/gave up removing campaign/);
   }, 90_000);
+
+  it("a published campaign without a TagCampaign (a cleanup that gave up, then an operator restart) is removed from Redis; another namespace's is left alone", async () => {
+    // What a deletion whose cleanup gave up leaves behind once the operator that would retry it
+    // restarted: the plan, indexed, with progress. Dispatchers would go on sending it.
+    const base = (id: string, name: string): CampaignPlan => ({
+      id,
+      name,
+      generation: 1,
+      app: APP_CAPPED,
+      target: { allDevices: true, allOf: [], anyOf: [], noneOf: [] },
+      push: { data: { title: 'left over' }, ttlSeconds: 60, priority: 'normal' },
+      rate: { perSecond: 10, burst: 10 },
+      startAt: 0,
+      state: 'run',
+      dryRun: false,
+    });
+    const orphan = base('00000000-dead-4000-8000-000000000001', `${ns}/deleted-long-ago`);
+    const foreign = base('00000000-dead-4000-8000-000000000002', 'someone-else/theirs');
+    await publishCampaign(redis, keys, orphan);
+    await publishCampaign(redis, keys, foreign);
+    await writeProgress(orphan.id, { targeted: 10, sent: 3 });
+    await until('the orphan removed by the sweep', async () =>
+      (await redis.sismember(keys.campaignIndex(), orphan.id)) === 0 ? true : undefined,
+    );
+    expect(await redis.exists(keys.campaignPlan(orphan.id), keys.campaignProgress(orphan.id))).toBe(0);
+    // Another namespace's plan (a Redis shared with PushGateways this operator does not watch)
+    // and a live campaign of this namespace survive several sweeps.
+    await apply(campaign('keeper'));
+    const keeper = (await get('keeper')).metadata!.uid!;
+    await until('keeper published', async () =>
+      (await redis.sismember(keys.campaignIndex(), keeper)) === 1 ? true : undefined,
+    );
+    await sleep(3000);
+    expect(await redis.sismember(keys.campaignIndex(), foreign.id)).toBe(1);
+    expect(await redis.sismember(keys.campaignIndex(), keeper)).toBe(1);
+    await client.delete(TagCampaignResource, ns, 'keeper');
+    await until('keeper deleted', () => gone('keeper'));
+    await removeCampaign(redis, keys, foreign.id);
+  }, 60_000);
 });
 
 describe('the dispatcher workload of a PushGateway', () => {

@@ -361,6 +361,28 @@ describe('every row of PROTOCOL.md is produced by a real gateway', () => {
       await push(other); // deferred
       return push(other);
     },
+    '429 device_cap_full': async () => {
+      // A RateLimitPolicy with a daily cap of one message per device (perDevice.messagesPerDay).
+      const redis = createRedis(redisUrl);
+      await publishAppLimits(redis, redisKeys(prefix), {
+        [OTHER_APP]: {
+          ratePerSecond: 1000,
+          burst: 1000,
+          maxDeferred: 1000,
+          perDevice: { messagesPerDay: 1 },
+        },
+      });
+      await redis.quit();
+      await new Promise((r) => setTimeout(r, 1500)); // gateways read the limits once a second
+      const other = {
+        app: OTHER_APP,
+        auth: basicAuth(OTHER_APP, OTHER_SECRET),
+        body: { to: { device: 'capped-1' }, data: 'x' },
+      };
+      await push(other); // today's one
+      await push(other); // held for the next UTC day (deferred)
+      return push(other); // the device holds a whole day's allowance: refused
+    },
     '422 too_many_recipients': async () => {
       await Promise.all(['r1', 'r2'].map((d) => rawSession(gw.wsUrl, d).then((c) => c.ws.close())));
       return push({ body: { to: { all: true }, data: 'x' } });

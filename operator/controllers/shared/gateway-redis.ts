@@ -30,6 +30,7 @@ export class GatewayRedisError extends Error {
  */
 export class GatewayRedis {
   private readonly byUrl = new Map<string, PgRedis>();
+  private closed = false;
 
   constructor(
     private readonly client: KubeClient,
@@ -37,6 +38,9 @@ export class GatewayRedis {
   ) {}
 
   private connection(url: string): PgRedis {
+    // A late caller (a sweep or reconcile still running at shutdown) must not open a connection
+    // nobody will close: it would keep the process from exiting.
+    if (this.closed) throw new Error('the operator is shutting down');
     let r = this.byUrl.get(url);
     if (!r) {
       r = createRedis(url, {
@@ -84,6 +88,7 @@ export class GatewayRedis {
   }
 
   close(): void {
+    this.closed = true;
     for (const r of this.byUrl.values()) r.disconnect();
     this.byUrl.clear();
   }

@@ -23,6 +23,7 @@ import { startAtOf } from './desired.js';
 import { TagCampaignResource } from './resource.js';
 import { computeCampaignStatus, isFinal, type CampaignProblem } from './status.js';
 import type { CampaignContext, CampaignEnv } from './steps/context.js';
+import { sweepOrphanedCampaigns } from './orphans.js';
 import { ensureFinalizer, finalizeCampaign } from './steps/finalizer.js';
 import { observe, publish, resolve } from './steps/publish.js';
 
@@ -42,6 +43,8 @@ export interface TagCampaignControllerOptions {
   cleanupTimeoutMs?: number;
   /** How long a cancelled campaign waits for the dispatchers' final counts. */
   cancelGraceMs?: number;
+  /** How often the leader looks for published campaigns without a TagCampaign (orphans.ts). */
+  orphanSweepMs?: number;
 }
 
 const SYNC_STEPS: Step<CampaignContext>[] = [ensureFinalizer, resolve, publish, observe];
@@ -61,6 +64,9 @@ export class TagCampaignController {
   private readonly pollMs: number;
   private readonly orphans = new Map<string, { gatewayKey: string; id: string }>();
   private orphanTimer: NodeJS.Timeout | undefined;
+  private readonly sweepTimer: NodeJS.Timeout;
+  private sweeping = false;
+  private closed = false;
 
   constructor(private readonly o: TagCampaignControllerOptions) {
     this.pollMs = o.pollMs ?? 12_000;
@@ -100,6 +106,37 @@ export class TagCampaignController {
       observed: new Map(),
       published: new Map(),
     };
+    this.sweepTimer = setInterval(() => void this.sweepOrphans(), o.orphanSweepMs ?? 60_000);
+    this.sweepTimer.unref();
+  }
+
+  /**
+   * The leader, with synced caches, removes published campaigns that have no TagCampaign from
+   * every PushGateway's Redis it can reach (a deletion whose cleanup gave up while the Redis was
+   * down, and whose in-memory retry died with an operator restart). See orphans.ts.
+   */
+  private async sweepOrphans(): Promise<void> {
+    if (this.closed || this.sweeping || !this.o.manager.isLeader || !this.o.manager.ready()) return;
+    this.sweeping = true;
+    try {
+      const live = () => new Set(this.campaigns(undefined).map((c) => c.metadata!.uid!));
+      const gateways = this.controller.informer(PushGatewayResource);
+      for (const gw of gateways.list(undefined)) {
+        if (this.closed) return;
+        const gatewayKey = objectKey(gw);
+        try {
+          const redis = await this.o.gatewayRedis.of(gateways, gatewayKey);
+          await sweepOrphanedCampaigns(redis, this.env.keys, gw, live, this.o.log);
+        } catch (err) {
+          this.o.log.debug(
+            { gateway: gatewayKey, err: (err as Error).message },
+            'orphan sweep skipped a gateway',
+          );
+        }
+      }
+    } finally {
+      this.sweeping = false;
+    }
   }
 
   private campaigns(ns: string | undefined): KubeObject[] {
@@ -249,6 +286,8 @@ export class TagCampaignController {
   }
 
   close(): void {
+    this.closed = true;
+    clearInterval(this.sweepTimer);
     if (this.orphanTimer) clearInterval(this.orphanTimer);
   }
 }
