@@ -94,11 +94,6 @@ export const operatorCommand = defineCommand({
       description:
         "PEM of the CA that signed the adapter's serving certificate (the APIService caBundle); empty = the APIService skips verifying it.",
     },
-    redisKeyPrefix: {
-      schema: z.string().min(1).default('pg'),
-      description:
-        "Key prefix the gateways use in Redis (their --key-prefix): the operator publishes RateLimitPolicies' limits under it, in the Redis each PushGateway's spec.redis names.",
-    },
     campaignStatusSeconds: {
       schema: z.number().min(1).default(12),
       description:
@@ -184,7 +179,6 @@ export const operatorCommand = defineCommand({
       manager,
       log,
       recorder: redisPublishers,
-      keyPrefix: config.redisKeyPrefix,
       gatewayRedis,
     });
     const campaigns = new TagCampaignController({
@@ -192,7 +186,6 @@ export const operatorCommand = defineCommand({
       manager,
       log,
       recorder: redisPublishers,
-      keyPrefix: config.redisKeyPrefix,
       gatewayRedis,
       pollMs: config.campaignStatusSeconds * 1000,
       cleanupTimeoutMs: config.campaignCleanupTimeoutSeconds * 1000,

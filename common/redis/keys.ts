@@ -143,6 +143,9 @@ export interface RedisKeys {
 }
 
 export const DEFAULT_KEY_PREFIX = 'pg';
+/** What a key prefix may be (the programs' --key-prefix and a PushGateway's spec.redis.keyPrefix). */
+export const KEY_PREFIX_PATTERN = '^[A-Za-z0-9:_-]+$';
+export const KEY_PREFIX_MAX = 64;
 
 /** Device buckets per app (part of the key schema: changing it moves every device's keys). */
 export const DEVICE_BUCKETS = 1024;

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { opt, type ConfigOf } from '../config.js';
 import { createRedis, type PgRedis } from './connection.js';
-import { DEFAULT_KEY_PREFIX, redisKeys, type RedisKeys } from './keys.js';
+import { DEFAULT_KEY_PREFIX, KEY_PREFIX_MAX, KEY_PREFIX_PATTERN, redisKeys, type RedisKeys } from './keys.js';
 
 /**
  * The Redis settings every program that reads or writes pushgate's keys takes, declared once:
@@ -18,10 +18,7 @@ export const redisOptions = {
     description: 'Treat --redis-url as a seed node of a Redis Cluster.',
   },
   keyPrefix: {
-    schema: z
-      .string()
-      .regex(/^[A-Za-z0-9:_-]+$/)
-      .default(DEFAULT_KEY_PREFIX),
+    schema: z.string().max(KEY_PREFIX_MAX).regex(new RegExp(KEY_PREFIX_PATTERN)).default(DEFAULT_KEY_PREFIX),
     description: 'Prefix of every Redis key (one platform per prefix; the same for every program of it).',
   },
   redisCommandTimeoutMs: {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { PUSH_GATEWAY, REGION_LABEL } from './group.js';
+import { DEFAULT_KEY_PREFIX, KEY_PREFIX_MAX, KEY_PREFIX_PATTERN } from '../../common/redis/keys.js';
 import {
   DNS_1035_LABEL_PATTERN,
   DNS_LABEL_MAX,
@@ -266,10 +267,32 @@ export const protectionSchema = withRules(
   ],
 );
 
-export const redisSchema = secretKeyReferenceSchema(
-  'Redis URL (redis://... or rediss://...)',
-  'url',
-).describe('The Redis that holds presence, routing and offline messages: a Secret key holding its URL.');
+export const redisSchema = secretKeyReferenceSchema('Redis URL (redis://... or rediss://...)', 'url')
+  .extend({
+    cluster: z
+      .boolean()
+      .default(false)
+      .describe(
+        'The URL is a seed node of a Redis Cluster (its user and password apply to every node). ' +
+          'Passed to the gateways and the dispatcher (PUSHGATE_REDIS_CLUSTER) and used by the ' +
+          'operator when it publishes limits and campaigns into this Redis. Defaults to false.',
+      ),
+    keyPrefix: z
+      .string()
+      .min(1)
+      .max(KEY_PREFIX_MAX)
+      .regex(new RegExp(KEY_PREFIX_PATTERN), 'must be letters, digits, :, _ and -')
+      .default(DEFAULT_KEY_PREFIX)
+      .describe(
+        `Prefix of every Redis key of this gateway (letters, digits, :, _ and -; at most ${KEY_PREFIX_MAX} ` +
+          'characters). Gateways with different prefixes can share one Redis as separate platforms. ' +
+          'Passed to the gateways and the dispatcher (PUSHGATE_KEY_PREFIX) and used by the operator ' +
+          `for this gateway's limits and campaigns; a metrics adapter must be given the same prefix. ` +
+          `Defaults to "${DEFAULT_KEY_PREFIX}". Changing it starts the platform afresh (devices' ` +
+          'routes and offline messages stay under the old prefix).',
+      ),
+  })
+  .describe('The Redis that holds presence, routing and offline messages: a Secret key holding its URL.');
 
 /** An image reference: no whitespace (the kubelet would fail to pull `nginx ` at run time). */
 const imageSchema = (description: string) =>

@@ -43,6 +43,12 @@ const redisUrl = inject('redisUrl');
 const client = clientFor(kubeconfig);
 const prefix = uniquePrefix('tc-op');
 const keys = redisKeys(prefix);
+/** The PushGateway `main` on the test's key prefix (spec.redis.keyPrefix), which its campaigns use. */
+const mainGateway = (patch: NonNullable<Parameters<typeof samplePushGateway>[2]> = () => {}) =>
+  samplePushGateway(ns, 'main', (spec) => {
+    spec.redis = { ...spec.redis, keyPrefix: prefix };
+    patch(spec);
+  });
 const POLL_S = 2;
 let ns: string;
 let operator: OperatorProcess;
@@ -157,7 +163,7 @@ beforeAll(async () => {
     { metadata: { name: 'dead-redis', namespace: ns }, stringData: { url: 'redis://127.0.0.1:1' } },
     { fieldManager: 'test' },
   );
-  await applyPushGateway(client, samplePushGateway(ns));
+  await applyPushGateway(client, mainGateway());
   await applyPushGateway(
     client,
     samplePushGateway(ns, 'down', (spec) => (spec.redis = { secretName: 'dead-redis' })),
@@ -178,7 +184,7 @@ beforeAll(async () => {
   );
   operator = startOperator(kubeconfig, [
     ...['--namespace', ns, '--lease-namespace', ns, '--lease-name', 'op-tc'],
-    ...['--redis-key-prefix', prefix, '--campaign-status-seconds', String(POLL_S)],
+    ...['--campaign-status-seconds', String(POLL_S)],
     ...['--campaign-cleanup-timeout-seconds', '5', '--campaign-orphan-sweep-seconds', '1'],
   ]);
 }, 180_000);
@@ -507,7 +513,7 @@ describe('the dispatcher workload of a PushGateway', () => {
       template: {
         spec: {
           serviceAccountName: string;
-          containers: { command: string[]; env: { name: string; valueFrom?: unknown }[] }[];
+          containers: { command: string[]; env: { name: string; value?: string; valueFrom?: unknown }[] }[];
         };
       };
     };
@@ -522,13 +528,16 @@ describe('the dispatcher workload of a PushGateway', () => {
     expect(c.env.find((e) => e.name === 'PUSHGATE_REDIS_URL')?.valueFrom).toEqual({
       secretKeyRef: { name: 'pushgate-redis', key: 'url' },
     });
+    // The gateway's key prefix and cluster mode, as its gateways get them (the plans are under it).
+    expect(c.env.find((e) => e.name === 'PUSHGATE_KEY_PREFIX')?.value).toBe(prefix);
+    expect(c.env.find((e) => e.name === 'PUSHGATE_REDIS_CLUSTER')?.value).toBe('false');
     expect(
       await client.get(Resources.ServiceAccount, ns, dep.spec.template.spec.serviceAccountName),
     ).toBeDefined();
 
     await applyPushGateway(
       client,
-      samplePushGateway(ns, 'main', (spec) => (spec.dispatcher = { replicas: 4 })),
+      mainGateway((spec) => (spec.dispatcher = { replicas: 4 })),
     );
     await until(
       '4 replicas',
@@ -537,7 +546,7 @@ describe('the dispatcher workload of a PushGateway', () => {
 
     await applyPushGateway(
       client,
-      samplePushGateway(ns, 'main', (spec) => (spec.dispatcher = { enabled: false })),
+      mainGateway((spec) => (spec.dispatcher = { enabled: false })),
     );
     await until('dispatcher pruned', async () => {
       const absent = (r: typeof Resources.Deployment) =>

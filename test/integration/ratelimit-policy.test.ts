@@ -13,7 +13,7 @@ import {
   type OperatorProcess,
 } from '../support/operator.js';
 import { createRedis } from '../../common/redis/connection.js';
-import { redisKeys } from '../../common/redis/keys.js';
+import { DEFAULT_KEY_PREFIX, redisKeys } from '../../common/redis/keys.js';
 import { scrapeSum } from '../support/prometheus.js';
 import {
   APP,
@@ -30,8 +30,9 @@ import {
 
 /**
  * The RateLimitPolicy controller on the real control plane, with the operator as a child
- * process publishing to the run's real Redis, and a real gateway (on the host, on the same key
- * prefix) enforcing what it publishes for a real device.
+ * process publishing to the run's real Redis under the PushGateway's own key prefix
+ * (spec.redis.keyPrefix), and a real gateway (on the host, on that prefix) enforcing what it
+ * publishes for a real device.
  */
 const kubeconfig = inject('kubeconfig');
 const redisUrl = inject('redisUrl');
@@ -91,10 +92,13 @@ beforeAll(async () => {
     { metadata: { name: 'pushgate-redis', namespace: ns }, stringData: { url: redisUrl } },
     { fieldManager: 'test' },
   );
-  await applyPushGateway(client, samplePushGateway(ns));
+  // The gateway's own key prefix (spec.redis.keyPrefix): the operator publishes under it.
+  await applyPushGateway(
+    client,
+    samplePushGateway(ns, 'main', (spec) => (spec.redis = { ...spec.redis, keyPrefix: prefix })),
+  );
   operator = startOperator(kubeconfig, [
     ...['--namespace', ns, '--lease-namespace', ns, '--lease-name', 'op-rlp'],
-    ...['--redis-key-prefix', prefix],
   ]);
   gw = await startGatewayProcess({ redisUrl, prefix, id: 'rlp-gw' });
   device = new RecordingDevice({ device: 'rl-dev', endpoints: [gw.wsUrl] });
@@ -122,6 +126,13 @@ describe('RateLimitPolicy controller', () => {
     );
     expect(cond(p, 'Conflict')?.status).toBe('False');
     expect(p.status?.apps?.[0]).toMatchObject({ appId: APP, effectiveMessagesPerSecond: 2 });
+    // Published under the PushGateway's spec.redis.keyPrefix, not the default prefix.
+    const redis = createRedis(redisUrl);
+    const published = await redis.hget(redisKeys(prefix).appLimitConfig(), APP);
+    const underDefault = await redis.hget(redisKeys(DEFAULT_KEY_PREFIX).appLimitConfig(), APP);
+    redis.disconnect();
+    expect(JSON.parse(published!)).toMatchObject({ policy: `${ns}/first`, ratePerSecond: 2 });
+    expect(underDefault ?? '').not.toContain(`"${ns}/first"`);
     // The gateway reads it within about a second: 2 go at once (burst), the rest are deferred.
     await sleep(1500);
     const answers = [];

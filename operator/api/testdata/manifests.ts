@@ -64,7 +64,7 @@ export const DOCUMENTED_DEFAULTS = {
       maxPendingHandshakes: 1000,
       maxPendingHandshakesPerAddress: 100,
     },
-    redis: { secretName: 'pushgate-redis', key: 'url' },
+    redis: { secretName: 'pushgate-redis', key: 'url', cluster: false, keyPrefix: 'pg' },
     sidecars: [],
     nodeTuning: { enabled: false, sysctls: {}, nofile: 1_048_576 },
     service: { type: 'LoadBalancer', annotations: {} },
@@ -511,6 +511,43 @@ export const ISSUE_14_BAD_MANIFESTS: readonly BadManifestCase[] = [
     edits: { 'redis.key': 'a/b' },
     path: 'spec.redis.key',
   },
+  // ---- Redis cluster mode and key prefix (the programs' --redis-cluster and --key-prefix)
+  {
+    name: 'an empty redis keyPrefix',
+    kind: 'PushGateway',
+    edits: { 'redis.keyPrefix': '' },
+    path: 'spec.redis.keyPrefix',
+  },
+  {
+    name: 'a redis keyPrefix with a space',
+    kind: 'PushGateway',
+    edits: { 'redis.keyPrefix': 'team a' },
+    path: 'spec.redis.keyPrefix',
+  },
+  {
+    name: 'a redis keyPrefix with a brace (would pin every key to one cluster slot)',
+    kind: 'PushGateway',
+    edits: { 'redis.keyPrefix': '{pg}' },
+    path: 'spec.redis.keyPrefix',
+  },
+  {
+    name: 'a redis keyPrefix with a slash',
+    kind: 'PushGateway',
+    edits: { 'redis.keyPrefix': 'team/a' },
+    path: 'spec.redis.keyPrefix',
+  },
+  {
+    name: 'a redis keyPrefix of 65 characters',
+    kind: 'PushGateway',
+    edits: { 'redis.keyPrefix': 'p'.repeat(65) },
+    path: 'spec.redis.keyPrefix',
+  },
+  {
+    name: 'redis cluster as a string',
+    kind: 'PushGateway',
+    edits: { 'redis.cluster': 'yes' },
+    path: 'spec.redis.cluster',
+  },
   // ---- cross-field
   {
     name: 'nofile below maxConnectionsPerPod',
@@ -816,6 +853,16 @@ export const GOOD_MANIFESTS: readonly GoodManifestCase[] = [
     edits: { 'nodeTuning.nofile': 101_024 },
   },
   { name: 'a redis key .hidden (one dot is fine)', kind: 'PushGateway', edits: { 'redis.key': '.hidden' } },
+  {
+    name: 'a Redis Cluster with its own key prefix',
+    kind: 'PushGateway',
+    edits: { 'redis.cluster': true, 'redis.keyPrefix': 'team-a:push_2' },
+  },
+  {
+    name: 'a redis keyPrefix of 64 characters',
+    kind: 'PushGateway',
+    edits: { 'redis.keyPrefix': 'p'.repeat(64) },
+  },
   {
     name: 'anyOf with one tag not in noneOf',
     kind: 'TagCampaign',

@@ -188,6 +188,7 @@ describe('PushGateway builders: behaviour', () => {
   it("passes the gateway settings as env that the gateway's own parser reads back", () => {
     const gw = sample((raw) => {
       raw.spec.tls = { secretName: 'gw-tls' };
+      raw.spec.redis = { secretName: 'gw-redis', key: 'seed', cluster: true, keyPrefix: 'team-a:push' };
       // Not the defaults, so a setting that never reaches the gateway cannot pass by luck.
       raw.spec.protection = {
         maxTagsPerApp: 321,
@@ -223,7 +224,9 @@ describe('PushGateway builders: behaviour', () => {
       podName: 'field:metadata.name',
       namespace: 'field:metadata.namespace',
       podIp: 'field:status.podIP',
-      redisUrl: `redis://secret-${gw.spec.redis.secretName}-${gw.spec.redis.key}`,
+      redisUrl: 'redis://secret-gw-redis-seed',
+      redisCluster: true,
+      keyPrefix: 'team-a:push',
       appsFile: '/etc/pushgate/apps',
       tlsCertFile: '/etc/pushgate/tls/tls.crt',
       tlsKeyFile: '/etc/pushgate/tls/tls.key',
@@ -250,7 +253,9 @@ describe('PushGateway builders: behaviour', () => {
   });
 
   it('passes the sidecar its settings as env that its own parser reads back', () => {
-    const gw = sample();
+    const gw = sample((raw) => {
+      raw.spec.redis = { secretName: 'pushgate-redis', cluster: true, keyPrefix: 'team-b' };
+    });
     const region = gw.spec.regions[0]!;
     const pod = (buildGatewayDeployment(gw, region, opts) as any).spec.template.spec;
     const env = containerEnv(
@@ -262,6 +267,8 @@ describe('PushGateway builders: behaviour', () => {
       probeApp: 'pushgate-probe',
       probeSecret: `redis://secret-${names.probeSecret(gw)}-secret`,
       redisUrl: `redis://secret-${gw.spec.redis.secretName}-${gw.spec.redis.key}`,
+      redisCluster: true,
+      keyPrefix: 'team-b',
       podName: 'field:metadata.name',
       namespace: 'field:metadata.namespace',
     });
@@ -276,6 +283,7 @@ describe('PushGateway builders: behaviour', () => {
     const gw = sample((raw) => {
       raw.spec.dispatcher = { replicas: 3, resources: { requests: { cpu: '250m' } } };
       raw.spec.ports = { ...raw.spec.ports, metrics: 9300 };
+      raw.spec.redis = { secretName: 'pushgate-redis', cluster: true, keyPrefix: 'team-c' };
     });
     const dep = buildDispatcherDeployment(gw, opts) as any;
     expect(dep.spec.replicas).toBe(3);
@@ -289,6 +297,8 @@ describe('PushGateway builders: behaviour', () => {
     // The dispatcher's own parser reads them back: the Redis of the gateways, --port for /metrics and probes.
     expect(parseConfig(dispatcherOptions, [], env)).toMatchObject({
       redisUrl: `redis://secret-${gw.spec.redis.secretName}-${gw.spec.redis.key}`,
+      redisCluster: true,
+      keyPrefix: 'team-c',
       port: 9300,
     });
     const read = new Set(Object.entries(dispatcherOptions).map(([k, spec]) => envOf(k, spec)));
@@ -327,6 +337,45 @@ describe('PushGateway builders: behaviour', () => {
     expect(binding.subjects).toEqual([
       { kind: 'ServiceAccount', name: names.gatewayServiceAccount(gw), namespace: 'push' },
     ]);
+  });
+
+  it('gives every container that talks to Redis each shared Redis option, read back by its own parser', () => {
+    const gw = sample((raw) => {
+      raw.spec.redis = { secretName: 'r', key: 'k', cluster: true, keyPrefix: 'p1' };
+    });
+    const pod = (buildGatewayDeployment(gw, gw.spec.regions[0]!, opts) as any).spec.template.spec;
+    const dispatcher = (buildDispatcherDeployment(gw, opts) as any).spec.template.spec.containers[0];
+    const cm = buildGatewayConfigMap(gw);
+    const programs = [
+      [
+        gatewayOptions,
+        containerEnv(
+          cm,
+          pod.containers.find((c: any) => c.name === 'gateway'),
+        ),
+      ],
+      [
+        sidecarOptions,
+        containerEnv(
+          cm,
+          pod.containers.find((c: any) => c.name === 'sidecar'),
+        ),
+      ],
+      [dispatcherOptions, containerEnv(undefined, dispatcher)],
+    ] as const;
+    for (const [options, env] of programs) {
+      // Each shared option is set explicitly (none left to a program's default)...
+      for (const [k, spec] of Object.entries(redisOptions)) {
+        if (k === 'redisCommandTimeoutMs') continue; // the programs' own default, not in the spec
+        expect(env, k).toHaveProperty(envOf(k, spec));
+      }
+      // ...and means the spec's values to the program.
+      expect(parseConfig(options, [], env)).toMatchObject({
+        redisUrl: 'redis://secret-r-k',
+        redisCluster: true,
+        keyPrefix: 'p1',
+      });
+    }
   });
 
   it('passes the node tuner its settings as env that its own parser reads back', () => {

@@ -144,6 +144,8 @@ function podEnv(gw: PushGateway, region: PushGatewayRegion) {
       name: gatewayEnv('redisUrl'),
       valueFrom: { secretKeyRef: { name: gw.spec.redis.secretName, key: gw.spec.redis.key } },
     },
+    { name: gatewayEnv('redisCluster'), value: String(gw.spec.redis.cluster) },
+    { name: gatewayEnv('keyPrefix'), value: gw.spec.redis.keyPrefix },
   ];
 }
 
@@ -538,14 +540,17 @@ export function buildNodeTunerRBAC(gw: PushGateway): KubeObject[] {
 
 /**
  * The dispatcher's settings, named by its own option spec (workloads/dispatcher/options.ts):
- * the Redis options every program shares (PUSHGATE_REDIS_URL from the gateways' own Secret, so
- * dispatchers and gateways share one Redis and the default key prefix, as the gateway pods do)
+ * the Redis options every program shares (PUSHGATE_REDIS_URL from the gateways' own Secret,
+ * PUSHGATE_REDIS_CLUSTER and PUSHGATE_KEY_PREFIX from spec.redis, so dispatchers and gateways
+ * share one Redis, cluster mode and key prefix)
  * and `--port` (PUSHGATE_PORT, as the locator's), the port of /metrics, /healthz and /readyz:
  * spec.ports.metrics, in a pod of its own. The inbox bounds are the gateways' defaults on both.
  */
 const dispatcherEnv = (key: keyof typeof dispatcherOptions & string) => envNameOf(dispatcherOptions, key);
 export const DISPATCHER_ENV = {
   redisUrl: dispatcherEnv('redisUrl'),
+  redisCluster: dispatcherEnv('redisCluster'),
+  keyPrefix: dispatcherEnv('keyPrefix'),
   port: dispatcherEnv('port'),
   podName: 'POD_NAME',
   podNamespace: 'POD_NAMESPACE',
@@ -574,6 +579,8 @@ export function buildDispatcherDeployment(gw: PushGateway, o: BuildOptions): Kub
         name: DISPATCHER_ENV.redisUrl,
         valueFrom: { secretKeyRef: { name: s.redis.secretName, key: s.redis.key } },
       },
+      { name: DISPATCHER_ENV.redisCluster, value: String(s.redis.cluster) },
+      { name: DISPATCHER_ENV.keyPrefix, value: s.redis.keyPrefix },
     ],
     resources: s.dispatcher.resources,
     ...metricsPortProbes,

@@ -6,8 +6,6 @@ import {
   type RateLimitPolicy,
 } from '../../api/index.js';
 import type { Logger } from '../../../common/logger.js';
-import type { PgRedis } from '../../../common/redis/connection.js';
-import { redisKeys, type RedisKeys } from '../../../common/redis/keys.js';
 import { deferredStats } from '../../../common/ratelimit/app-limit.js';
 import { parseAppLimitConfig, withAdaptiveFactor } from '../../../common/ratelimit/releaser.js';
 import { parseAdaptiveState } from '../../../common/ratelimit/adaptive.js';
@@ -26,7 +24,7 @@ import type { Manager } from '../../runtime/manager.js';
 import { writeStatus } from '../../runtime/status.js';
 import { FIELD_MANAGER } from '../../identity.js';
 import { PushGatewayResource } from '../pushgateway/names.js';
-import type { GatewayRedis } from '../shared/gateway-redis.js';
+import type { GatewayRedis, GatewayRedisHandle } from '../shared/gateway-redis.js';
 import { EVERY_APP, planPolicies, type PolicyDecision } from './plan.js';
 
 export const RateLimitPolicyResource: ResourceType = {
@@ -42,8 +40,6 @@ export interface RateLimitPolicyControllerOptions {
   manager: Manager;
   recorder: EventRecorder;
   log: Logger;
-  /** Key prefix the gateways use in Redis (their --key-prefix). */
-  keyPrefix: string;
   /** The shared lookup of a PushGateway's Redis (one connection per URL for every controller). */
   gatewayRedis: GatewayRedis;
   /** How often status (deferred depth, oldest age) is refreshed while a policy exists. */
@@ -62,12 +58,10 @@ export interface RateLimitPolicyControllerOptions {
  */
 export class RateLimitPolicyController {
   readonly controller: Controller;
-  private readonly keys: RedisKeys;
   /** The last publish error per gateway (namespace/name), for the status path. */
   private readonly publishErrors = new Map<string, string>();
 
   constructor(private readonly o: RateLimitPolicyControllerOptions) {
-    this.keys = redisKeys(o.keyPrefix);
     this.controller = o.manager.controller({
       name: 'ratelimitpolicy',
       for: RateLimitPolicyResource,
@@ -100,8 +94,8 @@ export class RateLimitPolicyController {
     return this.controller.informer(PushGatewayResource);
   }
 
-  /** The Redis a PushGateway's gateways use, from its spec.redis Secret key (shared lookup). */
-  private gatewayRedis(gatewayKey: string): Promise<PgRedis> {
+  /** The Redis a PushGateway's gateways use and their keys, from its spec.redis (shared lookup). */
+  private gatewayRedis(gatewayKey: string): Promise<GatewayRedisHandle> {
     return this.o.gatewayRedis.of(this.gatewayInformer(), gatewayKey);
   }
 
@@ -146,8 +140,8 @@ export class RateLimitPolicyController {
         if (d.gatewayKey === gk)
           for (const [app, c] of Object.entries(d.published)) desired[app] = JSON.stringify(c);
       try {
-        const redis = await this.gatewayRedis(gk);
-        const hash = this.keys.appLimitConfig();
+        const { redis, keys } = await this.gatewayRedis(gk);
+        const hash = keys.appLimitConfig();
         const current = await redis.hgetall(hash);
         const stale = Object.entries(current)
           .filter(
@@ -193,8 +187,9 @@ export class RateLimitPolicyController {
     p: RateLimitPolicy,
     d: PolicyDecision,
     publishError: string | undefined,
-    redis: PgRedis | undefined,
+    gatewayRedis: GatewayRedisHandle | undefined,
   ) {
+    const redis = gatewayRedis?.redis;
     const generation = p.metadata.generation;
     const held = Object.keys(d.published);
     const conflictNote = d.conflicts
@@ -269,7 +264,7 @@ export class RateLimitPolicyController {
     let deferred = 0;
     // The gateways' adaptive throttling state (common/ratelimit/adaptive.ts): the rate in force.
     const adaptive: Record<string, string> = redis
-      ? await redis.hgetall(this.keys.appLimitAdaptive()).catch(() => ({}))
+      ? await redis.hgetall(gatewayRedis.keys.appLimitAdaptive()).catch(() => ({}))
       : {};
     const throttled: { app: string; rate: number; configured: number; reason: string }[] = [];
     for (const app of held) {
@@ -287,7 +282,7 @@ export class RateLimitPolicyController {
         effectiveMessagesPerSecond: rate,
       };
       if (redis && app !== EVERY_APP) {
-        const st = await deferredStats(redis, this.keys, app).catch(() => undefined);
+        const st = await deferredStats(redis, gatewayRedis.keys, app).catch(() => undefined);
         if (st) {
           entry.deferredMessages = st.depth;
           entry.oldestDeferredSeconds = st.oldestAgeSeconds;

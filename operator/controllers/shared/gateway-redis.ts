@@ -1,6 +1,7 @@
 import { parsePushGateway } from '../../api/index.js';
 import type { Logger } from '../../../common/logger.js';
 import { createRedis, type PgRedis } from '../../../common/redis/connection.js';
+import { redisKeys, type RedisKeys } from '../../../common/redis/keys.js';
 import type { Informer } from '../../runtime/informer.js';
 import { isNotFound, type KubeClient, type KubeObject } from '../../runtime/kube.js';
 import { Resources } from '../../runtime/resources.js';
@@ -22,11 +23,20 @@ export class GatewayRedisError extends Error {
   }
 }
 
+/** A PushGateway's Redis as its own programs see it: the connection and its key schema. */
+export interface GatewayRedisHandle {
+  redis: PgRedis;
+  /** Keys under the gateway's spec.redis.keyPrefix (what its gateways and dispatchers use). */
+  keys: RedisKeys;
+}
+
 /**
  * The one place the operator finds a PushGateway's Redis: the gateway from the cache, the
- * URL from the Secret its spec.redis names (same namespace), one connection per URL shared by
- * every controller that publishes into it (RateLimitPolicy limits, TagCampaign plans). Commands
- * fail fast (3 s) rather than queue while Redis is away, so a reconcile never hangs on it.
+ * URL from the Secret its spec.redis names (same namespace), cluster mode and key prefix from
+ * spec.redis (the same values the builders pass its gateways and dispatcher), one connection
+ * per URL and mode shared by every controller that publishes into it (RateLimitPolicy limits,
+ * TagCampaign plans). Commands fail fast (3 s) rather than queue while Redis is away, so a
+ * reconcile never hangs on it.
  */
 export class GatewayRedis {
   private readonly byUrl = new Map<string, PgRedis>();
@@ -37,24 +47,26 @@ export class GatewayRedis {
     private readonly log: Logger,
   ) {}
 
-  private connection(url: string): PgRedis {
+  private connection(url: string, cluster: boolean): PgRedis {
     // A late caller (a sweep or reconcile still running at shutdown) must not open a connection
     // nobody will close: it would keep the process from exiting.
     if (this.closed) throw new Error('the operator is shutting down');
-    let r = this.byUrl.get(url);
+    const id = `${cluster ? 'cluster' : 'single'} ${url}`;
+    let r = this.byUrl.get(id);
     if (!r) {
       r = createRedis(url, {
         name: 'operator',
+        cluster,
         options: { maxRetriesPerRequest: 1, connectTimeout: 3000, commandTimeout: 3000 },
       });
       r.on('error', (err: Error) => this.log.debug({ err: err.message }, 'gateway redis error'));
-      this.byUrl.set(url, r);
+      this.byUrl.set(id, r);
     }
     return r;
   }
 
   /** The Redis of the PushGateway `namespace/name` (from `gateways`, the shared PushGateway cache). */
-  async of(gateways: Informer, gatewayKey: string): Promise<PgRedis> {
+  async of(gateways: Informer, gatewayKey: string): Promise<GatewayRedisHandle> {
     const raw = gateways.get(gatewayKey);
     if (!raw) throw new GatewayRedisError('GatewayNotFound', `PushGateway ${gatewayKey} does not exist`);
     let gw;
@@ -84,7 +96,11 @@ export class GatewayRedis {
         'RedisSecretMissing',
         `Secret ${secretName} (spec.redis of PushGateway ${gatewayKey}) has no key ${key}`,
       );
-    return this.connection(Buffer.from(b64, 'base64').toString('utf8').trim());
+    const { cluster, keyPrefix } = gw.spec.redis;
+    return {
+      redis: this.connection(Buffer.from(b64, 'base64').toString('utf8').trim(), cluster),
+      keys: redisKeys(keyPrefix),
+    };
   }
 
   close(): void {

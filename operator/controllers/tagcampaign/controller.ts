@@ -6,7 +6,6 @@ import {
 } from '../../api/index.js';
 import type { Logger } from '../../../common/logger.js';
 import { removeCampaign } from '../../../common/campaign/plan.js';
-import { redisKeys } from '../../../common/redis/keys.js';
 import { FIELD_MANAGER } from '../../identity.js';
 import { findCondition } from '../../runtime/conditions.js';
 import type { Controller, SyncOutcome, SyncResult } from '../../runtime/controller.js';
@@ -35,8 +34,6 @@ export interface TagCampaignControllerOptions {
   recorder: EventRecorder;
   log: Logger;
   gatewayRedis: GatewayRedis;
-  /** Key prefix the gateways and dispatchers use in Redis (their --key-prefix). */
-  keyPrefix: string;
   /** How often a live campaign's progress is read and its status written, at most. */
   pollMs?: number;
   /** After this long, an unreachable Redis no longer holds up the deletion of a campaign. */
@@ -101,7 +98,6 @@ export class TagCampaignController {
       recorder: o.recorder,
       controller: this.controller,
       log: o.log,
-      keys: redisKeys(o.keyPrefix),
       gatewayRedis: o.gatewayRedis,
       observed: new Map(),
       published: new Map(),
@@ -125,8 +121,8 @@ export class TagCampaignController {
         if (this.closed) return;
         const gatewayKey = objectKey(gw);
         try {
-          const redis = await this.o.gatewayRedis.of(gateways, gatewayKey);
-          await sweepOrphanedCampaigns(redis, this.env.keys, gw, live, this.o.log);
+          const { redis, keys } = await this.o.gatewayRedis.of(gateways, gatewayKey);
+          await sweepOrphanedCampaigns(redis, keys, gw, live, this.o.log);
         } catch (err) {
           this.o.log.debug(
             { gateway: gatewayKey, err: (err as Error).message },
@@ -271,8 +267,11 @@ export class TagCampaignController {
   private async retryOrphans(): Promise<void> {
     for (const { gatewayKey, id } of [...this.orphans.values()]) {
       try {
-        const redis = await this.o.gatewayRedis.of(this.controller.informer(PushGatewayResource), gatewayKey);
-        await removeCampaign(redis, this.env.keys, id);
+        const { redis, keys } = await this.o.gatewayRedis.of(
+          this.controller.informer(PushGatewayResource),
+          gatewayKey,
+        );
+        await removeCampaign(redis, keys, id);
         this.orphans.delete(id);
         this.o.log.info({ gateway: gatewayKey, id }, 'removed the state of a deleted campaign');
       } catch (err) {

@@ -1,12 +1,10 @@
 import type { TagCampaign } from '../../../api/index.js';
 import type { Logger } from '../../../../common/logger.js';
-import type { PgRedis } from '../../../../common/redis/connection.js';
-import type { RedisKeys } from '../../../../common/redis/keys.js';
 import type { CampaignProgress } from '../../../../common/campaign/plan.js';
 import type { Controller } from '../../../runtime/controller.js';
 import type { EventRecorder } from '../../../runtime/events.js';
 import type { KubeClient, KubeObject } from '../../../runtime/kube.js';
-import type { GatewayRedis } from '../../shared/gateway-redis.js';
+import type { GatewayRedis, GatewayRedisHandle } from '../../shared/gateway-redis.js';
 import type { CampaignRateDecision } from '../rate.js';
 
 /** What the controller keeps per campaign between a sync and the status path. */
@@ -26,7 +24,6 @@ export interface CampaignEnv {
   recorder: EventRecorder;
   controller: Controller;
   log: Logger;
-  keys: RedisKeys;
   gatewayRedis: GatewayRedis;
   /** Per key: the last observation (progress, rate), read by the status path. */
   observed: Map<string, Observed>;
@@ -42,7 +39,8 @@ export interface CampaignContext {
   gatewayKey: string;
   now: number;
   env: CampaignEnv;
-  redis?: PgRedis;
+  /** The gateway's Redis and its keys (its spec.redis prefix), set by resolve. */
+  redis?: GatewayRedisHandle;
   rate?: CampaignRateDecision;
   noDispatcher?: string;
 }

@@ -65,8 +65,11 @@ export async function finalizeCampaign(
   const record = (type: 'Normal' | 'Warning', reason: string, note: string) =>
     env.recorder.record(TagCampaignResource, raw, type, reason, 'Delete', note);
   try {
-    const redis = await env.gatewayRedis.of(env.controller.informer(PushGatewayResource), gatewayKey);
-    await removeCampaign(redis, env.keys, id);
+    const { redis, keys } = await env.gatewayRedis.of(
+      env.controller.informer(PushGatewayResource),
+      gatewayKey,
+    );
+    await removeCampaign(redis, keys, id);
     await record(
       'Normal',
       'StateRemoved',

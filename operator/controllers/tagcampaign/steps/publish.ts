@@ -52,7 +52,7 @@ export const publish: Step<CampaignContext> = {
     const plan = buildCampaignPlan(ctx.tc, ctx.rate!);
     const json = JSON.stringify(plan);
     if (ctx.env.published.get(ctx.key) === json) return done();
-    await publishCampaign(ctx.redis!, ctx.env.keys, plan);
+    await publishCampaign(ctx.redis!.redis, ctx.redis!.keys, plan);
     ctx.env.published.set(ctx.key, json);
     ctx.env.log.info(
       { campaign: ctx.key, state: plan.state, rate: plan.rate.perSecond },
@@ -66,7 +66,7 @@ export const publish: Step<CampaignContext> = {
 export const observe: Step<CampaignContext> = {
   name: 'observe',
   async run(ctx) {
-    const progress = await readCampaignProgress(ctx.redis!, ctx.env.keys, ctx.tc.metadata.uid!);
+    const progress = await readCampaignProgress(ctx.redis!.redis, ctx.redis!.keys, ctx.tc.metadata.uid!);
     ctx.env.observed.set(ctx.key, {
       uid: ctx.tc.metadata.uid!,
       generation: ctx.tc.metadata.generation ?? 0,
