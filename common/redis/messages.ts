@@ -15,6 +15,9 @@ import type { RedisKeys } from './keys.js';
  * its place) or evicted (a full inbox dropped it for newer ones) — the last two written by the
  * newer message's store (recordFates) on this message's own status. sent counts push frames
  * written to devices, resends included (not per recipient).
+ * Not counted: delivered (the push reached the device without or before an ack). Protocol
+ * version 1 gives no evidence of it short of the ack; gateway/PROTOCOL.md ("Message status")
+ * proposes a `recv` receipt batched with acks.
  *
  * What a reader gets (recipientStates): every recipient in exactly one state, so
  *   recipients = waiting.deferred + waiting.inbox + acked + expired + replaced + evicted
