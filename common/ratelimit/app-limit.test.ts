@@ -74,6 +74,14 @@ describe('releaseBurst (a backlog goes out paced)', () => {
     expect(releaseBurst({ intervalMs: 0.1, burst: 500 })).toBe(500);
     expect(releaseBurst({ intervalMs: 0.1, burst: 5000 })).toBe(1000);
   });
+
+  it("takes what accrued during the releaser's own round, up to 400 ms worth (a slow round loses no budget)", () => {
+    const r30 = { intervalMs: 1000 / 30, burst: 30 };
+    expect(releaseBurst(r30, 40)).toBe(3); // a fast round: the 100 ms floor
+    expect(releaseBurst(r30, 300)).toBe(9); // a 300 ms round: 300 ms of cells
+    expect(releaseBurst(r30, 5000)).toBe(12); // a stall: at most 400 ms of cells, not a burst
+    expect(releaseBurst({ intervalMs: 1000 / 30, burst: 5 }, 5000)).toBe(5); // never above the burst
+  });
 });
 
 describe('deferred entries', () => {

@@ -237,12 +237,16 @@ export class AppLimitReleaser {
     const [tat, queue, releasing, lease] = this.o.keys.appLimitShard(app, shard);
     let prepaid = 0;
     const lenders: Lenders = { next: shard + 1, busyUntil: new Map() };
+    let lastCallAt = 0; // the first call of a worker takes the base window
     while (!this.stopped) {
       const cfg = this.o.configs.get(app);
       if (!cfg) return; // no longer limited: the scan stops looking; what waits is released if it comes back
       const plan = shardPlan(cfg);
       // A shard beyond the current plan (the policy shrank) drains at the share of shard s % n.
       const lim = plan.limits[shard % plan.shards]!;
+      const callAt = Date.now();
+      const sinceLast = lastCallAt ? callAt - lastCallAt : 0;
+      lastCallAt = callAt;
       const [code, wait, raw, qlen] = await this.o.redis.pgLimitRelease(
         tat,
         queue,
@@ -251,7 +255,7 @@ export class AppLimitReleaser {
         this.owner,
         this.leaseMs,
         lim.intervalMs,
-        releaseBurst(lim),
+        releaseBurst(lim, sinceLast),
         this.maxBatch,
         prepaid,
       );
