@@ -17,7 +17,8 @@ function wsFrame(text: string): Buffer {
   return Buffer.concat(list);
 }
 
-const body = (id: string, data: string) => `{"id":"${id}","data":${JSON.stringify(data)},"exp":1700000000000}`;
+const body = (id: string, data: string) =>
+  `{"id":"${id}","data":${JSON.stringify(data)},"exp":1700000000000}`;
 
 describe('PushFrameEncoder', () => {
   it.each([
