@@ -10,12 +10,9 @@
  *
  * This is a benchmark, not a test: nothing is asserted; report() writes .bench/campaign-*.json.
  */
-import { execFile } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
+import { benchRedis, usedMemory } from './redis.js';
 import { parseConfig } from '../../common/config.js';
 import { createRedis, type PgRedis } from '../../common/redis/connection.js';
 import { deliverMessage } from '../../common/redis/delivery.js';
@@ -32,10 +29,6 @@ import {
 } from '../../test/support/campaign.js';
 import { APP } from '../../test/support/gateway.js';
 import { progress, report, type BenchRow } from './report.js';
-
-const execFileP = promisify(execFile);
-const here = path.dirname(fileURLToPath(import.meta.url));
-const repoRoot = path.resolve(here, '../..');
 
 const options = {
   redisUrl: {
@@ -58,11 +51,6 @@ const options = {
   },
   dataBytes: { schema: z.number().int().positive().default(1024), description: 'Size of the message data.' },
 };
-
-async function usedMemory(redis: PgRedis): Promise<number> {
-  const info = await redis.info('memory');
-  return Number(/^used_memory:(\d+)/m.exec(info)?.[1] ?? 0);
-}
 
 /** n offline devices with a meta hash (as after a hello) in the app's index and tag `tag`. */
 async function registerFast(redis: PgRedis, keys: RedisKeys, n: number, tag: string, name: string) {
@@ -99,16 +87,7 @@ function snapshotMs(d: DispatcherProcess, id: string): number {
 export default async function bench(argv: string[]) {
   const startedAt = new Date();
   const o = parseConfig(options, argv, {});
-  let redisUrl = o.redisUrl;
-  const own = !redisUrl;
-  if (own) {
-    const { stdout } = await execFileP(path.join(repoRoot, 'hack/local-redis'), [
-      'up',
-      '--name',
-      'bench-campaign',
-    ]);
-    redisUrl = stdout.trim().split('\n').pop()!;
-  }
+  const { url: redisUrl, own } = await benchRedis('bench-campaign', o.redisUrl);
   const redis = createRedis(redisUrl);
   const rows: BenchRow[] = [];
   const data = { text: 'x'.repeat(o.dataBytes) };

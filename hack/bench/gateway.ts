@@ -30,6 +30,7 @@ import { promisify } from 'node:util';
 import { WebSocket, WebSocketServer } from 'ws';
 import { z } from 'zod';
 import { loopbackSource } from '../../client/simulator.js';
+import { benchRedis } from './redis.js';
 import { parseConfig } from '../../common/config.js';
 import { MAX_CLIENT_FRAME_BYTES, SUBPROTOCOL } from '../../common/protocol/frames.js';
 import { signDeviceToken } from '../../common/protocol/token.js';
@@ -727,12 +728,8 @@ export default async function bench(argv: string[]) {
       `ulimit -n allows ${limit + 500} files per process: sizes above ${limit} are clamped (raise it for 50k)`,
     );
   const run = promisify(execFile);
-  const redisUrl = (
-    await run(path.join(repoRoot, 'hack/local-redis'), ['up', '--name', 'bench-gateway'])
-  ).stdout
-    .trim()
-    .split('\n')
-    .pop()!;
+  const benchRedisServer = await benchRedis('bench-gateway');
+  const redisUrl = benchRedisServer.url;
   const children: Child[] = [];
   try {
     const workers = await Promise.all(
@@ -923,7 +920,7 @@ export default async function bench(argv: string[]) {
     report('gateway', params, rows, startedAt);
   } finally {
     await Promise.all(children.map((c) => c.stop()));
-    await run(path.join(repoRoot, 'hack/local-redis'), ['down', '--name', 'bench-gateway']).catch(() => {});
+    await benchRedisServer.down();
   }
 }
 

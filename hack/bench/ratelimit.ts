@@ -17,12 +17,9 @@
  *     commands that make up the difference are named in the note and the JSON.
  * This is a benchmark, not a test: nothing is asserted; report() writes .bench/ratelimit-*.json.
  */
-import { execFile } from 'node:child_process';
 import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { z } from 'zod';
+import { benchRedis } from './redis.js';
 import { parseConfig } from '../../common/config.js';
 import { silentLogger } from '../../common/logger.js';
 import { admitToAppLimit, type AppLimitConfig } from '../../common/ratelimit/app-limit.js';
@@ -31,10 +28,6 @@ import { createRedis, type PgRedis } from '../../common/redis/connection.js';
 import { redisKeys } from '../../common/redis/keys.js';
 import { startGatewayProcess, stopGateway, basicAuth, APP } from '../../test/support/gateway.js';
 import { progress, report, type BenchRow } from './report.js';
-
-const execFileP = promisify(execFile);
-const here = path.dirname(fileURLToPath(import.meta.url));
-const repoRoot = path.resolve(here, '../..');
 
 const options = {
   redisUrl: {
@@ -128,15 +121,7 @@ export default async function bench(argv: string[]) {
   const startedAt = new Date();
   const o = parseConfig(options, argv, {});
   const { seconds, rates } = o;
-  let redisUrl = o.redisUrl;
-  if (!redisUrl) {
-    const { stdout } = await execFileP(path.join(repoRoot, 'hack/local-redis'), [
-      'up',
-      '--name',
-      'bench-ratelimit',
-    ]);
-    redisUrl = stdout.trim().split('\n').pop()!;
-  }
+  const { url: redisUrl } = await benchRedis('bench-ratelimit', o.redisUrl);
   const prefix = `bench-rl-${Date.now().toString(36)}`;
   const keys = redisKeys(prefix);
   const redis = createRedis(redisUrl);

@@ -16,6 +16,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { z } from 'zod';
+import { benchRedis } from './redis.js';
 import { parseConfig } from '../../common/config.js';
 import { APP, SECRET, cpuSecondsOf, memoryOf, redisCpuSeconds, startChild, type Child } from './gateway.js';
 import { progress, report, type BenchRow } from './report.js';
@@ -54,12 +55,8 @@ export default async function bench(argv: string[]) {
     throw new Error(
       `${perGateway} connections per gateway / ${perWorker} per worker exceed ulimit -n ${files}: add processes`,
     );
-  const redisUrl = (
-    await run(path.join(repoRoot, 'hack/local-redis'), ['up', '--name', 'bench-scale'])
-  ).stdout
-    .trim()
-    .split('\n')
-    .pop()!;
+  const benchRedisServer = await benchRedis('bench-scale');
+  const redisUrl = benchRedisServer.url;
   await run('redis-cli', ['-u', redisUrl, 'FLUSHALL']);
   const children: Child[] = [];
   try {
@@ -227,6 +224,6 @@ export default async function bench(argv: string[]) {
     report('scale', { ...cfg, fileLimit: files }, rows, startedAt);
   } finally {
     await Promise.all(children.map((c) => c.stop()));
-    await run(path.join(repoRoot, 'hack/local-redis'), ['down', '--name', 'bench-scale']).catch(() => {});
+    await benchRedisServer.down();
   }
 }

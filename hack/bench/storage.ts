@@ -7,21 +7,14 @@
  *
  * This is a benchmark, not a test: nothing is asserted; report() writes .bench/storage-*.json.
  */
-import { execFile } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { z } from 'zod';
+import { benchRedis, usedMemory } from './redis.js';
 import { parseConfig } from '../../common/config.js';
 import { createRedis, type PgRedis } from '../../common/redis/connection.js';
 import { deliverMessage } from '../../common/redis/delivery.js';
 import { redisKeys } from '../../common/redis/keys.js';
 import type { StoredMessage } from '../../common/protocol/server-frames.js';
 import { progress, report, type BenchRow } from './report.js';
-
-const execFileP = promisify(execFile);
-const here = path.dirname(fileURLToPath(import.meta.url));
-const repoRoot = path.resolve(here, '../..');
 
 const options = {
   redisUrl: {
@@ -35,11 +28,6 @@ const options = {
     description: 'Sizes of the message data (bytes).',
   },
 };
-
-async function usedMemory(redis: PgRedis): Promise<number> {
-  const info = await redis.info('memory');
-  return Number(/^used_memory:(\d+)/m.exec(info)?.[1] ?? 0);
-}
 
 /**
  * Bytes of Redis memory per target of one message with `size` bytes of data, stored for
@@ -82,16 +70,7 @@ export async function inboxMemoryPerTarget(
 export default async function bench(argv: string[]) {
   const startedAt = new Date();
   const o = parseConfig(options, argv, {});
-  let redisUrl = o.redisUrl;
-  const own = !redisUrl;
-  if (own) {
-    const { stdout } = await execFileP(path.join(repoRoot, 'hack/local-redis'), [
-      'up',
-      '--name',
-      'bench-storage',
-    ]);
-    redisUrl = stdout.trim().split('\n').pop()!;
-  }
+  const { url: redisUrl, own } = await benchRedis('bench-storage', o.redisUrl);
   const redis = createRedis(redisUrl);
   const rows: BenchRow[] = [];
   try {
