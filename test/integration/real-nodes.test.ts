@@ -420,7 +420,11 @@ describe('real nodes: the stack a user gets', () => {
       const peak = await eventually(
         async () => {
           const h = await hpa();
-          return h.status?.desiredReplicas === 2 && h;
+          if (h.status?.desiredReplicas === 2) return h;
+          // On a timeout, say what the HPA saw and where the devices are (a flake seen once).
+          throw new Error(
+            `HPA status ${JSON.stringify(h.status)}; devices on ${JSON.stringify([...new Set(south.map((d) => d.client.gateway))])}`,
+          );
         },
         { timeoutMs: 120_000, intervalMs: 2000, what: 'the HPA to want 2 pods for 12 connections' },
       );
