@@ -398,6 +398,20 @@ describe('real nodes: the stack a user gets', () => {
       what: 'cn-south-1 scaled down to 1 pod with no connections',
     });
     const locator = await serviceUrl('cn-south-1');
+    // The locator puts a region's gateway first only once it is healthy again (its probes after
+    // the scale-down's churn); devices asked for before that correctly go to other regions and
+    // the region's HPA sees no connections. Wait for it, so the HPA check is about the HPA.
+    await eventually(
+      async () => {
+        const res = await fetch(
+          `${locator}/v1/locate?app=shop&device=real-south-0&region=cn-south-1&limit=10`,
+        );
+        const body = (await res.json()) as { endpoints?: { region: string }[] };
+        if (body.endpoints?.[0]?.region === 'cn-south-1') return true;
+        throw new Error(`locator answers ${JSON.stringify(body)}`);
+      },
+      { timeoutMs: 120_000, intervalMs: 2000, what: 'the locator to put the cn-south-1 gateway first again' },
+    );
     const south: RecordingDevice[] = [];
     for (let i = 0; i < 12; i++) {
       const d = new RecordingDevice({
