@@ -76,7 +76,7 @@ export function createGateway(config: GatewayConfig, log: Logger): Gateway {
   let advertised = config.advertiseUrl ?? '';
 
   /** Redis health as the health check below sees it (readiness, and the push API's fast 503). */
-  const storage = new StorageHealth(3 * 500);
+  const storage = new StorageHealth(1500); // a backstop: the health check below fails sooner
   const hub = new DeviceHub(
     redisDeviceStore(redis, keys, keyTtlMs, config.maxTagsPerApp),
     metrics,
@@ -306,13 +306,15 @@ export function createGateway(config: GatewayConfig, log: Logger): Gateway {
   let registryTimer: NodeJS.Timeout | undefined;
 
   // ---------------------------------------------------------------- Redis health and state
-  // Every HEALTH_INTERVAL_MS the gateway swaps its witness key. Answered in time: Redis is
-  // healthy (readiness needs an answer within the last 3 intervals). The value found is not
+  // Every HEALTH_INTERVAL_MS the gateway swaps its witness key. Answered within HEALTH_TIMEOUT_MS:
+  // Redis is healthy. So a frozen Redis is judged within interval + timeout (1.25 s) of its last
+  // answer, and push requests waiting on it are answered 503 then; a connection that closes (a
+  // killed or restarted Redis, a reset) is judged at once. The value found is not
   // the one written last (missing: emptied; older: rewound) or Redis has a new run id after a
   // reconnect (restarted, failed over): Redis may have lost presence and index entries of the
   // devices held here, and seqs may have gone back, so every session writes them back and
   // replays its inbox; readiness stays false until that is done.
-  const HEALTH_INTERVAL_MS = 500;
+  const HEALTH_INTERVAL_MS = 250;
   const HEALTH_TIMEOUT_MS = 1000;
   let witnessSeq = 0;
   /** Values this process wrote that Redis may hold: the last confirmed one and any unconfirmed since. */
@@ -350,6 +352,13 @@ export function createGateway(config: GatewayConfig, log: Logger): Gateway {
   // waits for at most the one script Redis is running, and a frozen or dead Redis still fails it.
   const healthRedis = redis.duplicate();
   healthRedis.on('error', (err) => log.debug({ err: err.message }, 'redis health connection error'));
+  // A closed connection needs no deadline: nothing sent on it is answered until it is back, and
+  // the next check after the reconnect says healthy again.
+  for (const conn of [redis, healthRedis])
+    conn.on('close', () => {
+      if (storage.healthy()) log.warn('redis connection closed; unhealthy until a check is answered');
+      storage.failed('connection closed');
+    });
   const checkRedis = async () => {
     const next = `${instance}:${++witnessSeq}`;
     witnesses.push(next);

@@ -22,7 +22,7 @@ export class StorageUnavailableError extends Error {
 }
 
 /**
- * Redis health as a gateway's health check sees it (a short round trip every half second). The
+ * Redis health as a gateway's health check sees it (a short round trip every quarter second). The
  * push API runs its work through `guard`: refused at once while storage is unhealthy, and cut
  * short the moment it turns unhealthy, so a caller hears 503 within about the check's timeout
  * even when single commands may take longer (a large fan-out on a loaded Redis must not be cut
