@@ -219,6 +219,15 @@ export async function listGateways(
   return out.sort((a, b) => a.id.localeCompare(b.id));
 }
 
+/** One gateway's record while it lives (registered within the TTL); undefined otherwise. */
+export async function readGateway(
+  redis: PgRedis,
+  keys: RedisKeys,
+  id: string,
+): Promise<GatewayRecord | undefined> {
+  return parseRecord(await redis.hgetall(keys.gateway(id)));
+}
+
 export interface ProbeStats {
   /** Results in the window (up to 50 most recent). */
   samples: number;

@@ -1,7 +1,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createRedis, probeStats, redisKeys, type PgRedis } from '../../common/redis/index.js';
+import {
+  createRedis,
+  probeStats,
+  redisKeys,
+  registerGateway,
+  type PgRedis,
+} from '../../common/redis/index.js';
+import { skipReason } from '../../workloads/sidecar/command.js';
 import { freePort } from '../support/net.js';
 import { scrapeSum } from '../support/prometheus.js';
 import { eventually } from '../support/k8s.js';
@@ -9,10 +16,12 @@ import { startGatewayProcess, stopGateway, type GatewayProcess } from '../suppor
 import { repoRoot } from '../support/stack.js';
 
 /**
- * The real sidecar program beside a real gateway program, over loopback, with a real Redis:
- * the sidecar connects as a probe device, pushes itself a message through the gateway's push
- * API, and publishes the result in the registry where the locator reads it. Then the gateway
- * goes away, and the failures show up in the same places.
+ * The real sidecar program beside a real gateway program, over loopback, with a real Redis.
+ * The sidecar starts first (as it often does in a pod) and probes nothing while the gateway is
+ * not registered. Then it connects as a probe device, pushes itself a message through the
+ * gateway's push API, and publishes the result in the registry where the locator reads it.
+ * Then the gateway is killed while its record is still live, and the failures show up in the
+ * same places; once the record has expired, probing stops again.
  */
 describe('pushgate sidecar probing the gateway beside it', () => {
   const redisUrl = inject('redisUrl');
@@ -58,15 +67,16 @@ describe('pushgate sidecar probing the gateway beside it', () => {
   beforeAll(async () => {
     redis = createRedis(redisUrl);
     metricsPort = await freePort();
-    // The probe app is the gateway's only app here (--apps wins over the harness's env apps).
-    gateway = await startGatewayProcess({
-      redisUrl,
-      prefix: keyPrefix,
-      id: gatewayId,
-      args: ['--pod-name', 'gw-0', '--namespace', 'sidecar-test', '--apps', `pushgate-probe:${secret}`],
-    });
+    const gatewayPort = await freePort();
     sidecar = await sidecarProgram([
-      ...['--gateway-url', gateway.httpUrl, '--redis-url', redisUrl, '--key-prefix', keyPrefix],
+      ...[
+        '--gateway-url',
+        `http://127.0.0.1:${gatewayPort}`,
+        '--redis-url',
+        redisUrl,
+        '--key-prefix',
+        keyPrefix,
+      ],
       ...['--pod-name', 'gw-0', '--namespace', 'sidecar-test', '--probe-secret', secret],
       ...[
         '--interval-seconds',
@@ -79,6 +89,26 @@ describe('pushgate sidecar probing the gateway beside it', () => {
         '127.0.0.1',
       ],
     ]);
+    // Before its gateway registers, the sidecar probes nothing: no failure enters the window
+    // the locator ranks by (one did, and kept a new gateway demoted for ten probes).
+    await eventually(
+      async () =>
+        (await sidecarMetric('pushgate_sidecar_probes_skipped_total', { reason: 'unregistered' })) >= 3,
+      { what: 'three skipped rounds before the gateway runs', timeoutMs: 20_000 },
+    );
+    expect(await sidecarMetric('pushgate_sidecar_probes_total')).toBe(0);
+    expect((await probeStats(redis, keys, [gatewayId])).get(gatewayId)?.samples).toBe(0);
+    // The probe app is the gateway's only app here (--apps wins over the harness's env apps).
+    gateway = await startGatewayProcess({
+      redisUrl,
+      prefix: keyPrefix,
+      id: gatewayId,
+      args: [
+        ...['--port', String(gatewayPort)],
+        ...['--pod-name', 'gw-0', '--namespace', 'sidecar-test', '--apps', `pushgate-probe:${secret}`],
+      ],
+    });
+    expect(gateway.port).toBe(gatewayPort);
   });
 
   afterAll(async () => {
@@ -115,8 +145,10 @@ describe('pushgate sidecar probing the gateway beside it', () => {
     expect(await sidecarMetric('pushgate_sidecar_probe_success_ratio')).toBe(1);
   });
 
-  it('publishes failures once the gateway is gone, and keeps running', async () => {
-    gateway.kill('SIGTERM');
+  it('publishes failures while a dead gateway is still registered, and keeps running', async () => {
+    // SIGKILL: no unregistering, so the record lives on for its TTL and the locator would still
+    // hand the gateway out; the probes say it is gone.
+    gateway.kill('SIGKILL');
     await gateway.exited;
     await eventually(
       async () => (await sidecarMetric('pushgate_sidecar_probes_total', { result: 'connect' })) >= 2,
@@ -129,5 +161,49 @@ describe('pushgate sidecar probing the gateway beside it', () => {
     expect(stats.successRate).toBeLessThan(1);
     expect(await sidecarMetric('pushgate_sidecar_probe_success_ratio')).toBeLessThan(1);
     expect(sidecar.exitCode).toBeNull();
+  });
+
+  it("stops probing once the dead gateway's record has expired", async () => {
+    const before = await sidecarMetric('pushgate_sidecar_probes_skipped_total', { reason: 'unregistered' });
+    await eventually(
+      async () =>
+        (await sidecarMetric('pushgate_sidecar_probes_skipped_total', { reason: 'unregistered' })) >=
+        before + 2,
+      { what: 'skipped rounds after the record expired', timeoutMs: 30_000 },
+    );
+    const failed = await sidecarMetric('pushgate_sidecar_probes_total', { result: 'connect' });
+    await eventually(
+      async () =>
+        (await sidecarMetric('pushgate_sidecar_probes_skipped_total', { reason: 'unregistered' })) >=
+        before + 5,
+      { what: 'more skipped rounds', timeoutMs: 30_000 },
+    );
+    expect(await sidecarMetric('pushgate_sidecar_probes_total', { result: 'connect' })).toBe(failed);
+  });
+
+  it('probes only what the locator hands out: not a gateway that is not ready or draining', async () => {
+    const rec = {
+      id: 'sidecar-test.gw-9',
+      podName: 'gw-9',
+      namespace: 'sidecar-test',
+      region: 'cn-north-1',
+      zone: 'a',
+      endpoint: 'ws://127.0.0.1:1/v1/connect',
+      connections: 0,
+      maxConnections: 10,
+      ready: true,
+      draining: false,
+      updatedAt: Date.now(),
+    };
+    expect(await skipReason(redis, keys, rec.id)).toBe('unregistered');
+    await registerGateway(redis, keys, { ...rec, ready: false });
+    expect(await skipReason(redis, keys, rec.id)).toBe('not_ready');
+    await registerGateway(redis, keys, { ...rec, draining: true });
+    expect(await skipReason(redis, keys, rec.id)).toBe('draining');
+    await registerGateway(redis, keys, rec);
+    expect(await skipReason(redis, keys, rec.id)).toBeUndefined();
+    const closed = createRedis(redisUrl);
+    closed.disconnect();
+    expect(await skipReason(closed, keys, rec.id)).toBe('registry_unreadable');
   });
 });

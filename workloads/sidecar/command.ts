@@ -2,9 +2,9 @@ import http from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { defineCommand, untilSignal } from '../../cli/command.js';
 import type { Logger } from '../../common/logger.js';
-import { recordProbeResult, type PgRedis, type RedisKeys } from '../../common/redis/index.js';
+import { readGateway, recordProbeResult, type PgRedis, type RedisKeys } from '../../common/redis/index.js';
 import { redisFromConfig } from '../../common/redis/options.js';
-import { ProbeMetrics } from './metrics.js';
+import { ProbeMetrics, type SkipReason } from './metrics.js';
 import { sidecarOptions } from './options.js';
 import { probeOnce, type ProbeResult, type ProbeTarget } from './probe.js';
 
@@ -33,6 +33,29 @@ export async function probeAndPublish(deps: {
     deps.log.warn({ err }, 'could not record the probe result in the registry');
   }
   return result;
+}
+
+/**
+ * Why this round probes nothing, or undefined to probe. Only a gateway the locator hands out
+ * (registered, ready, not draining) is probed: a gateway still starting (its sidecar often
+ * starts first), recovering or draining refuses devices by design, and a failure recorded then
+ * stayed in the 50-probe window and kept a healthy new gateway ranked behind every other region
+ * for the next ten probes (about 50 s).
+ */
+export async function skipReason(
+  redis: PgRedis,
+  keys: RedisKeys,
+  gatewayId: string,
+): Promise<SkipReason | undefined> {
+  try {
+    const rec = await readGateway(redis, keys, gatewayId);
+    if (!rec) return 'unregistered';
+    if (rec.draining) return 'draining';
+    if (!rec.ready) return 'not_ready';
+    return undefined;
+  } catch {
+    return 'registry_unreadable';
+  }
 }
 
 export const sidecarCommand = defineCommand({
@@ -90,8 +113,18 @@ export const sidecarCommand = defineCommand({
     // Until SIGTERM/SIGINT: one pass, then sleep the interval (cut short by the signal).
     const stop = new AbortController();
     void untilSignal().then(() => stop.abort());
+    let lastSkip: SkipReason | undefined;
     while (!stop.signal.aborted) {
-      await probeAndPublish({ target, gatewayId, redis, keys, metrics, log });
+      const skip = await skipReason(redis, keys, gatewayId);
+      if (skip) {
+        metrics.skipped(skip);
+        if (skip !== lastSkip)
+          log.info({ reason: skip }, 'not probing: the locator does not hand this gateway out');
+      } else {
+        if (lastSkip) log.info('gateway registered and ready; probing');
+        await probeAndPublish({ target, gatewayId, redis, keys, metrics, log });
+      }
+      lastSkip = skip;
       await sleep(config.intervalSeconds * 1000, undefined, { signal: stop.signal }).catch(() => undefined);
     }
     server.close();

@@ -2,6 +2,9 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { summarizeProbes } from '../../common/redis/index.js';
 import type { ProbeResult } from './probe.js';
 
+export const SKIP_REASONS = ['unregistered', 'not_ready', 'draining', 'registry_unreadable'] as const;
+export type SkipReason = (typeof SKIP_REASONS)[number];
+
 /**
  * The sidecar's own /metrics: probe latency, connect time, results by outcome, and the
  * success ratio over the same window the locator reads from Redis (the last `window` probes,
@@ -14,6 +17,7 @@ export class ProbeMetrics {
   private readonly connect: Histogram;
   private readonly results: Counter<'result'>;
   private readonly successRatio: Gauge;
+  private readonly skippedRounds: Counter<'reason'>;
 
   constructor(
     labels: { gateway: string },
@@ -40,6 +44,13 @@ export class ProbeMetrics {
       registers: [this.registry],
     });
     for (const result of ['ok', 'connect', 'push', 'receive']) this.results.inc({ result }, 0);
+    this.skippedRounds = new Counter({
+      name: 'pushgate_sidecar_probes_skipped_total',
+      help: 'Rounds without a probe because the locator does not hand the gateway out (not registered yet, not ready, draining) or the registry could not be read.',
+      labelNames: ['reason'],
+      registers: [this.registry],
+    });
+    for (const reason of SKIP_REASONS) this.skippedRounds.inc({ reason }, 0);
     this.successRatio = new Gauge({
       name: 'pushgate_sidecar_probe_success_ratio',
       help: 'Fraction of successful probes among the most recent ones (the window the locator reads).',
@@ -55,6 +66,10 @@ export class ProbeMetrics {
     this.recent.unshift(`${result.ok ? 1 : 0}:${result.ok ? Math.round(result.latencyMs) : 0}`);
     this.recent.length = Math.min(this.recent.length, this.window);
     this.successRatio.set(summarizeProbes(this.recent).successRate ?? 0);
+  }
+
+  skipped(reason: SkipReason): void {
+    this.skippedRounds.inc({ reason });
   }
 
   summary() {
