@@ -4,7 +4,7 @@ import { Informer, apiListerWatcher, type Transform } from './informer.js';
 import type { KubeClient, ResourceType } from './kube.js';
 import { LeaderElector, type LeaderElectionOptions } from './leader.js';
 import type { OperatorMetrics } from './metrics.js';
-import { ProbeServer } from './server.js';
+import { ProbeServer } from '../../common/probe-server.js';
 
 export interface ManagerOptions {
   client: KubeClient;

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { defineCommand, untilSignal } from '../../cli/command.js';
-import { ProbeServer } from '../../operator/runtime/server.js';
+import { ProbeServer } from '../../common/probe-server.js';
 import { PublishRouter, PushAcceptor } from '../../common/push/index.js';
 import { AppRateLimiter } from '../../common/ratelimit/app-limiter.js';
 import { redisFromConfig } from '../../common/redis/options.js';

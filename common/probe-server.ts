@@ -12,7 +12,11 @@ export interface ProbeServerOptions {
   ready(): boolean;
 }
 
-/** /healthz, /readyz and /metrics on one small HTTP server (node:http: three routes need no framework). */
+/**
+ * /healthz, /readyz and /metrics on one small HTTP server (node:http: three routes need no
+ * framework), for the programs without a fastify server of their own: the operator and the
+ * campaign dispatcher.
+ */
 export class ProbeServer {
   private server: http.Server | undefined;
 
