@@ -7,8 +7,11 @@ describe('parseClientFrame', () => {
   it.each([
     ['{"t":"hello","v":1,"token":"x"}', 'hello'],
     ['{"t":"hello","v":1,"token":"x","tags":["a","b"],"alias":null}', 'hello'],
+    ['{"t":"hello","v":1,"token":"x","recv":true}', 'hello'],
     ['{"t":"ping"}', 'ping'],
+    ['{"t":"ping","recv":7}', 'ping'],
     ['{"t":"ack","ids":["a","b"]}', 'ack'],
+    ['{"t":"recv","seq":1}', 'recv'],
     ['{"t":"update","add":["a"],"alias":"x"}', 'update'],
     ['{"t":"bye"}', 'bye'],
   ])('accepts %s', (text, t) => {
@@ -27,6 +30,17 @@ describe('parseClientFrame', () => {
     ['{"t":"hello","v":1,"token":"x","tags":["a b"]}', 'hello: tags.0: only letters'],
     ['{"t":"ack","ids":[]}', 'ack: ids: '],
     ['{"t":"ping","x":1}', 'ping: frame: '],
+    ['{"t":"hello","v":1,"token":"x","recv":1}', 'hello: recv: '],
+    ['{"t":"recv"}', 'recv: seq: '],
+    ['{"t":"recv","seq":0}', 'recv: seq: '],
+    ['{"t":"recv","seq":-3}', 'recv: seq: '],
+    ['{"t":"recv","seq":2.5}', 'recv: seq: '],
+    ['{"t":"recv","seq":"5"}', 'recv: seq: '],
+    ['{"t":"recv","seq":1e300}', 'recv: seq: '],
+    ['{"t":"recv","seq":9007199254740992}', 'recv: seq: '],
+    ['{"t":"recv","seq":1,"ids":["a"]}', 'recv: frame: '],
+    ['{"t":"ping","recv":0}', 'ping: recv: '],
+    ['{"t":"ping","recv":null}', 'ping: recv: '],
     ['{"t":"update","set":["a"],"add":["b"]}', 'update: frame: use either set or add/remove'],
   ])('rejects %s with a reason naming the problem', (text, reason) => {
     const r = parseClientFrame(text);
@@ -138,7 +152,7 @@ describe('device tokens', () => {
   });
 });
 
-describe('parseClientFrame on acks and pings (checked without the schema)', () => {
+describe('parseClientFrame on acks, receipts and pings (checked without the schema)', () => {
   const id = (n: number) => 'm'.repeat(n);
   it.each([
     '{"t":"ack","ids":["a","b"]}',
@@ -154,6 +168,26 @@ describe('parseClientFrame on acks and pings (checked without the schema)', () =
     '{"t":"ack","ids":["a"],"x":1}',
     '{"t":"ping","ids":["a"]}',
     '{"t":"ping","x":null}',
+    '{"t":"recv","seq":1}',
+    '{"t":"recv","seq":9007199254740991}',
+    '{"t":"recv","seq":9007199254740992}',
+    '{"t":"recv","seq":0}',
+    '{"t":"recv","seq":-1}',
+    '{"t":"recv","seq":1.5}',
+    '{"t":"recv","seq":1e300}',
+    '{"t":"recv","seq":"1"}',
+    '{"t":"recv","seq":null}',
+    '{"t":"recv"}',
+    '{"t":"recv","seq":1,"recv":1}',
+    '{"t":"recv","ids":["a"]}',
+    '{"t":"ping","recv":12}',
+    '{"t":"ping","recv":0}',
+    '{"t":"ping","recv":2.5}',
+    '{"t":"ping","recv":"3"}',
+    '{"t":"ping","recv":3,"x":1}',
+    '{"t":"ping","seq":3}',
+    '{"t":"ack","ids":["a"],"seq":1}',
+    '{"t":"bye","recv":1}',
     `{"t":"ack","ids":[${Array.from({ length: MAX_ACK_IDS + 1 }, () => '"x"').join(',')}]}`,
   ])('%s: the same verdict and frame as the schema', (text) => {
     const viaSchema = clientFrame.safeParse(JSON.parse(text));

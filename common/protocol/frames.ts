@@ -49,9 +49,24 @@ export const helloFrame = z.strictObject({
   token: z.string().min(1).max(2048),
   tags: z.array(tag).max(MAX_TAGS).optional(),
   alias: alias.nullable().optional(),
+  /**
+   * The device sends receipts (`recv` frames, or `recv` on `ping`): the gateway counts a push
+   * delivered when the device reports it read, before its ack. Absent or false: only acks count.
+   */
+  recv: z.boolean().optional(),
 });
 
-export const pingFrame = z.strictObject({ t: z.literal('ping') });
+/** A seq a receipt names: a positive safe integer (what `push.seq` can be). */
+const receiptSeq = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
+
+/** `recv`: every push with seq up to this one on this connection has been read (see recvFrame). */
+export const pingFrame = z.strictObject({ t: z.literal('ping'), recv: receiptSeq.optional() });
+
+/**
+ * A receipt: the device has read every push with `seq` up to this one on this connection (sent
+ * once per read of the socket, before the pushes are handled; acks follow when they are).
+ */
+export const recvFrame = z.strictObject({ t: z.literal('recv'), seq: receiptSeq });
 
 export const ackFrame = z.strictObject({
   t: z.literal('ack'),
@@ -77,13 +92,15 @@ export const clientFrame = z.discriminatedUnion('t', [
   helloFrame,
   pingFrame,
   ackFrame,
+  recvFrame,
   updateFrame,
   byeFrame,
 ]);
 export type ClientFrame = z.infer<typeof clientFrame>;
 export type HelloFrame = z.infer<typeof helloFrame>;
 export type UpdateFrame = z.infer<typeof updateFrame>;
-export const CLIENT_FRAME_TYPES = ['hello', 'ping', 'ack', 'update', 'bye'] as const;
+export type RecvFrame = z.infer<typeof recvFrame>;
+export const CLIENT_FRAME_TYPES = ['hello', 'ping', 'ack', 'recv', 'update', 'bye'] as const;
 
 // ---------------------------------------------------------------- gateway -> device
 
@@ -164,20 +181,29 @@ export type ErrorFrame = z.infer<typeof errorFrame>;
 export type PongFrame = z.infer<typeof pongFrame>;
 export type UpdatedFrame = z.infer<typeof updatedFrame>;
 
+/** A receipt's seq passes receiptSeq (a positive safe integer). */
+function isReceiptSeq(n: unknown): n is number {
+  return typeof n === 'number' && Number.isSafeInteger(n) && n > 0;
+}
+
 /**
- * Parses one text frame from a device. Returns the frame or a one-line reason naming the
- * problem (bad JSON, unknown type, or the field that failed), which the gateway puts in the
- * close reason.
+ * An ack, recv or ping frame that passes its schema exactly (same rules as ackFrame, recvFrame,
+ * pingFrame), else undefined.
  */
-/** An ack or ping frame that passes its schema exactly (same rules as ackFrame, pingFrame), else undefined. */
 function hotFrame(t: string, raw: Record<string, unknown>): ClientFrame | undefined {
   let n = 0;
   for (const k in raw) {
-    if (k !== 't' && (t !== 'ack' || k !== 'ids')) return undefined;
+    if (k !== 't' && !(t === 'ack' ? k === 'ids' : t === 'recv' ? k === 'seq' : k === 'recv'))
+      return undefined;
     n++;
   }
-  if (t === 'ping') return { t: 'ping' };
-  if (t !== 'ack' || n !== 2) return undefined;
+  if (t === 'ping') {
+    if (n === 1) return { t: 'ping' };
+    return isReceiptSeq(raw.recv) ? { t: 'ping', recv: raw.recv } : undefined;
+  }
+  if (n !== 2) return undefined;
+  if (t === 'recv') return isReceiptSeq(raw.seq) ? { t: 'recv', seq: raw.seq } : undefined;
+  if (t !== 'ack') return undefined;
   const ids = raw.ids;
   if (!Array.isArray(ids) || ids.length < 1 || ids.length > MAX_ACK_IDS) return undefined;
   for (const id of ids)
@@ -185,6 +211,11 @@ function hotFrame(t: string, raw: Record<string, unknown>): ClientFrame | undefi
   return { t: 'ack', ids: ids as string[] };
 }
 
+/**
+ * Parses one text frame from a device. Returns the frame or a one-line reason naming the
+ * problem (bad JSON, unknown type, or the field that failed), which the gateway puts in the
+ * close reason.
+ */
 export function parseClientFrame(
   text: string,
 ): { ok: true; frame: ClientFrame } | { ok: false; reason: string } {
@@ -200,7 +231,7 @@ export function parseClientFrame(
   if (typeof t !== 'string' || !(CLIENT_FRAME_TYPES as readonly string[]).includes(t)) {
     return { ok: false, reason: `unknown frame type ${JSON.stringify(t)?.slice(0, 32)}` };
   }
-  // The frames every connection sends all the time (acks, pings) are checked here without the
+  // The frames every connection sends all the time (acks, receipts, pings) are checked here without the
   // schema machinery; anything they do not pass goes to the schema, which names the problem.
   const fast = hotFrame(t, raw as Record<string, unknown>);
   if (fast) return { ok: true, frame: fast };

@@ -328,6 +328,7 @@ export class PushAcceptor {
     void recordFates(this.redis, this.keys, {
       replaced: counts.replacedIds,
       evicted: counts.evictedIds,
+      readGone: counts.readGoneIds,
     }).catch((err: Error) =>
       this.log.warn({ id: message.id, err: err.message }, 'recording replaced/evicted fates failed'),
     );

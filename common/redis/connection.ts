@@ -9,7 +9,7 @@ export interface ScriptCommands {
   /** numkeys = 4 x devices; see scripts.ts. Returns 2 values per device, then 6 per message entry. */
   pgStore(numkeys: number, ...keysThenArgs: (string | number)[]): Promise<(string | number)[]>;
   /** numkeys = 3 x devices; ARGV: per-device id counts, then ids. */
-  pgAck(numkeys: number, ...keysThenArgs: (string | number)[]): Promise<number[]>;
+  pgAck(numkeys: number, ...keysThenArgs: (string | number)[]): Promise<(number | string)[]>;
   pgReplay(
     inbox: string,
     msgs: string,
@@ -65,7 +65,7 @@ export interface ScriptCommands {
     want: number,
   ): Promise<[number, number]>;
   pgLimitReleased(releasing: string, lease: string, token: string): Promise<number>;
-  pgCountFate(statusKey: string, counter: 'replaced' | 'evicted', by: number): Promise<number>;
+  pgCountFate(statusKey: string, counter: 'replaced' | 'evicted' | 'readGone', by: number): Promise<number>;
 }
 
 const VARIABLE_KEY_SCRIPTS = Object.entries(scripts)

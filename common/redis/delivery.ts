@@ -85,6 +85,8 @@ export interface DeliveryCounts {
   replacedIds: string[];
   /** Older messages this one pushed out of full inboxes, one entry per device: their fate. */
   evictedIds: string[];
+  /** Of those replaced or evicted, the ones their device had read (receipts), one entry per device. */
+  readGoneIds: string[];
   /** Notifications routed to gateways (devices online at store time). */
   routed: number;
 }
@@ -128,6 +130,7 @@ export async function deliverMessage(
     dropped: 0,
     replacedIds: [],
     evictedIds: [],
+    readGoneIds: [],
     routed: 0,
   };
   const body = encodeStoredMessage(message);
@@ -160,6 +163,7 @@ export async function deliverMessage(
         else counts.stored++;
         if (r.replaced) counts.replacedIds.push(r.replaced);
         counts.evictedIds.push(...r.evictedIds);
+        if (r.readGoneIds.length) counts.readGoneIds.push(...r.readGoneIds);
         // Duplicates are routed too: a retried send may be finishing one that died before routing.
         if (r.gateway) {
           let list = routes.get(r.gateway);

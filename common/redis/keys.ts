@@ -49,7 +49,10 @@
  */
 export interface RedisKeys {
   prefix: string;
-  /** HASH: seq (last sequence), gw + sess (presence), tags (JSON array), alias, hb (learned interval ms), seen. */
+  /**
+   * HASH: seq (last sequence), gw + sess (presence), tags (JSON array), alias, hb (learned
+   * interval ms), seen, rseq (receipt mark: inbox entries up to it are counted delivered).
+   */
   deviceMeta(app: string, device: string): string;
   /** ZSET: message id -> seq; the device's undelivered/unacked messages in order. */
   deviceInbox(app: string, device: string): string;

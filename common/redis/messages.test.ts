@@ -7,7 +7,9 @@ const zero = {
   stored: 0,
   dropped: 0,
   sent: 0,
+  delivered: 0,
   acked: 0,
+  readGone: 0,
   replaced: 0,
   evicted: 0,
   deferred: 0,
@@ -83,19 +85,27 @@ describe('message status: every recipient in exactly one state', () => {
     const s = { ...zero, recipients: 10, stored: 6, dropped: 1, deferred: 3 };
     const steps: [keyof typeof zero, number][] = [
       ['sent', 4],
-      ['acked', 2],
+      ['delivered', 3], // three devices read it (receipts)
+      ['acked', 2], // two of them acked
       ['released', 2],
       ['replaced', 1],
       ['evicted', 1],
+      ['readGone', 1], // the evicted one had been read
       ['expired', 1], // the third deferred one, in the queue
+      ['delivered', 1], // acked without a receipt first: counted delivered by its ack
       ['acked', 1],
     ];
     for (const [counter, n] of steps) {
       (s[counter] as number) += n;
-      for (const now of [T - 1, T + 1]) expect(sum(recipientStates(s, now)), `${counter} at ${now}`).toBe(10);
+      for (const now of [T - 1, T + 1]) {
+        const r = recipientStates(s, now);
+        expect(sum(r), `${counter} at ${now}`).toBe(10);
+        expect(r.waiting.delivered).toBeLessThanOrEqual(r.waiting.inbox);
+        expect(s.delivered).toBeLessThanOrEqual(s.recipients - s.dropped - s.capRefused);
+      }
     }
     expect(recipientStates(s, T - 1)).toEqual({
-      waiting: { deferred: 0, inbox: 3 },
+      waiting: { deferred: 0, inbox: 3, delivered: 0 },
       acked: 3,
       expired: 1,
       replaced: 1,
@@ -105,5 +115,30 @@ describe('message status: every recipient in exactly one state', () => {
     });
     expect(deliveryState(s, T - 1)).toBe('sent');
     expect(deliveryState(s, T + 1)).toBe('expired');
+  });
+
+  it.each([
+    ['read, not acked', { delivered: 2, acked: 0 }, 2],
+    ['read, one acked', { delivered: 2, acked: 1 }, 1],
+    ['one read, then replaced before its ack', { delivered: 2, acked: 0, replaced: 1, readGone: 1 }, 1],
+    ['one unread replaced: the read one still waits', { delivered: 1, acked: 0, replaced: 1 }, 1],
+    ['acked without receipts (a v1 device)', { delivered: 1, acked: 1 }, 0],
+  ])('waiting.delivered, two stored: %s', (_what, counts, want) => {
+    const s = { ...zero, recipients: 2, stored: 2, ...counts };
+    const r = recipientStates(s, T - 1);
+    expect(r.waiting.delivered).toBe(want);
+    expect(sum(r)).toBe(2);
+    expect(recipientStates(s, T + 1).waiting.delivered).toBe(0);
+  });
+
+  it.each([
+    ['a frame went out', { sent: 1 }, T - 1, 'sent'],
+    ['one of two read it', { sent: 2, delivered: 1 }, T - 1, 'sent'],
+    ['both read it, one acked', { sent: 2, delivered: 2, acked: 1 }, T - 1, 'delivered'],
+    ['both read it, neither acked, past expiresAt', { sent: 2, delivered: 2 }, T + 1, 'delivered'],
+    ['both acked', { sent: 2, delivered: 2, acked: 2 }, T - 1, 'acked'],
+  ] as const)('delivery, two stored: %s -> %s', (_what, counts, now, want) => {
+    const s = { ...zero, recipients: 2, stored: 2, ...counts };
+    expect(deliveryState(s, now)).toBe(want);
   });
 });

@@ -15,9 +15,13 @@ import type { RedisKeys } from './keys.js';
  * its place) or evicted (a full inbox dropped it for newer ones) — the last two written by the
  * newer message's store (recordFates) on this message's own status. sent counts push frames
  * written to devices, resends included (not per recipient).
- * Not counted: delivered (the push reached the device without or before an ack). Protocol
- * version 1 gives no evidence of it short of the ack; gateway/PROTOCOL.md ("Message status")
- * proposes a `recv` receipt batched with acks.
+ * delivered (a milestone, not a state of the partition): recipients whose device read the
+ * message, acked ones included, each once. Written by the gateways' ack batches (pgAck): a
+ * receipt (protocol `recv`) counts the inbox entries up to the device's receipt mark once, and
+ * an ack of an entry the mark does not cover counts it too (a device that acks has read it).
+ * readGone (internal): recipients that read it and then lost it to a replace or an eviction
+ * before acking (recordFates, from pgStore), so waiting.delivered counts only what is still in
+ * an inbox.
  *
  * What a reader gets (recipientStates): every recipient in exactly one state, so
  *   recipients = waiting.deferred + waiting.inbox + acked + expired + replaced + evicted
@@ -26,7 +30,7 @@ import type { RedisKeys } from './keys.js';
  * gateway sends it any more, so every recipient not acked, replaced, evicted, dropped or refused
  * by then is expired, whether or not a gateway has seen the entry since.
  */
-export type DeliveryState = 'deferred' | 'stored' | 'sent' | 'acked' | 'expired';
+export type DeliveryState = 'deferred' | 'stored' | 'sent' | 'delivered' | 'acked' | 'expired';
 
 /** Where the recipients are: the partition the counts add up to (see recipientStates). */
 export interface RecipientStates {
@@ -35,6 +39,8 @@ export interface RecipientStates {
     deferred: number;
     /** In the inbox, not yet acked, replaced or evicted (before expiresAt). */
     inbox: number;
+    /** Of `inbox`, read by the device (a receipt) but not acked yet; not a state of its own. */
+    delivered: number;
   };
   acked: number;
   expired: number;
@@ -55,6 +61,8 @@ export interface MessageStatus {
   stored: number;
   dropped: number;
   sent: number;
+  /** Recipients whose device read it (receipt or ack), acked ones included: a milestone. */
+  delivered: number;
   acked: number;
   replaced: number;
   evicted: number;
@@ -73,6 +81,7 @@ type Counts = Pick<
   | 'recipients'
   | 'stored'
   | 'dropped'
+  | 'delivered'
   | 'acked'
   | 'replaced'
   | 'evicted'
@@ -81,12 +90,13 @@ type Counts = Pick<
   | 'expired'
   | 'capRefused'
   | 'expiresAt'
->;
+> & { readGone?: number };
 
 /**
  * Every recipient in exactly one state, from the counters (see the comment at the top). Before
  * expiresAt the waiting ones are deferred - released - expired (in a queue) and stored +
- * released - acked - replaced - evicted (in an inbox); after it they are expired. A counter a
+ * released - acked - replaced - evicted (in an inbox); after it they are expired. Of those in an
+ * inbox, delivered - acked - readGone have been read (at most all of them). A counter a
  * concurrent writer has not finished never makes a state negative.
  */
 export function recipientStates(s: Counts, now = Date.now()): RecipientStates {
@@ -99,12 +109,18 @@ export function recipientStates(s: Counts, now = Date.now()): RecipientStates {
   };
   if (now > s.expiresAt) {
     const resolved = s.acked + s.replaced + s.evicted + s.dropped + s.capRefused;
-    return { waiting: { deferred: 0, inbox: 0 }, ...settled, expired: Math.max(0, s.recipients - resolved) };
+    return {
+      waiting: { deferred: 0, inbox: 0, delivered: 0 },
+      ...settled,
+      expired: Math.max(0, s.recipients - resolved),
+    };
   }
+  const inbox = Math.max(0, s.stored + s.released - s.acked - s.replaced - s.evicted);
   return {
     waiting: {
       deferred: Math.max(0, s.deferred - s.released - s.expired),
-      inbox: Math.max(0, s.stored + s.released - s.acked - s.replaced - s.evicted),
+      inbox,
+      delivered: Math.min(inbox, Math.max(0, s.delivered - s.acked - (s.readGone ?? 0))),
     },
     ...settled,
     expired: s.expired,
@@ -116,9 +132,11 @@ export type MessageCounter =
   | 'stored'
   | 'dropped'
   | 'sent'
+  | 'delivered'
   | 'acked'
   | 'replaced'
   | 'evicted'
+  | 'readGone'
   | 'deferred'
   | 'released'
   | 'expired'
@@ -131,12 +149,14 @@ export function deliveryState(
     MessageStatus,
     'recipients' | 'deferred' | 'released' | 'expired' | 'sent' | 'acked' | 'expiresAt'
   > &
-    Partial<Pick<MessageStatus, 'capRefused'>>,
+    Partial<Pick<MessageStatus, 'capRefused' | 'delivered'>>,
   now = Date.now(),
 ): DeliveryState {
   // The message as a whole: its furthest-behind recipients first (see recipientStates for each).
   const audience = s.recipients - (s.capRefused ?? 0);
   if (audience > 0 && s.acked >= audience) return 'acked';
+  // Every recipient read it (a milestone: it stays true after expiresAt).
+  if (audience > 0 && (s.delivered ?? 0) >= audience) return 'delivered';
   if (s.deferred > s.released + s.expired) return now > s.expiresAt ? 'expired' : 'deferred';
   if (audience > 0 && s.expired >= audience) return 'expired';
   if (now > s.expiresAt) return 'expired';
@@ -182,7 +202,7 @@ export async function completeMessageStatus(
 export async function recordFates(
   redis: PgRedis,
   keys: RedisKeys,
-  fates: { replaced: readonly string[]; evicted: readonly string[] },
+  fates: { replaced: readonly string[]; evicted: readonly string[]; readGone?: readonly string[] },
 ): Promise<void> {
   const tally = (ids: readonly string[]) => {
     const m = new Map<string, number>();
@@ -193,6 +213,7 @@ export async function recordFates(
   for (const [counter, ids] of [
     ['replaced', fates.replaced],
     ['evicted', fates.evicted],
+    ['readGone', fates.readGone ?? []],
   ] as const) {
     for (const [id, n] of tally(ids)) calls.push(redis.pgCountFate(keys.messageStatus(id), counter, n));
   }
@@ -222,6 +243,7 @@ export async function getMessageStatus(
     stored: num('stored'),
     dropped: num('dropped'),
     sent: num('sent'),
+    delivered: num('delivered'),
     acked: num('acked'),
     replaced: num('replaced'),
     evicted: num('evicted'),
@@ -232,7 +254,7 @@ export async function getMessageStatus(
     capRefused: num('capRefused'),
   };
   const now = Date.now();
-  const states = recipientStates(s, now);
+  const states = recipientStates({ ...s, readGone: num('readGone') }, now);
   return {
     ...s,
     expired: states.expired,

@@ -19,6 +19,11 @@ export interface StoreResult {
   evicted: number;
   /** Their ids (message ids never contain a comma: the gateway mints them). */
   evictedIds: string[];
+  /**
+   * Of the replaced and evicted ids, those the device had read (its receipts counted them
+   * delivered): they leave the inbox read but not acked (status `waiting.delivered`).
+   */
+  readGoneIds: string[];
   /** Messages in the inbox after this store. */
   inboxSize: number;
 }
@@ -184,8 +189,9 @@ class StoreBatcher {
                 evicted: Number(flat[o + 3]),
                 inboxSize: Number(flat[o + 4]),
                 evictedIds: String(flat[o + 5]) ? String(flat[o + 5]).split(',') : [],
+                readGoneIds: String(flat[o + 6]) ? String(flat[o + 6]).split(',') : [],
               };
-              o += 6;
+              o += 7;
               let part = parts.get(job);
               if (!part) parts.set(job, (part = []));
               part.push(i);
@@ -275,14 +281,33 @@ export interface AckResult {
   removed: string[];
   /** Ids the store did not hold (unknown or already acked). */
   unknown: string[];
+  /**
+   * Ids counted delivered by this call, each once per device: read by the receipt (still in the
+   * inbox, above the device's mark) or removed by an ack before any receipt counted them.
+   */
+  delivered: string[];
 }
 
-/** Acknowledges ids of many devices, one script call per hashtag bucket; results in input order. */
+/** One device's part of an ack call: ids it acknowledged, and the seq its receipt names (0: none). */
+export interface AckEntry {
+  device: string;
+  ids: string[];
+  /**
+   * Receipt: the device read every push up to this seq on its connection. The caller clamps it
+   * to the highest seq written on that connection (a device cannot have read more).
+   */
+  recv?: number;
+}
+
+/**
+ * Acknowledges ids and applies receipts of many devices, one script call per hashtag bucket
+ * (pgAck); results in input order.
+ */
 export async function ackMessagesForDevices(
   redis: PgRedis,
   keys: RedisKeys,
   app: string,
-  acks: { device: string; ids: string[] }[],
+  acks: AckEntry[],
 ): Promise<AckResult[]> {
   const results: AckResult[] = new Array<AckResult>(acks.length);
   const calls: Promise<void>[] = [];
@@ -290,18 +315,24 @@ export async function ackMessagesForDevices(
     for (let start = 0; start < group.length; start += MAX_DEVICES_PER_CALL) {
       const part = group.slice(start, start + MAX_DEVICES_PER_CALL);
       const args: (string | number)[] = [];
-      for (const i of part) {
-        const [, inbox, msgs, collapse] = deviceStoreKeys(keys, app, acks[i]!.device);
-        args.push(inbox, msgs, collapse);
-      }
-      for (const i of part) args.push(acks[i]!.ids.length);
+      for (const i of part) args.push(...deviceStoreKeys(keys, app, acks[i]!.device));
+      for (const i of part) args.push(acks[i]!.ids.length, acks[i]!.recv ?? 0);
       for (const i of part) args.push(...acks[i]!.ids);
       calls.push(
-        redis.pgAck(part.length * 3, ...args).then((flags) => {
+        redis.pgAck(part.length * 4, ...args).then((flat) => {
           let at = 0;
           for (const i of part) {
-            const r: AckResult = { removed: [], unknown: [] };
-            for (const id of acks[i]!.ids) (flags[at++] === 1 ? r.removed : r.unknown).push(id);
+            const r: AckResult = { removed: [], unknown: [], delivered: [] };
+            const read = Number(flat[at++]);
+            for (let k = 0; k < read; k++) r.delivered.push(String(flat[at++]));
+            for (const id of acks[i]!.ids) {
+              const flag = flat[at++];
+              if (flag === 0) r.unknown.push(id);
+              else {
+                r.removed.push(id);
+                if (flag === 2) r.delivered.push(id);
+              }
+            }
             results[i] = r;
           }
         }),

@@ -59,7 +59,9 @@ export const scripts = {
    * device); then per device: k, followed by k message numbers (1..M).
    * Returns, per device in argument order: gw, sess (its presence), then 5 values per message
    * entry: stored (1 / 0 = already there / 2 = offline and only-if-online), seq, replaced id,
-   * evicted count, inbox size, evicted ids (comma-separated; so their status can record it).
+   * evicted count, inbox size, evicted ids (comma-separated; so their status can record it),
+   * and of the replaced and evicted ids those the device's receipts had counted delivered
+   * (seq <= its meta rseq, see pgAck; comma-separated).
    * Idempotent by id: storing an id that is already in an inbox changes nothing there.
    */
   pgStore: {
@@ -74,6 +76,12 @@ for d = 0, #KEYS / 4 - 1 do
   out[o + 1], out[o + 2] = gw, presence[2] or ''
   o = o + 2
   local stored, collapsed = false, false
+  local rseq
+  local function read(seq)
+    if not seq then return false end
+    if not rseq then rseq = tonumber(redis.call('HGET', meta, 'rseq')) or 0 end
+    return tonumber(seq) <= rseq
+  end
   local k = tonumber(ARGV[at])
   at = at + 1
   for _ = 1, k do
@@ -81,17 +89,19 @@ for d = 0, #KEYS / 4 - 1 do
     at = at + 1
     local id, body, ckey, onlyOnline = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3] == '1'
     if redis.call('HEXISTS', msgs, id) == 1 then
-      out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5], out[o + 6] =
-        0, tonumber(redis.call('ZSCORE', inbox, id)) or 0, '', 0, redis.call('ZCARD', inbox), ''
+      out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5], out[o + 6], out[o + 7] =
+        0, tonumber(redis.call('ZSCORE', inbox, id)) or 0, '', 0, redis.call('ZCARD', inbox), '', ''
     elseif onlyOnline and gw == '' then
-      out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5], out[o + 6] =
-        2, 0, '', 0, redis.call('ZCARD', inbox), ''
+      out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5], out[o + 6], out[o + 7] =
+        2, 0, '', 0, redis.call('ZCARD', inbox), '', ''
     else
       local seq = redis.call('HINCRBY', meta, 'seq', 1)
       local replaced = ''
+      local gone = {}
       if ckey ~= '' then
         local old = redis.call('HGET', collapse, ckey)
         if old then
+          if read(redis.call('ZSCORE', inbox, old)) then gone[#gone + 1] = old end
           redis.call('ZREM', inbox, old)
           redis.call('HDEL', msgs, old)
           replaced = old
@@ -108,13 +118,14 @@ for d = 0, #KEYS / 4 - 1 do
         local oid = popped[1]
         drop(inbox, msgs, collapse, oid, redis.call('HGET', msgs, oid))
         evicted[#evicted + 1] = oid
+        if read(popped[2]) then gone[#gone + 1] = oid end
         n = n - 1
       end
       stored = true
-      out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5], out[o + 6] =
-        1, seq, replaced, #evicted, n, table.concat(evicted, ',')
+      out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5], out[o + 6], out[o + 7] =
+        1, seq, replaced, #evicted, n, table.concat(evicted, ','), table.concat(gone, ',')
     end
-    o = o + 6
+    o = o + 7
   end
   if stored then
     redis.call('PEXPIRE', meta, ttl)
@@ -128,22 +139,45 @@ return out
   },
 
   /**
-   * Acknowledge messages of n devices (one hashtag bucket). KEYS: inbox, msgs, collapse of each
-   * device (numkeys = 3n). ARGV: n counts (ids per device), then all ids in device order.
-   * Returns one 1 (removed) / 0 (unknown) per id.
+   * Acknowledge messages and apply receipts of n device entries (one hashtag bucket; a device
+   * may have several entries). KEYS: meta, inbox, msgs, collapse of each entry (numkeys = 4n).
+   * ARGV: per entry its id count and its receipt seq (0 = none), then all ids in entry order.
+   * The device's receipt mark is `rseq` in its meta hash: every inbox entry with seq <= rseq
+   * has been counted delivered. A receipt r > rseq counts the entries with seq in (rseq, r]
+   * (those still in the inbox; the caller never passes an r beyond what its connection was
+   * sent) and moves the mark to r; an acked entry above the mark is counted delivered by its ack.
+   * Returns per entry: m, then the m ids the receipt counted delivered, then one flag per id:
+   * 0 (unknown), 1 (removed; already counted delivered), 2 (removed and counted delivered now).
    */
   pgAck: {
     lua: `${dropMessageLua}
-local n = #KEYS / 3
-local res, at = {}, n + 1
+local n = #KEYS / 4
+local res, at = {}, 2 * n + 1
 for d = 0, n - 1 do
-  local inbox, msgs, collapse = KEYS[3 * d + 1], KEYS[3 * d + 2], KEYS[3 * d + 3]
-  for _ = 1, tonumber(ARGV[d + 1]) do
+  local meta, inbox, msgs, collapse = KEYS[4 * d + 1], KEYS[4 * d + 2], KEYS[4 * d + 3], KEYS[4 * d + 4]
+  local rseq = tonumber(redis.call('HGET', meta, 'rseq')) or 0
+  local upto = tonumber(ARGV[2 * d + 2])
+  if upto > rseq then
+    local read = redis.call('ZRANGEBYSCORE', inbox, '(' .. rseq, upto)
+    res[#res + 1] = #read
+    for i = 1, #read do res[#res + 1] = read[i] end
+    -- A meta hash that is gone (expired with the inbox) is not created again without its TTL.
+    if redis.call('EXISTS', meta) == 1 then redis.call('HSET', meta, 'rseq', upto) end
+    rseq = upto
+  else
+    res[#res + 1] = 0
+  end
+  for _ = 1, tonumber(ARGV[2 * d + 1]) do
     local id = ARGV[at]
     local body = redis.call('HGET', msgs, id)
     if body then
+      local flag = 2
+      if rseq > 0 then
+        local seq = tonumber(redis.call('ZSCORE', inbox, id))
+        if seq and seq <= rseq then flag = 1 end
+      end
       drop(inbox, msgs, collapse, id, body)
-      res[#res + 1] = 1
+      res[#res + 1] = flag
     else
       res[#res + 1] = 0
     end

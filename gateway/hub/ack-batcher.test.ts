@@ -69,9 +69,9 @@ describe('AckBatcher', () => {
     await t.batcher.flush();
     expect(t.store.inboxIds('x', 'd1')).toEqual([]);
     expect(t.applied.map((a) => a.result)).toEqual([
-      { removed: ['m3'], unknown: [] },
-      { removed: ['m1'], unknown: [] },
-      { removed: ['m4', 'm2'], unknown: [] },
+      { removed: ['m3'], unknown: [], delivered: ['m3'] },
+      { removed: ['m1'], unknown: [], delivered: ['m1'] },
+      { removed: ['m4', 'm2'], unknown: [], delivered: ['m4', 'm2'] },
     ]);
   });
 
@@ -84,9 +84,9 @@ describe('AckBatcher', () => {
     t.batcher.add({ app: 'x', device: 'd2' }, ['m1']);
     await t.batcher.flush();
     expect(t.applied).toEqual([
-      { device: 'd1', result: { removed: ['m1'], unknown: ['nope'] } },
-      { device: 'd1', result: { removed: [], unknown: ['m1'] } },
-      { device: 'd2', result: { removed: ['m1'], unknown: [] } },
+      { device: 'd1', result: { removed: ['m1'], unknown: ['nope'], delivered: ['m1'] } },
+      { device: 'd1', result: { removed: [], unknown: ['m1'], delivered: [] } },
+      { device: 'd2', result: { removed: ['m1'], unknown: [], delivered: ['m1'] } },
     ]);
   });
 
@@ -99,6 +99,40 @@ describe('AckBatcher', () => {
     t.batcher.add({ app: 'y', device: 'd1' }, ['m1']);
     await t.batcher.flush();
     expect(t.failed).toEqual(['x']);
-    expect(t.applied).toEqual([{ device: 'd1', result: { removed: ['m1'], unknown: [] } }]);
+    expect(t.applied).toEqual([
+      { device: 'd1', result: { removed: ['m1'], unknown: [], delivered: ['m1'] } },
+    ]);
+  });
+});
+
+describe('AckBatcher receipts', () => {
+  it('goes to the store with the acks of the same turn: one call, each entry counted delivered once', async () => {
+    const t = setup();
+    for (const id of ['m1', 'm2', 'm3']) t.store.store('x', 'd1', message(id));
+    t.store.store('x', 'd2', message('m1'));
+    t.batcher.receipt({ app: 'x', device: 'd1' }, 2);
+    t.batcher.add({ app: 'x', device: 'd1' }, ['m1']); // read by the receipt: not counted again
+    t.batcher.add({ app: 'x', device: 'd2' }, ['m1']); // no receipt: the ack counts it
+    expect(t.scheduled).toHaveLength(1);
+    await t.batcher.flush();
+    expect(t.calls).toEqual([{ app: 'x', devices: ['d1', 'd1', 'd2'] }]);
+    expect(t.applied).toEqual([
+      { device: 'd1', result: { removed: [], unknown: [], delivered: ['m1', 'm2'] } },
+      { device: 'd1', result: { removed: ['m1'], unknown: [], delivered: [] } },
+      { device: 'd2', result: { removed: ['m1'], unknown: [], delivered: ['m1'] } },
+    ]);
+    expect(t.store.inboxIds('x', 'd1')).toEqual(['m2', 'm3']);
+  });
+
+  it('a receipt at or below the mark counts nothing; one above it counts only what lies between', async () => {
+    const t = setup();
+    for (const id of ['m1', 'm2', 'm3']) t.store.store('x', 'd1', message(id));
+    t.batcher.receipt({ app: 'x', device: 'd1' }, 1);
+    t.batcher.receipt({ app: 'x', device: 'd1' }, 1);
+    await t.batcher.flush();
+    t.batcher.receipt({ app: 'x', device: 'd1' }, 3);
+    t.batcher.add({ app: 'x', device: 'd1' }, ['m2', 'm3']);
+    await t.batcher.flush();
+    expect(t.applied.map((a) => a.result.delivered)).toEqual([['m1'], [], ['m2', 'm3'], []]);
   });
 });

@@ -3,13 +3,16 @@ import type { AckApplier, AckResult } from './store.js';
 interface AckEntry<S> {
   stream: S;
   ids: string[];
+  /** Receipt seq (0: none). */
+  recv: number;
 }
 
 /**
- * Acks are applied in batches: every ack that arrives in one turn of the event loop goes to the
- * store in one call per app (which the Redis store splits into one script call per hashtag
- * bucket): a fan-out's acks arrive together. Each device's ids keep their order inside the
- * batch; the store removes by id, so acks may come in any order relative to delivery.
+ * Acks and receipts are applied in batches: every ack and receipt that arrives in one turn of
+ * the event loop goes to the store in one call per app (which the Redis store splits into one
+ * script call per hashtag bucket): a fan-out's acks arrive together, and a receipt costs no
+ * round trip of its own. Each device's entries keep their order inside the batch; the store
+ * removes by id, so acks may come in any order relative to delivery.
  */
 export class AckBatcher<S extends { app: string; device: string }> {
   private queue = new Map<string, AckEntry<S>[]>();
@@ -27,9 +30,21 @@ export class AckBatcher<S extends { app: string; device: string }> {
   ) {}
 
   add(stream: S, ids: string[]): void {
-    let list = this.queue.get(stream.app);
-    if (!list) this.queue.set(stream.app, (list = []));
-    list.push({ stream, ids });
+    this.enqueue({ stream, ids, recv: 0 });
+  }
+
+  /**
+   * A receipt: the device read every push up to `seq` (the caller has clamped it to what was
+   * written to this stream).
+   */
+  receipt(stream: S, seq: number): void {
+    this.enqueue({ stream, ids: [], recv: seq });
+  }
+
+  private enqueue(entry: AckEntry<S>): void {
+    let list = this.queue.get(entry.stream.app);
+    if (!list) this.queue.set(entry.stream.app, (list = []));
+    list.push(entry);
     if (this.scheduled) return;
     this.scheduled = true;
     this.schedule(this.flushNow);
@@ -47,7 +62,7 @@ export class AckBatcher<S extends { app: string; device: string }> {
     try {
       const results = await this.store.ack(
         app,
-        entries.map((e) => ({ device: e.stream.device, ids: e.ids })),
+        entries.map((e) => ({ device: e.stream.device, ids: e.ids, recv: e.recv })),
       );
       results.forEach((r, i) => this.handlers.applied(entries[i]!.stream, r));
     } catch (err) {

@@ -1,5 +1,6 @@
 import { encodeStoredMessage, type StoredMessage } from '../../common/protocol/server-frames.js';
 import type {
+  AckEntry,
   AckResult,
   ClaimResult,
   DeviceRegistration,
@@ -19,6 +20,8 @@ interface InboxEntry {
 
 interface DeviceRecord {
   seq: number;
+  /** Receipt mark: entries with seq up to it are counted delivered (pgAck's rseq). */
+  rseq?: number;
   inbox: InboxEntry[];
   presence?: Presence;
   learnedHeartbeatMs?: number;
@@ -29,7 +32,7 @@ interface DeviceRecord {
 /**
  * A DeviceStore held in this process, with the Redis store's ordering contract: per device, a
  * sequence counter and an inbox in seq order; reads after a seq drop expired messages; acks
- * remove by id in any order. No collapse keys or inbox bound (those are the Lua scripts'
+ * remove by id in any order; receipts count entries delivered once, by the device's mark. No collapse keys or inbox bound (those are the Lua scripts'
  * business and are tested against real Redis). The hub's unit tests run the delivery orderer
  * and the ack batcher on it.
  */
@@ -81,14 +84,20 @@ export class MemoryDeviceStore implements DeviceStore {
     return { messages, expired: before - r.inbox.length };
   }
 
-  async ack(app: string, acks: { device: string; ids: string[] }[]): Promise<AckResult[]> {
-    return acks.map(({ device, ids }) => {
+  async ack(app: string, acks: AckEntry[]): Promise<AckResult[]> {
+    return acks.map(({ device, ids, recv = 0 }) => {
       const r = this.record(app, device);
-      const result: AckResult = { removed: [], unknown: [] };
+      const result: AckResult = { removed: [], unknown: [], delivered: [] };
+      const mark = r.rseq ?? 0;
+      if (recv > mark) {
+        for (const e of r.inbox) if (e.seq > mark && e.seq <= recv) result.delivered.push(e.id);
+        r.rseq = recv;
+      }
       for (const id of ids) {
         const i = r.inbox.findIndex((e) => e.id === id);
         if (i < 0) result.unknown.push(id);
         else {
+          if (r.inbox[i]!.seq > (r.rseq ?? 0)) result.delivered.push(id);
           r.inbox.splice(i, 1);
           result.removed.push(id);
         }

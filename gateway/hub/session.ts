@@ -60,6 +60,10 @@ export class DeviceSocket extends WebSocket implements OrderedStream, TokenState
   hbStreak = 0;
   lastBeat = 0;
   lastSeq = 0;
+  /** The device announced receipts in hello (`"recv":true`). */
+  receipts = false;
+  /** Highest receipt seq passed to the store on this connection (at most lastSeq). */
+  recvSeq = 0;
   tags: string[] = [];
   alias: string | null = null;
   /** Update-rate bucket, made at the first update (most devices never send one). */
@@ -121,7 +125,7 @@ export interface SessionOptions {
 
 /**
  * The per-connection protocol (one instance per hub, shared by every socket): frame rate,
- * hello and authentication, ping/pong with the adaptive heartbeat, acks (batched), tag and
+ * hello and authentication, ping/pong with the adaptive heartbeat, acks and receipts (batched), tag and
  * alias updates, bye, and releasing presence when the socket closes.
  */
 export class SessionProtocol {
@@ -144,9 +148,10 @@ export class SessionProtocol {
     this.updateRate = { perSecond: opts.tagUpdatesPerMinute / 60, burst: 10 };
     const acksRemoved = metrics.acks.labels('removed');
     this.acks = new AckBatcher(store, {
-      applied: (ws, { removed, unknown }) => {
+      applied: (ws, { removed, unknown, delivered }) => {
         if (removed.length) acksRemoved.inc(removed.length);
         for (const id of removed) status.add(id, 'acked');
+        for (const id of delivered) status.add(id, 'delivered');
         if (removed.length) opts.deliveryWatch?.acked(ws.app, ws.device, removed);
         if (unknown.length) {
           metrics.acks.inc({ result: 'unknown' }, unknown.length);
@@ -188,9 +193,13 @@ export class SessionProtocol {
       return this.reject(ws, CloseCode.policyViolation, `${frame.t}: before welcome`, 'before_welcome');
     switch (frame.t) {
       case 'ping':
+        if (frame.recv !== undefined && !this.receipt(ws, 'ping', frame.recv)) return;
         return this.ping(ws, now);
       case 'ack':
         return this.acks.add(ws, frame.ids);
+      case 'recv':
+        this.receipt(ws, 'recv', frame.seq);
+        return;
       case 'update':
         this.update(ws, frame).catch((err: unknown) => this.internalError(ws, err, 'update'));
         return;
@@ -201,14 +210,43 @@ export class SessionProtocol {
   }
 
   /**
-   * A closing session (drain, replaced, timed out) still applies the acks that reach it: the
-   * device handled those pushes, and dropping its acks would send them all again on its next
-   * connection. Every other frame is ignored.
+   * A receipt (`recv` frame, or `recv` on a ping): the device read every push up to `seq` on this
+   * connection. Only what was written to this connection counts: `seq` is clamped to the highest
+   * seq written (a device cannot have read more; a hostile one gains nothing by naming more),
+   * and a receipt at or below one already passed on costs nothing. False when the connection
+   * was closed because hello did not announce receipts.
+   */
+  private receipt(ws: DeviceSocket, frame: 'recv' | 'ping', seq: number): boolean {
+    if (!ws.receipts) {
+      if (ws.state !== State.Closing)
+        this.reject(
+          ws,
+          CloseCode.policyViolation,
+          `${frame}: recv: not announced in hello ("recv":true)`,
+          'invalid',
+        );
+      return false;
+    }
+    const upto = seq < ws.lastSeq ? seq : ws.lastSeq;
+    if (upto <= ws.recvSeq) return true;
+    ws.recvSeq = upto;
+    this.acks.receipt(ws, upto);
+    return true;
+  }
+
+  /**
+   * A closing session (drain, replaced, timed out) still applies the acks and receipts that
+   * reach it: the device handled (or read) those pushes, and dropping its acks would send them
+   * all again on its next connection. Every other frame is ignored.
    */
   private whileClosing(ws: DeviceSocket, data: RawData, isBinary: boolean): void {
     if (!ws.sess || isBinary) return;
     const parsed = parseClientFrame(data.toString());
-    if (parsed.ok && parsed.frame.t === 'ack') this.acks.add(ws, parsed.frame.ids);
+    if (!parsed.ok) return;
+    const f = parsed.frame;
+    if (f.t === 'ack') this.acks.add(ws, f.ids);
+    else if (f.t === 'recv') this.receipt(ws, 'recv', f.seq);
+    else if (f.t === 'ping' && f.recv !== undefined) this.receipt(ws, 'ping', f.recv);
   }
 
   private reject(ws: DeviceSocket, code: number, reason: string, metric: string) {
@@ -239,6 +277,7 @@ export class SessionProtocol {
     ws.app = app;
     ws.device = device;
     ws.key = `${app}\u0000${device}`;
+    ws.receipts = frame.recv === true;
     if (!this.host.attach(ws)) {
       this.metrics.connects.inc({ result: 'overload' });
       return closeWith(ws, CloseCode.tryAgainLater, 'connection limit reached');
@@ -324,6 +363,8 @@ export class SessionProtocol {
       reg,
     );
     await this.store.register(ws.app, ws.device, reg, { tags: claim.tags, alias: claim.alias }, true);
+    // Seqs restart in the store: receipts of this connection start again from the replay.
+    ws.recvSeq = 0;
     await this.orderer.rewound(ws);
   }
 

@@ -12,13 +12,14 @@ import {
   claimPresence,
   readInbox,
   releasePresence,
+  type AckEntry,
   type AckResult,
   type ClaimResult,
   type Presence,
   type ReplayPage,
 } from '../../common/redis/offline-store.js';
 
-export type { AckResult, ClaimResult, DeviceRegistration, MessageCounter, Presence, ReplayPage };
+export type { AckEntry, AckResult, ClaimResult, DeviceRegistration, MessageCounter, Presence, ReplayPage };
 
 /** Messages per inbox read (hello's first page and every resync page). */
 export const REPLAY_PAGE = 100;
@@ -29,10 +30,10 @@ export interface InboxReader {
   readInbox(app: string, device: string, afterSeq: number, limit: number): Promise<ReplayPage>;
 }
 
-/** Removing acknowledged messages: all the ack batcher needs. */
+/** Removing acknowledged messages and counting receipts: all the ack batcher needs. */
 export interface AckApplier {
-  /** Acks of many devices of one app, results in input order. */
-  ack(app: string, acks: { device: string; ids: string[] }[]): Promise<AckResult[]>;
+  /** Acks and receipts of many devices of one app, results in input order. */
+  ack(app: string, acks: AckEntry[]): Promise<AckResult[]>;
 }
 
 /**

@@ -5,6 +5,7 @@ import { createRedis } from '../../common/redis/connection.js';
 import { deviceBucket, redisKeys } from '../../common/redis/keys.js';
 import {
   ackMessages,
+  ackMessagesForDevices,
   claimPresence,
   readInbox,
   storeMessage,
@@ -66,8 +67,51 @@ describe('common/redis scripts', () => {
     expect(await ackMessages(redis, keys, 'a', 'exp', ['e2', 'e1', 'never'])).toEqual({
       removed: ['e2'],
       unknown: ['e1', 'never'],
+      delivered: ['e2'],
     });
     expect(await inboxIds('exp')).toEqual([]);
+  });
+
+  it('receipts: entries up to the seq are counted delivered once, by a mark; an ack counts only what the mark does not cover', async () => {
+    for (const id of ['r1', 'r2', 'r3']) await storeMessage(redis, keys, 'a', 'rcpt', msg(id), limits);
+    const ack = (ids: string[], recv?: number, device = 'rcpt') =>
+      ackMessagesForDevices(redis, keys, 'a', [{ device, ids, recv }]).then((r) => r[0]!);
+    expect(await ack([], 2)).toEqual({ removed: [], unknown: [], delivered: ['r1', 'r2'] });
+    expect(await redis.hget(keys.deviceMeta('a', 'rcpt'), 'rseq')).toBe('2');
+    expect(await ack([], 2)).toEqual({ removed: [], unknown: [], delivered: [] });
+    expect(await ack([], 1)).toEqual({ removed: [], unknown: [], delivered: [] });
+    // The ack of r1 (read) counts nothing more; r3 is above the mark: its ack counts it.
+    expect(await ack(['r1', 'r3'])).toEqual({ removed: ['r1', 'r3'], unknown: [], delivered: ['r3'] });
+    // A receipt and an ack of one device in one call, several entries of one device in one call.
+    await storeMessage(redis, keys, 'a', 'rcpt', msg('r4'), limits); // seq 4
+    const both = await ackMessagesForDevices(redis, keys, 'a', [
+      { device: 'rcpt', ids: [], recv: 4 },
+      { device: 'rcpt', ids: ['r4', 'r2'] },
+      { device: 'rcpt-none', ids: [], recv: 9 },
+    ]);
+    expect(both).toEqual([
+      { removed: [], unknown: [], delivered: ['r4'] },
+      { removed: ['r4', 'r2'], unknown: [], delivered: [] },
+      { removed: [], unknown: [], delivered: [] },
+    ]);
+    // A device without keys gets no meta hash from a receipt (nothing to expire it).
+    expect(await redis.exists(keys.deviceMeta('a', 'rcpt-none'))).toBe(0);
+  });
+
+  it('receipts: a read entry that a newer store replaces or evicts is reported, an unread one is not', async () => {
+    const d = 'rcpt-gone';
+    await storeMessage(redis, keys, 'a', d, msg('g1', { collapse: 'k' }), limits); // seq 1
+    await storeMessage(redis, keys, 'a', d, msg('g2'), limits); // seq 2
+    await storeMessage(redis, keys, 'a', d, msg('g3', { collapse: 'j' }), limits); // seq 3
+    await ackMessagesForDevices(redis, keys, 'a', [{ device: d, ids: [], recv: 2 }]);
+    const replaced = await storeMessage(redis, keys, 'a', d, msg('g4', { collapse: 'k' }), limits);
+    expect(replaced).toMatchObject({ replaced: 'g1', readGoneIds: ['g1'], evictedIds: [] });
+    const unread = await storeMessage(redis, keys, 'a', d, msg('g5', { collapse: 'j' }), limits);
+    expect(unread).toMatchObject({ replaced: 'g3', readGoneIds: [] });
+    // Inbox g2 (read), g4, g5 (max 3): the next store evicts g2.
+    const evicted = await storeMessage(redis, keys, 'a', d, msg('g6'), limits);
+    expect(evicted).toMatchObject({ evictedIds: ['g2'], readGoneIds: ['g2'] });
+    expect(await inboxIds(d)).toEqual(['g4', 'g5', 'g6']);
   });
 
   it('stores asked for together keep their order per device, with idempotency, collapse and only-if-online per message', async () => {

@@ -1,5 +1,13 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createRedis, redisKeys, type PgRedis } from '../../common/redis/index.js';
+import {
+  completeMessageStatus,
+  createMessageStatus,
+  createRedis,
+  redisKeys,
+  storeMessage,
+  type PgRedis,
+} from '../../common/redis/index.js';
+import { newMessageId } from '../../common/push/accept.js';
 import { publishAppLimits } from '../../common/ratelimit/releaser.js';
 import {
   APP,
@@ -8,6 +16,7 @@ import {
   RecordingDevice,
   basicAuth,
   pushApi,
+  rawSession,
   sleep,
   startGatewayProcess,
   stopGateway,
@@ -18,15 +27,20 @@ import {
 
 /**
  * The message-status lifecycle through the push API, one test per state (gateway/PROTOCOL.md,
- * "Message status"): accepted, stored, sent, acked, expired, replaced, evicted, dropped and
- * deferred. In every answer the recipients add up:
+ * "Message status"): accepted, stored, sent, delivered, acked, expired, replaced, evicted,
+ * dropped and deferred. In every answer the recipients add up:
  *   recipients = waiting.deferred + waiting.inbox + acked + expired + replaced + evicted + dropped
  *                + capRefused (refused by the device's daily cap: ratelimit-policy tests).
  * A message's fate is recorded on the message it happened to: when a newer push replaces it
  * (collapse key) or pushes it out of a full inbox, the OLDER message's status says so, and the
- * newer one's does not claim it. Real gateway, real Redis, real devices (the client library).
+ * newer one's does not claim it. `delivered` (the device read it: a receipt, or its ack) is a
+ * milestone beside the partition: delivered <= recipients - dropped - capRefused, and
+ * waiting.delivered <= waiting.inbox. Real gateway, real Redis, real devices (the client library,
+ * and raw connections where the test must control every frame).
  */
-type Status = Record<string, number | string> & { waiting: { deferred: number; inbox: number } };
+type Status = Record<string, number | string> & {
+  waiting: { deferred: number; inbox: number; delivered: number };
+};
 
 describe('message status: every state, and the recipients add up', () => {
   const redisUrl = inject('redisUrl');
@@ -61,6 +75,10 @@ describe('message status: every state, and the recipients add up', () => {
     expect(res.status).toBe(200);
     const s = (await res.json()) as Status;
     expect(addsUp(s), JSON.stringify(s)).toBe(s.recipients);
+    expect(Number(s.delivered), JSON.stringify(s)).toBeLessThanOrEqual(
+      Number(s.recipients) - Number(s.dropped) - Number(s.capRefused),
+    );
+    expect(s.waiting.delivered, JSON.stringify(s)).toBeLessThanOrEqual(s.waiting.inbox);
     return s;
   };
   /** The status once `done` holds (counters written a moment later: sent and acked about once a second). */
@@ -81,7 +99,7 @@ describe('message status: every state, and the recipients add up', () => {
     expect(r.status).toBe(202);
     return r.body;
   };
-  const device = (id: string, opts: { autoAck?: boolean } = {}) => {
+  const device = (id: string, opts: { autoAck?: boolean; receipts?: boolean; tags?: string[] } = {}) => {
     const d = new RecordingDevice({ device: id, endpoints: [gw.wsUrl], ...opts });
     devices.push(d);
     return d;
@@ -100,16 +118,23 @@ describe('message status: every state, and the recipients add up', () => {
   });
 
   it('sent: a frame written to the device (resends count again), still waiting in the inbox until acked', async () => {
-    const d = device('sent-1', { autoAck: false });
+    // A device without receipts: nothing but an ack would say it read the push.
+    const d = device('sent-1', { autoAck: false, receipts: false });
     await d.client.start();
     const { id } = await push({ device: 'sent-1' });
     await until(() => d.ids().includes(String(id)), 10_000, 'the push on the device');
     const once = await statusWhen(id, (s) => s.sent === 1);
-    expect(once).toMatchObject({ sent: 1, acked: 0, waiting: { inbox: 1 }, delivery: 'sent' });
+    expect(once).toMatchObject({
+      sent: 1,
+      delivered: 0,
+      acked: 0,
+      waiting: { inbox: 1, delivered: 0 },
+      delivery: 'sent',
+    });
     // The device comes back without having acked (a new client: the old one would drop the
     // resend as a duplicate): the inbox replays it, one more frame, still one recipient waiting.
     d.client.stop();
-    const again = device('sent-1', { autoAck: false });
+    const again = device('sent-1', { autoAck: false, receipts: false });
     await again.client.start();
     await until(() => again.ids().includes(String(id)), 10_000, 'the resend');
     expect(await statusWhen(id, (s) => s.sent === 2)).toMatchObject({
@@ -127,9 +152,163 @@ describe('message status: every state, and the recipients add up', () => {
     expect(await statusWhen(id, (s) => s.acked === 1)).toMatchObject({
       recipients: 1,
       sent: 1,
+      delivered: 1,
       acked: 1,
-      waiting: { deferred: 0, inbox: 0 },
+      waiting: { deferred: 0, inbox: 0, delivered: 0 },
       delivery: 'acked',
+    });
+    d.client.stop();
+  });
+
+  it('delivered: a device that reads (receipt) but does not ack; its ack later does not count it again', async () => {
+    const d = device('read-1', { autoAck: false });
+    await d.client.start();
+    const { id } = await push({ device: 'read-1' });
+    await until(() => d.ids().includes(String(id)), 10_000, 'the push on the device');
+    expect(await statusWhen(id, (s) => s.delivered === 1)).toMatchObject({
+      recipients: 1,
+      sent: 1,
+      delivered: 1,
+      acked: 0,
+      waiting: { deferred: 0, inbox: 1, delivered: 1 },
+      delivery: 'delivered',
+    });
+    d.client.ack([String(id)]);
+    expect(await statusWhen(id, (s) => s.acked === 1)).toMatchObject({
+      delivered: 1,
+      acked: 1,
+      waiting: { inbox: 0, delivered: 0 },
+      delivery: 'acked',
+    });
+    d.client.stop();
+  });
+
+  it('delivered: a push sent again after a reconnect is counted once', async () => {
+    const d = device('read-2', { autoAck: false });
+    await d.client.start();
+    const first = (await push({ device: 'read-2' })).id;
+    await until(() => d.ids().includes(String(first)), 10_000, 'the push on the device');
+    expect(await statusWhen(first, (s) => s.delivered === 1)).toMatchObject({ delivered: 1, acked: 0 });
+    d.client.stop();
+    // A new client (the old one would drop the resend as a duplicate): the inbox replays it and
+    // the device sends a receipt for it again.
+    const again = device('read-2', { autoAck: false });
+    await again.client.start();
+    await until(() => again.ids().includes(String(first)), 10_000, 'the resend');
+    // A second push on the same connection: its receipt comes after the resend's, so once it
+    // is counted the resend's receipt has been applied too.
+    const second = (await push({ device: 'read-2' })).id;
+    await until(() => again.ids().includes(String(second)), 10_000, 'the second push');
+    expect(await statusWhen(second, (s) => s.delivered === 1)).toMatchObject({ delivered: 1 });
+    expect(await status(first)).toMatchObject({
+      sent: 2,
+      delivered: 1,
+      acked: 0,
+      waiting: { inbox: 1, delivered: 1 },
+    });
+    again.client.stop();
+  });
+
+  it('delivered: a device without receipts (protocol v1) is counted delivered only when it acks', async () => {
+    const c = await rawSession(gw.wsUrl, 'v1-1');
+    const first = String((await push({ device: 'v1-1' })).id);
+    const second = String((await push({ device: 'v1-1' })).id);
+    await until(() => c.frames.filter((f) => f.t === 'push').length === 2, 10_000, 'both pushes');
+    c.ws.send(JSON.stringify({ t: 'ping' }));
+    c.ws.send(JSON.stringify({ t: 'ack', ids: [second] }));
+    expect(await statusWhen(second, (s) => s.acked === 1)).toMatchObject({ delivered: 1, acked: 1 });
+    // The first one was written and followed by a ping and an ack of a later push: none of that
+    // is a receipt.
+    expect(await statusWhen(first, (s) => s.sent === 1)).toMatchObject({
+      sent: 1,
+      delivered: 0,
+      waiting: { inbox: 1, delivered: 0 },
+      delivery: 'sent',
+    });
+    c.ws.send(JSON.stringify({ t: 'ack', ids: [first] }));
+    expect(await statusWhen(first, (s) => s.acked === 1)).toMatchObject({ delivered: 1, acked: 1 });
+    c.ws.close();
+  });
+
+  it('delivered: a receipt counts only what this connection was sent, whatever seq it names', async () => {
+    const keys = redisKeys(prefix);
+    const c = await rawSession(gw.wsUrl, 'hostile-1', { recv: true });
+    const sentId = String((await push({ device: 'hostile-1' })).id);
+    await until(() => c.frames.some((f) => f.t === 'push'), 10_000, 'the push');
+    // An entry in the inbox that was never written to this connection (stored without a
+    // notification to the gateway: as if its routing were still on the way).
+    const now = Date.now();
+    const unsent = newMessageId(now);
+    await createMessageStatus(redis, keys, {
+      id: unsent,
+      app: APP,
+      target: JSON.stringify({ device: 'hostile-1' }),
+      createdAt: now,
+      expiresAt: now + 3600_000,
+    });
+    const stored = await storeMessage(
+      redis,
+      keys,
+      APP,
+      'hostile-1',
+      { id: unsent, exp: now + 3600_000, ttl: 3600, priority: 'normal', sent: now, data: 'x' },
+      { maxPerDevice: 2, keyTtlMs: 3600_000 },
+    );
+    expect(stored.outcome).toBe('stored');
+    await completeMessageStatus(redis, keys, unsent, { recipients: 1, stored: 1 });
+    // Receipts for seqs it was never sent, the largest a seq can be among them; then an ack of
+    // the one it was sent (applied after the receipts: a barrier).
+    c.ws.send(JSON.stringify({ t: 'recv', seq: stored.seq }));
+    c.ws.send(JSON.stringify({ t: 'recv', seq: Number.MAX_SAFE_INTEGER }));
+    c.ws.send(JSON.stringify({ t: 'ping', recv: stored.seq + 1000 }));
+    c.ws.send(JSON.stringify({ t: 'ack', ids: [sentId] }));
+    expect(await statusWhen(sentId, (s) => s.acked === 1)).toMatchObject({ delivered: 1, acked: 1 });
+    // The device's receipt mark stopped at what it was sent.
+    const sentSeq = Number(c.frames.find((f) => f.t === 'push')!.seq);
+    expect(Number(await redis.hget(keys.deviceMeta(APP, 'hostile-1'), 'rseq'))).toBe(sentSeq);
+    await sleep(1200); // status counts are written about once a second: a wrong one would show
+    expect(await status(unsent)).toMatchObject({ delivered: 0, waiting: { inbox: 1, delivered: 0 } });
+    expect(c.ws.readyState).toBe(c.ws.OPEN);
+    c.ws.close();
+    await c.closed;
+    // Sent on the next connection and read there: counted then, once.
+    const again = await rawSession(gw.wsUrl, 'hostile-1', { recv: true });
+    await until(() => again.frames.some((f) => f.t === 'push' && f.id === unsent), 10_000, 'the replay');
+    again.ws.send(JSON.stringify({ t: 'recv', seq: stored.seq }));
+    expect(await statusWhen(unsent, (s) => s.delivered === 1)).toMatchObject({
+      delivered: 1,
+      waiting: { inbox: 1, delivered: 1 },
+      delivery: 'delivered',
+    });
+    again.ws.close();
+  });
+
+  it('delivered: read, then replaced before its ack, is no longer waiting (the fate lands on the read one)', async () => {
+    // Two recipients by tag: one reads the first push and does not ack; the other is offline.
+    const offline = await rawSession(gw.wsUrl, 'rg-off', { tags: ['rg'] });
+    offline.ws.close();
+    await offline.closed;
+    const d = device('rg-on', { autoAck: false, tags: ['rg'] });
+    await d.client.start();
+    const first = (await push({ tag: 'rg' }, { collapseKey: 'news' })).id;
+    await until(() => d.ids().includes(String(first)), 10_000, 'the push on the device');
+    expect(await statusWhen(first, (s) => s.delivered === 1)).toMatchObject({
+      recipients: 2,
+      delivered: 1,
+      waiting: { inbox: 2, delivered: 1 },
+    });
+    // A newer push with the same collapse key, to the reading device only, replaces the read one.
+    const newer = (await push({ device: 'rg-on' }, { collapseKey: 'news' })).id;
+    await until(() => d.ids().includes(String(newer)), 10_000, 'the newer push');
+    // (replaced and the read one's fate are written by the newer push's store, a moment apart)
+    const after = await statusWhen(first, (s) => s.replaced === 1 && s.waiting.delivered === 0);
+    expect(after).toMatchObject({
+      recipients: 2,
+      delivered: 1,
+      replaced: 1,
+      acked: 0,
+      // The offline one still waits, unread.
+      waiting: { inbox: 1, delivered: 0 },
     });
     d.client.stop();
   });
