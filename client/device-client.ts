@@ -13,9 +13,10 @@ import {
 
 /**
  * A device client for the pushgate protocol v1 (gateway/PROTOCOL.md): asks the locator for
- * gateways, connects and says hello, keeps the advised heartbeat, acknowledges pushes,
- * drops duplicates by message id, and reconnects (drain hint first, then backoff with full
- * jitter) until stopped. Used by the simulator, the benchmark and the integration tests.
+ * gateways, connects and says hello, keeps the advised heartbeat, reports what it has read
+ * (receipts), acknowledges pushes, drops duplicates by message id, and reconnects (drain hint
+ * first, then backoff with full jitter) until stopped. Used by the simulator, the benchmark
+ * and the integration tests.
  */
 export interface DeviceClientOptions {
   app: string;
@@ -32,6 +33,15 @@ export interface DeviceClientOptions {
   alias?: string | null;
   /** Acknowledge each push after emitting it (default true). */
   autoAck?: boolean;
+  /**
+   * Report what the device has read (default true): hello says `"recv":true`, and after each
+   * read of the socket that held pushes, one `recv` frame names the highest seq read, before
+   * the pushes are handled, so the app's message status counts them `delivered` before (or
+   * without) their acks. With autoAck the acks of that read follow in the same event-loop turn
+   * and count the pushes delivered themselves, so no separate `recv` frame is sent (it would
+   * only double the frames a device sends per read, against the gateway's --frame-rate).
+   */
+  receipts?: boolean;
   backoffMinMs?: number;
   backoffMaxMs?: number;
   /** Message ids remembered for dedupe (default 2048). */
@@ -95,6 +105,16 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
   private seenOrder: string[] = [];
   private ackQueue: string[] = [];
   private ackScheduled = false;
+  /** Frames of the current read of the socket, handled together once it is parsed. */
+  private readFrames: { t?: string }[] = [];
+  /** The socket the current read came from (a receipt names seqs of its connection). */
+  private readWs: WebSocket | undefined;
+  /** Highest push seq in the current read (0: none). */
+  private readSeq = 0;
+  private readScheduled = false;
+  private readonly endRead = () => this.handleRead();
+  /** Receipts are on for this client (off after a gateway that predates them refused hello). */
+  private receipts: boolean;
   private token: string | undefined;
   tags: string[];
   alias: string | null;
@@ -110,6 +130,7 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
     if (opts.locatorUrl && !opts.region) throw new Error('DeviceClient: locatorUrl needs a region');
     this.tags = opts.tags ?? [];
     this.alias = opts.alias ?? null;
+    this.receipts = opts.receipts !== false;
   }
 
   /** Connect (and keep reconnecting until stop()). Resolves on the first welcome. */
@@ -240,6 +261,7 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
           token: this.token,
           tags: this.tags,
           alias: this.alias,
+          ...(this.receipts ? { recv: true } : {}),
         }),
       );
     });
@@ -275,14 +297,42 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
     this.answerTimer = undefined;
   }
 
+  /**
+   * One frame as the socket's read parses it: kept until every frame of the read is parsed
+   * (ws emits them one after another in the same turn; the microtask runs after the last), so
+   * one receipt covers the whole read and goes out before any push is handled.
+   */
   private onFrame(ws: WebSocket, text: string) {
     if (ws === this.ws) this.clearAnswer();
-    let f: { t?: string };
+    let f: { t?: string; seq?: unknown };
     try {
-      f = JSON.parse(text) as { t?: string };
+      f = JSON.parse(text) as { t?: string; seq?: unknown };
     } catch {
       return;
     }
+    if (this.readWs !== ws && this.readFrames.length) this.handleRead();
+    this.readWs = ws;
+    if (f.t === 'push' && typeof f.seq === 'number' && f.seq > this.readSeq) this.readSeq = f.seq;
+    this.readFrames.push(f);
+    if (this.readScheduled) return;
+    this.readScheduled = true;
+    queueMicrotask(this.endRead);
+  }
+
+  private handleRead() {
+    this.readScheduled = false;
+    const frames = this.readFrames;
+    const seq = this.readSeq;
+    const ws = this.readWs!;
+    this.readFrames = [];
+    this.readSeq = 0;
+    this.readWs = undefined;
+    if (seq > 0 && this.receipts && this.opts.autoAck === false && ws.readyState === WebSocket.OPEN)
+      ws.send(`{"t":"recv","seq":${seq}}`);
+    for (const f of frames) this.handleFrame(ws, f);
+  }
+
+  private handleFrame(ws: WebSocket, f: { t?: string }) {
     switch (f.t) {
       case 'welcome': {
         const w = f as WelcomeFrame;
@@ -356,6 +406,10 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
     if (ws !== this.ws) return;
     clearTimeout(this.hbTimer);
     this.clearAnswer();
+    // A gateway older than receipts refuses the hello field (1008 naming "recv"): say hello
+    // without it from now on; acks still count every push delivered there.
+    if (!this.connected && code === CloseCode.policyViolation && this.receipts && /\brecv\b/.test(reason))
+      this.receipts = false;
     this.connected = false;
     this.gateway = '';
     this.emit('close', code, reason);
