@@ -3,7 +3,7 @@ import path from 'node:path';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { CloseCode } from '../../common/protocol/close-codes.js';
-import { SUBPROTOCOL, MAX_CLIENT_FRAME_BYTES } from '../../common/protocol/frames.js';
+import { CLIENT_FRAME_TYPES, SUBPROTOCOL, MAX_CLIENT_FRAME_BYTES } from '../../common/protocol/frames.js';
 import { parseTarget, requestFingerprint } from '../../common/push/index.js';
 import { createRedis } from '../../common/redis/connection.js';
 import { redisKeys } from '../../common/redis/keys.js';
@@ -30,8 +30,8 @@ import {
 } from '../support/gateway.js';
 
 /**
- * gateway/PROTOCOL.md is the contract: this test reads its own tables (close codes, locator
- * answers, push API answers, error-frame codes) and
+ * gateway/PROTOCOL.md is the contract: this test reads its own tables (device frames, close
+ * codes, locator answers, push API answers, error-frame codes, message status fields) and
  *   - produces every row against real gateway processes (a row without a scenario fails), and
  *   - checks that every code the server source can produce is a row (a code added to the server
  *     but not to the document fails).
@@ -64,6 +64,12 @@ const DOC_LOCATOR = tableAfter('Locator answers').map((r) => `${r[0]} ${unquote(
 const DOC_PUSH_API = tableAfter('Push API answers').map((r) => `${r[0]} ${unquote(r[1]!)}`.trim());
 const DOC_ERROR_FRAMES = tableAfter('### error').map((r) => unquote(r[0]!));
 const DOC_STATUS_FIELDS = tableAfter('Message status fields').map((r) => [unquote(r[0]!), r[1]!] as const);
+/** The frames section 5 documents (one `### <t>` each; "Rate" is not a frame). */
+const DOC_DEVICE_FRAMES = (() => {
+  const section = DOC.slice(DOC.indexOf('## 5. Frames from the device'), DOC.indexOf('## 6. '));
+  return [...section.matchAll(/^### (\S+)$/gm)].map((m) => m[1]!).filter((t) => t !== 'Rate');
+})();
+const DOC_RECV_FIELDS = tableAfter('### recv').map((r) => unquote(r[0]!));
 
 /** Source files of the programs that speak the protocol (not tests). */
 function sources(): { file: string; text: string }[] {
@@ -82,6 +88,11 @@ describe('PROTOCOL.md tables', () => {
     expect(DOC_LOCATOR).toContain('200');
     expect(DOC_PUSH_API).toContain('202');
     expect(DOC_ERROR_FRAMES).toContain('unknown_id');
+    expect(DOC_RECV_FIELDS).toEqual(['seq']);
+  });
+
+  it('document every frame a device can send, and nothing else', () => {
+    expect([...DOC_DEVICE_FRAMES].sort()).toEqual([...CLIENT_FRAME_TYPES].sort());
   });
 
   it('list every close code the server can send', () => {
@@ -412,6 +423,108 @@ describe('every row of PROTOCOL.md is produced by a real gateway', () => {
     expect(Object.keys(status).sort()).toEqual(DOC_STATUS_FIELDS.map(([f]) => f).sort());
     for (const [field, type] of DOC_STATUS_FIELDS) expect(typeof status[field], field).toBe(type);
     expect(status).toMatchObject({ target: { tag: 'vip' }, state: 'accepted', app: APP });
+  });
+
+  /** Waits for a status in which `done` holds (counters are written about once a second). */
+  const statusWhen = async (id: string, done: (s: Record<string, unknown>) => boolean) => {
+    let s: Record<string, unknown> = {};
+    for (let i = 0; i < 100; i++) {
+      const res = await fetch(`${gw.httpUrl}/v1/apps/${APP}/messages/${id}`, {
+        headers: { authorization: basicAuth() },
+      });
+      s = (await res.json()) as Record<string, unknown>;
+      if (done(s)) break;
+      await sleep(100);
+    }
+    return s;
+  };
+  /** A session that announced receipts and was sent one push; resolves its id and seq. */
+  const pushedSession = async (device: string, hello: Record<string, unknown> = { recv: true }) => {
+    const c = await rawSession(gw.wsUrl, device, hello);
+    const r = await pushApi(gw.httpUrl, { to: { device }, data: 'x' });
+    expect(r.status).toBe(202);
+    await until(() => c.frames.some((f) => f.t === 'push'), 10_000, 'the push');
+    const p = c.frames.find((f) => f.t === 'push')!;
+    return { c, id: String(p.id), seq: Number(p.seq) };
+  };
+
+  /** One scenario per documented device frame: its documented effect, as a short verdict. */
+  const deviceFrameScenarios: Record<string, () => Promise<string>> = {
+    hello: async () => {
+      const c = await rawSession(gw.wsUrl, 'f-hello', { recv: true });
+      c.ws.close();
+      return String(c.frames[0]!.t);
+    },
+    ping: async () => {
+      // A ping answers pong; one carrying a receipt counts the push read, as recv would.
+      const { c, id, seq } = await pushedSession('f-ping');
+      c.ws.send(JSON.stringify({ t: 'ping', recv: seq }));
+      await until(() => c.frames.some((f) => f.t === 'pong'), 5000, 'the pong');
+      const s = await statusWhen(id, (x) => x.delivered === 1);
+      c.ws.close();
+      return `pong delivered=${String(s.delivered)} acked=${String(s.acked)}`;
+    },
+    ack: async () => {
+      const { c, id } = await pushedSession('f-ack', {});
+      c.ws.send(JSON.stringify({ t: 'ack', ids: [id] }));
+      const s = await statusWhen(id, (x) => x.acked === 1);
+      c.ws.close();
+      return `delivered=${String(s.delivered)} acked=${String(s.acked)}`;
+    },
+    recv: async () => {
+      const { c, id, seq } = await pushedSession('f-recv');
+      c.ws.send(JSON.stringify({ t: 'recv', seq }));
+      const s = await statusWhen(id, (x) => x.delivered === 1);
+      const open = c.ws.readyState === WebSocket.OPEN;
+      c.ws.close();
+      return `delivered=${String(s.delivered)} acked=${String(s.acked)} open=${open}`;
+    },
+    update: async () => {
+      const c = await rawSession(gw.wsUrl, 'f-update');
+      c.ws.send(JSON.stringify({ t: 'update', add: ['f1'] }));
+      await until(() => c.frames.some((f) => f.t === 'updated'), 5000, 'updated');
+      c.ws.close();
+      return 'updated';
+    },
+    bye: async () => {
+      const c = await rawSession(gw.wsUrl, 'f-bye');
+      c.ws.send('{"t":"bye"}');
+      return String((await c.closed).code);
+    },
+  };
+  const DEVICE_FRAME_ANSWERS: Record<string, string> = {
+    hello: 'welcome',
+    ping: 'pong delivered=1 acked=0',
+    ack: 'delivered=1 acked=1',
+    recv: 'delivered=1 acked=0 open=true',
+    update: 'updated',
+    bye: '1000',
+  };
+  it('has a scenario for every documented device frame', () => {
+    expect(Object.keys(deviceFrameScenarios).sort()).toEqual([...DOC_DEVICE_FRAMES].sort());
+  });
+  it.each(DOC_DEVICE_FRAMES)('device frame %s', async (t) => {
+    expect(await deviceFrameScenarios[t]!()).toBe(DEVICE_FRAME_ANSWERS[t]);
+  });
+
+  it.each([
+    ['a seq that is not a positive integer', { recv: true }, '{"t":"recv","seq":-1}', 'recv: seq: '],
+    ['a fractional seq', { recv: true }, '{"t":"recv","seq":1.5}', 'recv: seq: '],
+    ['a seq beyond 2^53 - 1', { recv: true }, '{"t":"recv","seq":1e300}', 'recv: seq: '],
+    ['a receipt on ping that is not a seq', { recv: true }, '{"t":"ping","recv":"1"}', 'ping: recv: '],
+    ['a receipt without "recv":true in hello', {}, '{"t":"recv","seq":1}', 'recv: recv: not announced'],
+    [
+      'a receipt on ping without "recv":true in hello',
+      {},
+      '{"t":"ping","recv":1}',
+      'ping: recv: not announced',
+    ],
+  ])('recv: %s closes 1008 naming the frame and field', async (_what, hello, frame, reason) => {
+    const c = await rawSession(gw.wsUrl, 'f-bad-recv', hello);
+    c.ws.send(frame);
+    const closed = await c.closed;
+    expect(closed.code).toBe(1008);
+    expect(closed.reason.startsWith(reason), closed.reason).toBe(true);
   });
 
   it('offers and echoes the subprotocol', async () => {
