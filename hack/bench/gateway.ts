@@ -140,14 +140,22 @@ export function startChild(
   createInterface({ input: proc.stderr! }).on('line', (l) => lines.push(l));
   return new Promise((resolve, reject) => {
     const t = setTimeout(
-      () => reject(new Error(`child ${args.join(' ')} did not start:\n${lines.join('\n')}`)),
+      () => {
+        proc.kill('SIGKILL'); // a child that never got ready must not outlive the benchmark
+        reject(new Error(`child ${args.join(' ')} did not start:\n${lines.slice(-40).join('\n')}`));
+      },
       // Generous: a tree tsx has not compiled before (--baseline-tree) starts slowly on a loaded machine.
       120_000,
     );
     proc.on('exit', (code) => reject(new Error(`child exited ${code}:\n${lines.slice(-20).join('\n')}`)));
     createInterface({ input: proc.stdout! }).on('line', (line) => {
       const m = readyPattern.exec(line);
-      if (!m) return;
+      if (!m) {
+        // Its logs (pino, on stdout) say why a child that exits never got ready.
+        lines.push(line);
+        if (lines.length > 200) lines.shift();
+        return;
+      }
       clearTimeout(t);
       resolve({
         proc,

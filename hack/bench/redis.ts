@@ -9,13 +9,16 @@ const localRedis = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '.
 
 /**
  * The Redis a benchmark measures: the one given (--redis-url), or its own, started by
- * `hack/local-redis up --name <name>` (the one way every benchmark and test starts a Redis).
+ * `hack/local-redis up --name <name>-<pid>` (the one way every benchmark and test starts a Redis).
  */
 export async function benchRedis(
   name: string,
   url?: string,
 ): Promise<{ url: string; own: boolean; down: () => Promise<void> }> {
   if (url) return { url, own: false, down: async () => {} };
+  // One per run (the pid in the name): two runs of one benchmark at once (a CI run beside a
+  // developer's) shared one name, and the first to finish stopped the other's Redis.
+  name = `${name}-${process.pid}`;
   const { stdout } = await run(localRedis, ['up', '--name', name]);
   return {
     url: stdout.trim().split('\n').pop()!,
