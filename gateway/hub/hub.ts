@@ -278,6 +278,9 @@ export class DeviceHub implements SessionHost {
     const frames = new PushFrameEncoder();
     return {
       write: (ws: DeviceSocket, seq: number, body: string, path: DeliveryPath, sent?: number) => {
+        // A socket that is no longer open takes nothing (as ws.send would): not a frame written,
+        // so not counted sent, and not a seq a receipt on this connection may name.
+        if (ws.readyState !== WebSocket.OPEN) return false;
         if (ws.bufferedAmount > this.opts.sendBufferBytes) {
           if (!ws.blocked) {
             ws.blocked = true;
@@ -294,9 +297,8 @@ export class DeviceHub implements SessionHost {
             raw.cork();
             if (this.corked.push(raw) === 1) process.nextTick(this.uncorkAll);
           }
-          // The whole frame, its shared part encoded once per message (push-frame.ts); as
-          // ws.send would, nothing is written once the socket is no longer open.
-          if (ws.readyState === WebSocket.OPEN) raw.write(frames.frame(seq, body));
+          // The whole frame, its shared part encoded once per message (push-frame.ts).
+          raw.write(frames.frame(seq, body));
         } else ws.send(encodePushFrame(seq, body));
         (path === 'live' ? live : replay).inc();
         if (sent !== undefined) this.metrics.deliveryLatency.observe(Math.max(0, Date.now() - sent) / 1000);

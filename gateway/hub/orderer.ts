@@ -10,7 +10,7 @@ export type HeldPush = [number, string, number];
 export interface OrderedStream {
   app: string;
   device: string;
-  /** Highest seq written to the device. */
+  /** Highest seq written to the device (a receipt on this connection is clamped to it). */
   lastSeq: number;
   /** Non-null while the inbox is being read: routed pushes wait here. */
   pending: HeldPush[] | null;
@@ -26,7 +26,8 @@ export type DeliveryPath = 'live' | 'replay';
 export interface DeliverySink<S extends OrderedStream> {
   /**
    * Writes one push frame. False when the stream cannot take it now (send buffer full): the
-   * sink marks it blocked, and resyncs it once it has drained.
+   * sink marks it blocked, and resyncs it once it has drained; or when the connection is no
+   * longer open (nothing more is written to it). lastSeq only ever names written frames.
    */
   write(s: S, seq: number, body: string, path: DeliveryPath, sent?: number): boolean;
   /** False once the connection is gone (a replay stops). */
