@@ -3,9 +3,19 @@ import { loopbackSource } from '../../client/simulator.js';
 import { campaignMessageId, readCampaignProgress } from '../../common/campaign/plan.js';
 import { createRedis, type PgRedis } from '../../common/redis/connection.js';
 import { redisKeys } from '../../common/redis/keys.js';
+import { TagCampaignResource } from '../../operator/controllers/tagcampaign/controller.js';
+import type { KubeObject } from '../../operator/runtime/kube.js';
+import { Resources } from '../../operator/runtime/resources.js';
+import { createTestNamespace, eventually, testKubeConfig } from '../support/k8s.js';
 import {
-  campaignPlan,
-  publishCampaign,
+  applyPushGateway,
+  clientFor,
+  installCRDs,
+  samplePushGateway,
+  startOperator,
+  type OperatorProcess,
+} from '../support/operator.js';
+import {
   registerDevices,
   startDispatcherProcess,
   stopDispatcher,
@@ -13,6 +23,7 @@ import {
   type DispatcherProcess,
 } from '../support/campaign.js';
 import {
+  APP,
   RecordingDevice,
   sleep,
   startGatewayProcess,
@@ -23,12 +34,16 @@ import {
 } from '../support/gateway.js';
 
 /**
- * One campaign end to end (issue 11, "Must show"): 20,000 matching devices of a tag expression
- * with allOf and noneOf, 60% online across two gateways and 40% offline, plus devices that do not
- * match, sent at 1,000/s by two dispatcher replicas. Real Redis, gateways, devices (the client
- * library, which dedupes by id and acks) and dispatchers. The plan is published with
- * publishCampaign, as the TagCampaign controller (another helper's work) publishes it.
+ * One campaign end to end (issue 11, "Must show"): a TagCampaign applied to the real control
+ * plane, the operator (a child process) publishing its plan, and 20,000 matching devices of a tag
+ * expression with allOf and noneOf, 60% online across two gateways and 40% offline, plus devices
+ * that do not match, sent at 1,000/s by two dispatcher replicas. Real Redis, gateways, devices
+ * (the client library, which dedupes by id and acks) and dispatchers; the status the operator
+ * writes on the TagCampaign ends Completed with the counts the devices saw. The PushGateway's
+ * own pods are on kwok nodes here: the gateway and dispatcher processes run on the host.
  */
+const kubeconfig = inject('kubeconfig');
+const client = clientFor(kubeconfig);
 const redisUrl = inject('redisUrl');
 const prefix = uniquePrefix('cmp-e2e');
 const keys = redisKeys(prefix);
@@ -40,8 +55,14 @@ const RATE = 1000;
 const NON_MATCHING = 1000;
 const NON_MATCHING_ONLINE = 400;
 
+type Campaign = KubeObject & {
+  status?: { phase?: string; counters?: Record<string, number>; progress?: string };
+};
+
 describe('a campaign to 20,000 devices at 1,000/s', () => {
   let redis: PgRedis;
+  let ns: string;
+  let operator: OperatorProcess | undefined;
   const gateways: GatewayProcess[] = [];
   const dispatchers: DispatcherProcess[] = [];
   const online: RecordingDevice[] = [];
@@ -70,6 +91,22 @@ describe('a campaign to 20,000 devices at 1,000/s', () => {
 
   beforeAll(async () => {
     redis = createRedis(redisUrl);
+    ns = await createTestNamespace(testKubeConfig(kubeconfig), 'cmp-e2e');
+    await installCRDs(kubeconfig);
+    await client.apply(
+      Resources.Secret,
+      { metadata: { name: 'pushgate-redis', namespace: ns }, stringData: { url: redisUrl } },
+      { fieldManager: 'test' },
+    );
+    // The PushGateway the campaign names, on this test's key prefix (where its plan goes).
+    await applyPushGateway(
+      client,
+      samplePushGateway(ns, 'main', (spec) => (spec.redis = { ...spec.redis, keyPrefix: prefix })),
+    );
+    operator = startOperator(kubeconfig, [
+      ...['--namespace', ns, '--lease-namespace', ns, '--lease-name', 'cmp-e2e'],
+      ...['--campaign-status-seconds', '2'],
+    ]);
     const gwArgs = ['--max-pending-handshakes-per-address', '1000', '--accept-rate', '5000'];
     gateways.push(
       ...(await Promise.all(
@@ -99,19 +136,33 @@ describe('a campaign to 20,000 devices at 1,000/s', () => {
     for (const d of online) d.client.stop();
     await Promise.all(dispatchers.map((d) => stopDispatcher(d)));
     await Promise.all(gateways.map((g) => stopGateway(g)));
+    await operator?.stop();
     redis.disconnect();
+    client.close();
   });
 
   it('every matching device exactly once (offline ones on reconnect), no other; 20 s at an even 1,000/s; counts add up', async () => {
-    const plan = campaignPlan({
-      target: { allDevices: false, allOf: ['news', 'vip'], anyOf: [], noneOf: ['churned'] },
-      // Burst 10% of the rate: any second holds at most rate + burst (the upper bound of the
-      // +-10%), and a replica held up for up to ~80 ms (GC, a busy machine) catches up.
-      rate: { perSecond: RATE, burst: RATE / 10 },
-    });
-    const mid = campaignMessageId(plan.id);
-    await publishCampaign(redis, keys, plan);
-    const p = await untilProgress(redis, keys, plan.id, (x) => x.finishedAt !== undefined, 60_000, 'finish');
+    const applied = await client.apply<Campaign>(
+      TagCampaignResource,
+      {
+        apiVersion: 'pushgate.dev/v1alpha1',
+        kind: 'TagCampaign',
+        metadata: { name: 'spring-sale', namespace: ns },
+        spec: {
+          gatewayRef: { name: 'main' },
+          appId: APP,
+          target: { allOf: ['news', 'vip'], noneOf: ['churned'] },
+          message: { title: 'Spring sale', body: '20% off', data: { sku: '42' }, ttlSeconds: 3600 },
+          // Burst 10% of the rate: any second holds at most rate + burst (the upper bound of the
+          // +-10%), and a replica held up for up to ~80 ms (GC, a busy machine) catches up.
+          rate: { messagesPerSecond: RATE, burst: RATE / 10 },
+        },
+      } as KubeObject,
+      { fieldManager: 'test', force: true },
+    );
+    const uid = applied.metadata!.uid!;
+    const mid = campaignMessageId(uid);
+    const p = await untilProgress(redis, keys, uid, (x) => x.finishedAt !== undefined, 90_000, 'finish');
 
     expect(p.counters).toMatchObject({
       targeted: MATCHING,
@@ -126,7 +177,7 @@ describe('a campaign to 20,000 devices at 1,000/s', () => {
     expect(took).toBeGreaterThan(19_000);
     expect(took).toBeLessThan(21_000);
     // Every full second within +-10% of 1,000 (the dispatchers' count per second of Redis time).
-    const perSecond = await redis.hgetall(keys.campaignRate(plan.id));
+    const perSecond = await redis.hgetall(keys.campaignRate(uid));
     const seconds = Object.keys(perSecond)
       .map(Number)
       .sort((a, b) => a - b);
@@ -174,15 +225,28 @@ describe('a campaign to 20,000 devices at 1,000/s', () => {
     const final = await untilProgress(
       redis,
       keys,
-      plan.id,
+      uid,
       (x) => x.counters.delivered >= seen && x.counters.acked >= seen,
       10_000,
       'delivered and acked counted',
     );
     await sleep(1500); // one more flush: nothing beyond
-    const settled = await readCampaignProgress(redis, keys, plan.id);
+    const settled = await readCampaignProgress(redis, keys, uid);
     expect(settled.counters.delivered).toBe(seen);
     expect(settled.counters.acked).toBe(seen);
     expect(final.counters.sent).toBe(MATCHING);
+
+    // The TagCampaign's status, as the operator writes it from the same progress.
+    const done = await eventually(
+      async () => {
+        const c = await client.get<Campaign>(TagCampaignResource, ns, 'spring-sale');
+        return c.status?.phase === 'Completed' && c.status.counters?.acked === seen && c;
+      },
+      { what: 'TagCampaign Completed with every ack counted', timeoutMs: 30_000 },
+    );
+    const c = done.status!.counters!;
+    expect(c).toMatchObject({ targeted: MATCHING, sent: MATCHING, expired: 0, failed: 0, delivered: seen });
+    expect(c.targeted).toBe(c.sent! + c.expired! + c.failed!);
+    expect(done.status!.progress).toBe(`${MATCHING}/${MATCHING} (100%)`);
   }, 300_000);
 });

@@ -20,7 +20,7 @@ import { RateLimitPolicyResource } from '../ratelimitpolicy/controller.js';
 import { GatewayRedisError, type GatewayRedis } from '../shared/gateway-redis.js';
 import { startAtOf } from './desired.js';
 import { TagCampaignResource } from './resource.js';
-import { computeCampaignStatus, isFinal, type CampaignProblem } from './status.js';
+import { computeCampaignStatus, deliveriesSettleAt, isFinal, type CampaignProblem } from './status.js';
 import type { CampaignContext, CampaignEnv } from './steps/context.js';
 import { sweepOrphanedCampaigns } from './orphans.js';
 import { ensureFinalizer, finalizeCampaign } from './steps/finalizer.js';
@@ -45,6 +45,8 @@ export interface TagCampaignControllerOptions {
 }
 
 const SYNC_STEPS: Step<CampaignContext>[] = [ensureFinalizer, resolve, publish, observe];
+/** A final campaign: nothing to publish, only its progress to read (late reads and acks). */
+const LATE_DELIVERY_STEPS: Step<CampaignContext>[] = [resolve, observe];
 
 /**
  * TagCampaign: publishes each campaign's plan into its PushGateway's Redis for the dispatchers
@@ -53,7 +55,9 @@ const SYNC_STEPS: Step<CampaignContext>[] = [ensureFinalizer, resolve, publish, 
  * most once per pollMs per campaign whatever triggers it (policy or gateway events included);
  * the status path computes status from what the last sync observed, deterministically, so a
  * status-only event never writes again. A final status (Completed, Failed by sending,
- * Cancelled) is never written again. Deletion goes through a finalizer (steps/finalizer.ts).
+ * Cancelled) keeps its phase and send counts; its delivered and acked counts follow the devices
+ * until the message's TTL has run out (devices offline at sending read it on reconnect), then
+ * nothing is read or written again. Deletion goes through a finalizer (steps/finalizer.ts).
  */
 export class TagCampaignController {
   readonly controller: Controller;
@@ -160,8 +164,11 @@ export class TagCampaignController {
       return;
     }
     const previous = (raw as { status?: TagCampaignStatus }).status;
-    if (isFinal(previous)) return; // final: nothing to read, nothing to write
+    const final = isFinal(previous);
     const tc = parse(raw);
+    // Final: only late reads and acks are left to count, until the message's TTL has run out.
+    const settleAt = final ? deliveriesSettleAt(previous!, tc.spec.message.ttlSeconds) : 0;
+    if (final && now >= settleAt) return; // settled: nothing to read, nothing to write
     // Whatever brings the key here (policy and gateway events, its own status writes), Redis is
     // read at most once per pollMs for an unchanged spec: status writes stay bounded.
     const seen = this.env.observed.get(key);
@@ -173,7 +180,15 @@ export class TagCampaignController {
       this.controller.lastSync(key)?.ok
     )
       return { requeueAfterMs: seen.observedAt + this.pollMs - now };
-    await runSteps(SYNC_STEPS, { key, raw, tc, gatewayKey, now, env: this.env });
+    await runSteps(final ? LATE_DELIVERY_STEPS : SYNC_STEPS, {
+      key,
+      raw,
+      tc,
+      gatewayKey,
+      now,
+      env: this.env,
+    });
+    if (final) return { requeueAfterMs: Math.min(this.pollMs, settleAt - now) };
     const startAt = startAtOf(tc);
     // A campaign waiting for its start time is looked at again right at it.
     return { requeueAfterMs: startAt > now ? Math.min(this.pollMs, startAt - now + 50) : this.pollMs };
@@ -183,7 +198,8 @@ export class TagCampaignController {
     const raw = this.controller.get(key);
     if (!raw || raw.metadata?.deletionTimestamp) return;
     const previous = (raw as { status?: TagCampaignStatus }).status;
-    if (isFinal(previous)) return;
+    // Final: written again only for delivered and acked counts read since (computeCampaignStatus).
+    if (isFinal(previous) && !this.env.observed.get(key)?.progress) return;
     let tc: TagCampaign | undefined;
     let problem: CampaignProblem | undefined = last && !last.ok ? describeFailure(last.error) : undefined;
     try {

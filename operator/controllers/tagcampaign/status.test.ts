@@ -3,6 +3,8 @@ import type { TagCampaignStatus } from '../../api/index.js';
 import type { CampaignProgress } from '../../../common/campaign/plan.js';
 import {
   computeCampaignStatus,
+  deliveriesSettleAt,
+  DELIVERY_COUNT_GRACE_MS,
   isFinal,
   progressText,
   shortDuration,
@@ -257,6 +259,45 @@ describe('computeCampaignStatus', () => {
       base({ previous: done, spec: { ...spec, suspend: true }, progress: progress({ c: { targeted: 9 } }) }),
     );
     expect(later).toBe(done);
+  });
+
+  it('after it is final, only delivered and acked follow the devices, and only up', () => {
+    const done = computeCampaignStatus(
+      base({
+        progress: progress({
+          snapshotAt: T0,
+          finishedAt: T0 + 5,
+          c: { targeted: 10, sent: 8, expired: 2, delivered: 6, acked: 5 },
+        }),
+      }),
+    );
+    expect(done.phase).toBe('Completed');
+    // Devices offline at sending reconnect and read and ack it; the rest of the progress is ignored.
+    const later = computeCampaignStatus(
+      base({
+        previous: done,
+        observedAt: T0 + 60_000,
+        progress: progress({ c: { targeted: 99, sent: 99, expired: 0, delivered: 8, acked: 7 } }),
+      }),
+    );
+    expect(later.counters).toEqual({ ...done.counters, delivered: 8, acked: 7 });
+    expect({ ...later, counters: undefined }).toEqual({ ...done, counters: undefined });
+    // A progress hash Redis forgot reads as zeros: nothing goes down, and nothing is written.
+    expect(computeCampaignStatus(base({ previous: later, progress: progress({}) }))).toBe(later);
+    expect(computeCampaignStatus(base({ previous: later }))).toBe(later);
+  });
+
+  it('delivery counts may grow until the TTL of the last send has run out, if anything was sent', () => {
+    const completionTime = '2026-11-30T12:00:10Z';
+    const sent = {
+      phase: 'Completed',
+      completionTime,
+      counters: counters({ targeted: 3, sent: 3 }),
+    } as const;
+    expect(deliveriesSettleAt(sent, 3600)).toBe(
+      Date.parse(completionTime) + 3_600_000 + DELIVERY_COUNT_GRACE_MS,
+    );
+    expect(deliveriesSettleAt({ ...sent, counters: counters({ targeted: 3, expired: 3 }) }, 3600)).toBe(0);
   });
 
   it('keeps the counters of the last status while Redis cannot be read', () => {

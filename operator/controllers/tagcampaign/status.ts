@@ -3,12 +3,42 @@ import type { CampaignProgress } from '../../../common/campaign/plan.js';
 import { findCondition, setConditions, type ConditionInput } from '../../runtime/conditions.js';
 import type { CampaignRateDecision } from './rate.js';
 
-/** Phases after which status is final: never written again. */
+/**
+ * Phases after which status is final: phase, conditions, times and the send counts never change
+ * again. Only what devices report later still moves (lateDeliveries).
+ */
 export const FINAL_PHASES: readonly CampaignPhase[] = ['Completed', 'Failed', 'Cancelled'];
 
 /** A status that is final: a finished phase with its completionTime. */
 export const isFinal = (s: TagCampaignStatus | undefined): boolean =>
   !!s?.completionTime && !!s.phase && FINAL_PHASES.includes(s.phase);
+
+/** How long after a message's TTL the gateways may still be counting its last reads and acks. */
+export const DELIVERY_COUNT_GRACE_MS = 30_000;
+
+/**
+ * Until when (ms since the epoch) a final campaign's delivered and acked counts may still grow:
+ * a device offline while it was sent reads and acks it on reconnect, until its TTL runs out.
+ * 0 when nothing was sent.
+ */
+export function deliveriesSettleAt(s: TagCampaignStatus, ttlSeconds: number): number {
+  if (!s.completionTime || !s.counters?.sent) return 0;
+  return Date.parse(s.completionTime) + ttlSeconds * 1000 + DELIVERY_COUNT_GRACE_MS;
+}
+
+/**
+ * A final status with the delivered and acked counts of a later observation: only these move,
+ * and only up (a progress hash lost with Redis reads as zeros and changes nothing). The same
+ * status object when nothing grew, so no write.
+ */
+function lateDeliveries(prev: TagCampaignStatus, p: CampaignProgress | undefined): TagCampaignStatus {
+  const before = { ...ZERO_COUNTERS, ...prev.counters };
+  if (!p) return prev;
+  const delivered = Math.max(before.delivered, p.counters.delivered);
+  const acked = Math.max(before.acked, p.counters.acked);
+  if (delivered === before.delivered && acked === before.acked) return prev;
+  return { ...prev, counters: { ...before, delivered, acked } };
+}
 
 /** Why the controller could not do its part this time (a condition's reason and message). */
 export interface CampaignProblem {
@@ -112,11 +142,12 @@ const cond = (
  * stopped it: progress.error; or every target failed) >
  * Completed (the dispatchers finished) > the previous phase while the gateway or its Redis
  * cannot be reached > Suspended (spec.suspend) > Pending (before startAt) > Running.
- * A Completed, Failed-by-sending or Cancelled status gets completionTime and is final.
+ * A Completed, Failed-by-sending or Cancelled status gets completionTime and is final; after
+ * that only delivered and acked follow the devices (lateDeliveries).
  */
 export function computeCampaignStatus(o: CampaignObservation): TagCampaignStatus {
   const prev = o.previous;
-  if (isFinal(prev)) return prev!;
+  if (isFinal(prev)) return lateDeliveries(prev!, o.progress);
   const gen = o.generation;
   const p = o.progress;
   const counters: CampaignCounters = p ? { ...p.counters } : { ...ZERO_COUNTERS, ...prev?.counters };
