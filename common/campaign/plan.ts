@@ -137,8 +137,9 @@ export async function readCampaignPlans(
 }
 
 /**
- * A gateway's aggregated count of a campaign's frames written (delivered) or acks, while the
- * campaign's progress exists (a deleted campaign's progress is not created again without TTL).
+ * A gateway's aggregated count of a campaign's deliveries (devices that read its message, each
+ * once: a receipt, or the ack of a device without receipts) or acks, while the campaign's
+ * progress exists (a deleted campaign's progress is not created again without TTL).
  */
 export async function countCampaignDelivery(
   redis: PgRedis,
@@ -147,13 +148,7 @@ export async function countCampaignDelivery(
   counter: 'delivered' | 'acked',
   n: number,
 ): Promise<void> {
-  await redis.eval(
-    "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2]) end return 0",
-    1,
-    keys.campaignProgress(id),
-    counter,
-    String(n),
-  );
+  await redis.pgIncrIfExists(keys.campaignProgress(id), counter, n);
 }
 
 /** The progress of a campaign (all zero before anything happened). */

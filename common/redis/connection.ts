@@ -65,7 +65,7 @@ export interface ScriptCommands {
     want: number,
   ): Promise<[number, number]>;
   pgLimitReleased(releasing: string, lease: string, token: string): Promise<number>;
-  pgCountFate(statusKey: string, counter: 'replaced' | 'evicted' | 'readGone', by: number): Promise<number>;
+  pgIncrIfExists(hash: string, counter: string, by: number): Promise<number>;
 }
 
 const VARIABLE_KEY_SCRIPTS = Object.entries(scripts)

@@ -215,7 +215,7 @@ export async function recordFates(
     ['evicted', fates.evicted],
     ['readGone', fates.readGone ?? []],
   ] as const) {
-    for (const [id, n] of tally(ids)) calls.push(redis.pgCountFate(keys.messageStatus(id), counter, n));
+    for (const [id, n] of tally(ids)) calls.push(redis.pgIncrIfExists(keys.messageStatus(id), counter, n));
   }
   await Promise.all(calls);
 }

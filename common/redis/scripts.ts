@@ -415,12 +415,13 @@ return 1
   },
 
   /**
-   * Records the fate of an older message on its own status (replaced by a newer one through a
-   * collapse key, or evicted from a full inbox), when that status still exists: a status that has
-   * expired is not created again (it would have no TTL).
-   * KEYS: the message status. ARGV: counter, increment. Returns the new value, or 0.
+   * Adds to a counter of a hash only while the hash exists: a message status that has expired,
+   * or a campaign's progress that was deleted, is not created again (it would have no TTL). Used
+   * for the fate of an older message on its own status (replaced through a collapse key, evicted
+   * from a full inbox) and for a campaign's delivered and acked counts.
+   * KEYS: the hash. ARGV: counter, increment. Returns the new value, or 0.
    */
-  pgCountFate: {
+  pgIncrIfExists: {
     numberOfKeys: 1,
     lua: `
 if redis.call('EXISTS', KEYS[1]) == 1 then

@@ -344,9 +344,11 @@ export class DeviceHub implements SessionHost {
       this.store
         .countStatus(id, counter, n)
         .catch((err: unknown) => this.log.debug({ err }, 'status count failed'));
+      // A campaign counts what its message status counts: devices that read it (once each) and
+      // acks. Frames written are not deliveries (a dying connection loses what it was sent).
       const campaign = this.opts.countCampaign && campaignOfMessageId(id);
-      if (campaign && (counter === 'sent' || counter === 'acked'))
-        this.opts.countCampaign!(campaign, counter === 'sent' ? 'delivered' : 'acked', n).catch(
+      if (campaign && (counter === 'delivered' || counter === 'acked'))
+        this.opts.countCampaign!(campaign, counter, n).catch(
           (err: unknown) => this.log.debug({ err }, 'campaign count failed'),
         );
     });

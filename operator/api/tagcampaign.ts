@@ -310,7 +310,9 @@ export const campaignCountersSchema = z
   .object({
     targeted: counter('Devices matched by the target.'),
     sent: counter('Messages handed to a gateway.'),
-    delivered: counter('Messages written to a device connection.'),
+    delivered: counter(
+      'Devices that read the message: a receipt, or the ack of a device that sends no receipts; each device once.',
+    ),
     acked: counter('Messages the device acknowledged.'),
     deferred: counter('Messages held back by a rate limit or quiet hours (kept, sent later).'),
     expired: counter('Messages whose TTL or the deadline passed before delivery.'),

@@ -651,6 +651,78 @@ describe('TTL 0: now or never', () => {
   });
 });
 
+describe('delivered counts the devices that read it, once each; acked the acks', () => {
+  const env = setup('cmp-recv');
+  let gateway: GatewayProcess;
+  const ackers: RecordingDevice[] = [];
+  const readers: RecordingDevice[] = [];
+  const reader = (i: number) =>
+    new RecordingDevice({ device: `rd-${i}`, endpoints: [gateway.wsUrl], tags: ['news'], autoAck: false });
+
+  beforeAll(async () => {
+    gateway = await startGatewayProcess({ redisUrl, prefix: env.prefix, id: 'cmp-recv' });
+    for (let i = 0; i < 10; i++)
+      ackers.push(new RecordingDevice({ device: `ak-${i}`, endpoints: [gateway.wsUrl], tags: ['news'] }));
+    // Devices that read (receipts, the client's default) but never ack: the app did not handle it.
+    for (let i = 0; i < 20; i++) readers.push(reader(i));
+    await Promise.all([...ackers, ...readers].map((d) => d.client.start()));
+    await until(() => [...ackers, ...readers].every((d) => d.client.connected), 30_000, 'devices connected');
+    await dispatcher(env);
+  });
+  afterAll(async () => {
+    [...ackers, ...readers].forEach((d) => d.client.stop());
+    await stopGateway(gateway);
+  });
+
+  it('readers count delivered, not acked; a resend after their reconnect counts nothing again', async () => {
+    const plan = campaignPlan({});
+    const mid = campaignMessageId(plan.id);
+    await publishCampaign(env.redis, env.keys, plan);
+    const p = await untilProgress(
+      env.redis,
+      env.keys,
+      plan.id,
+      (x) => x.counters.delivered >= 30 && x.counters.acked >= 10,
+      15_000,
+      'read and acked',
+    );
+    expect(p.counters).toMatchObject({ targeted: 30, sent: 30 });
+    await sleep(1500); // one more flush: nothing beyond
+    expect((await readCampaignProgress(env.redis, env.keys, plan.id)).counters).toMatchObject({
+      delivered: 30,
+      acked: 10,
+    });
+    // Unacked, the message is sent again on the readers' next connection: read again, not
+    // counted again.
+    readers.forEach((d) => d.client.stop());
+    const again = Array.from({ length: 20 }, (_, i) => reader(i));
+    readers.splice(0, readers.length, ...again);
+    await Promise.all(again.map((d) => d.client.start()));
+    await until(() => again.every((d) => d.ids().includes(mid)), 15_000, 'resent to the readers');
+    await sleep(1500);
+    expect((await readCampaignProgress(env.redis, env.keys, plan.id)).counters).toMatchObject({
+      delivered: 30,
+      acked: 10,
+    });
+    // Now they ack: acked catches up, delivered stays (an ack of a read message is no new read).
+    for (const d of again) d.client.ack([mid]);
+    const acked = await untilProgress(
+      env.redis,
+      env.keys,
+      plan.id,
+      (x) => x.counters.acked >= 30,
+      10_000,
+      'acked',
+    );
+    await sleep(1500);
+    expect((await readCampaignProgress(env.redis, env.keys, plan.id)).counters).toMatchObject({
+      delivered: 30,
+      acked: 30,
+    });
+    expect(acked.counters.delivered).toBe(30);
+  });
+});
+
 describe("a device's daily cap (RateLimitPolicy perDevice)", () => {
   const env = setup('cmp-devcap');
   const devices = fleet(200, () => ['news']);
