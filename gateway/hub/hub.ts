@@ -348,8 +348,8 @@ export class DeviceHub implements SessionHost {
       // acks. Frames written are not deliveries (a dying connection loses what it was sent).
       const campaign = this.opts.countCampaign && campaignOfMessageId(id);
       if (campaign && (counter === 'delivered' || counter === 'acked'))
-        this.opts.countCampaign!(campaign, counter, n).catch(
-          (err: unknown) => this.log.debug({ err }, 'campaign count failed'),
+        this.opts.countCampaign!(campaign, counter, n).catch((err: unknown) =>
+          this.log.debug({ err }, 'campaign count failed'),
         );
     });
   }
