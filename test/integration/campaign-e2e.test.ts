@@ -5,16 +5,8 @@ import { createRedis, type PgRedis } from '../../common/redis/connection.js';
 import { redisKeys } from '../../common/redis/keys.js';
 import { TagCampaignResource } from '../../operator/controllers/tagcampaign/controller.js';
 import type { KubeObject } from '../../operator/runtime/kube.js';
-import { Resources } from '../../operator/runtime/resources.js';
 import { createTestNamespace, eventually, testKubeConfig } from '../support/k8s.js';
-import {
-  applyPushGateway,
-  clientFor,
-  installCRDs,
-  samplePushGateway,
-  startOperator,
-  type OperatorProcess,
-} from '../support/operator.js';
+import { clientFor, operatorOnPrefix, type OperatorProcess } from '../support/operator.js';
 import {
   registerDevices,
   startDispatcherProcess,
@@ -92,21 +84,14 @@ describe('a campaign to 20,000 devices at 1,000/s', () => {
   beforeAll(async () => {
     redis = createRedis(redisUrl);
     ns = await createTestNamespace(testKubeConfig(kubeconfig), 'cmp-e2e');
-    await installCRDs(kubeconfig);
-    await client.apply(
-      Resources.Secret,
-      { metadata: { name: 'pushgate-redis', namespace: ns }, stringData: { url: redisUrl } },
-      { fieldManager: 'test' },
-    );
     // The PushGateway the campaign names, on this test's key prefix (where its plan goes).
-    await applyPushGateway(
-      client,
-      samplePushGateway(ns, 'main', (spec) => (spec.redis = { ...spec.redis, keyPrefix: prefix })),
-    );
-    operator = startOperator(kubeconfig, [
-      ...['--namespace', ns, '--lease-namespace', ns, '--lease-name', 'cmp-e2e'],
-      ...['--campaign-status-seconds', '2'],
-    ]);
+    operator = await operatorOnPrefix(kubeconfig, client, {
+      namespace: ns,
+      redisUrl,
+      prefix,
+      leaseName: 'cmp-e2e',
+      args: ['--campaign-status-seconds', '2'],
+    });
     const gwArgs = ['--max-pending-handshakes-per-address', '1000', '--accept-rate', '5000'];
     gateways.push(
       ...(await Promise.all(

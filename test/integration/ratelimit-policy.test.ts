@@ -1,17 +1,9 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { Resources } from '../../operator/runtime/resources.js';
 import type { KubeObject } from '../../operator/runtime/kube.js';
 import { RateLimitPolicyResource } from '../../operator/controllers/ratelimitpolicy/controller.js';
 import { createTestNamespace, eventually, testKubeConfig } from '../support/k8s.js';
 import { kubectl } from '../support/stack.js';
-import {
-  applyPushGateway,
-  clientFor,
-  installCRDs,
-  samplePushGateway,
-  startOperator,
-  type OperatorProcess,
-} from '../support/operator.js';
+import { clientFor, operatorOnPrefix, type OperatorProcess } from '../support/operator.js';
 import { createRedis } from '../../common/redis/connection.js';
 import { DEFAULT_KEY_PREFIX, redisKeys } from '../../common/redis/keys.js';
 import { scrapeSum } from '../support/prometheus.js';
@@ -86,20 +78,13 @@ async function push(i: number) {
 
 beforeAll(async () => {
   ns = await createTestNamespace(testKubeConfig(kubeconfig), 'op-rlp');
-  await installCRDs(kubeconfig);
-  await client.apply(
-    Resources.Secret,
-    { metadata: { name: 'pushgate-redis', namespace: ns }, stringData: { url: redisUrl } },
-    { fieldManager: 'test' },
-  );
   // The gateway's own key prefix (spec.redis.keyPrefix): the operator publishes under it.
-  await applyPushGateway(
-    client,
-    samplePushGateway(ns, 'main', (spec) => (spec.redis = { ...spec.redis, keyPrefix: prefix })),
-  );
-  operator = startOperator(kubeconfig, [
-    ...['--namespace', ns, '--lease-namespace', ns, '--lease-name', 'op-rlp'],
-  ]);
+  operator = await operatorOnPrefix(kubeconfig, client, {
+    namespace: ns,
+    redisUrl,
+    prefix,
+    leaseName: 'op-rlp',
+  });
   gw = await startGatewayProcess({ redisUrl, prefix, id: 'rlp-gw' });
   device = new RecordingDevice({ device: 'rl-dev', endpoints: [gw.wsUrl] });
   await device.client.start();

@@ -22,8 +22,10 @@ export function clientFor(kubeconfigPath: string): KubeClient {
   return new KubeClient(kc);
 }
 
+import { installCRDs } from './crds.js';
+
 /** One CRD installer for every test file (test/support/crds.ts). */
-export { installCRDs } from './crds.js';
+export { installCRDs };
 
 /** The sample users apply (examples/pushgateway.yaml), placed in `namespace` under `name`. */
 export function samplePushGateway(
@@ -197,4 +199,31 @@ export async function metricSum(
 ): Promise<number> {
   const { body } = await probe(port, '/metrics');
   return sumSamples(body, name, filter);
+}
+
+/**
+ * A namespace where the operator publishes into a test's own Redis key prefix: the CRDs, the
+ * `pushgate-redis` Secret pointing at `redisUrl`, the sample PushGateway `main` with
+ * spec.redis.keyPrefix = `prefix` (its campaigns and policies go there), and the operator
+ * watching the namespace with `args` added.
+ */
+export async function operatorOnPrefix(
+  kubeconfig: string,
+  client: KubeClient,
+  o: { namespace: string; redisUrl: string; prefix: string; leaseName: string; args?: string[] },
+): Promise<OperatorProcess> {
+  await installCRDs(kubeconfig);
+  await client.apply(
+    Resources.Secret,
+    { metadata: { name: 'pushgate-redis', namespace: o.namespace }, stringData: { url: o.redisUrl } },
+    { fieldManager: 'test' },
+  );
+  await applyPushGateway(
+    client,
+    samplePushGateway(o.namespace, 'main', (spec) => (spec.redis = { ...spec.redis, keyPrefix: o.prefix })),
+  );
+  return startOperator(kubeconfig, [
+    ...['--namespace', o.namespace, '--lease-namespace', o.namespace, '--lease-name', o.leaseName],
+    ...(o.args ?? []),
+  ]);
 }
