@@ -91,60 +91,7 @@ function byBucket(ids: string[]): string[][] {
   return out;
 }
 
-/**
- * Evaluates a tag expression over the sets of one slot. KEYS: the device set (the universe of
- * `!`), then one set per tag. ARGV: limit (0 = none), then the expression in postfix: `t<i>`
- * pushes tag set i (KEYS[1 + i]), `u` the device set, `n` complements the top, `a<k>`/`o<k>`
- * intersect/unite the top k. Returns the matching device ids, or the number -1 when more than
- * `limit` match.
- */
-const resolveLua = `
-local limit = tonumber(ARGV[1])
-if #ARGV == 2 then
-  local key = ARGV[2] == 'u' and KEYS[1] or KEYS[1 + tonumber(string.sub(ARGV[2], 2))]
-  if limit > 0 and redis.call('ZCARD', key) > limit then return -1 end
-  return redis.call('ZRANGE', key, 0, -1)
-end
-local function members(key)
-  local s = {}
-  for _, d in ipairs(redis.call('ZRANGE', key, 0, -1)) do s[d] = true end
-  return s
-end
-local stack, universe = {}, nil
-local function all() if not universe then universe = members(KEYS[1]) end return universe end
-for i = 2, #ARGV do
-  local op, n = string.sub(ARGV[i], 1, 1), tonumber(string.sub(ARGV[i], 2))
-  if op == 't' then stack[#stack + 1] = members(KEYS[1 + n])
-  elseif op == 'u' then stack[#stack + 1] = all()
-  elseif op == 'n' then
-    local top, out = stack[#stack], {}
-    for d in pairs(all()) do if not top[d] then out[d] = true end end
-    stack[#stack] = out
-  else
-    local args = {}
-    for j = n, 1, -1 do args[j] = stack[#stack]; stack[#stack] = nil end
-    local out = {}
-    if op == 'a' then
-      for d in pairs(args[1]) do
-        local inAll = true
-        for j = 2, n do if not args[j][d] then inAll = false; break end end
-        if inAll then out[d] = true end
-      end
-    else
-      for j = 1, n do for d in pairs(args[j]) do out[d] = true end end
-    end
-    stack[#stack + 1] = out
-  end
-end
-local res = {}
-for d in pairs(stack[1]) do
-  res[#res + 1] = d
-  if limit > 0 and #res > limit then return -1 end
-end
-return res
-`;
-
-/** The postfix program of resolveLua for an expression; null = every device (push to all). */
+/** The postfix program of pgResolve (common/redis/index-scripts.ts) for an expression; null = every device (push to all). */
 function compile(expr: TagExpr | null, tags: string[]): string[] {
   if (expr === null) return ['u'];
   switch (expr.op) {
@@ -184,8 +131,7 @@ async function resolveIndexed(
   let total = 0;
   await Promise.all(
     Array.from({ length: DEVICE_BUCKETS }, async (_, b) => {
-      const r = (await redis.eval(
-        resolveLua,
+      const r = (await redis.pgResolve(
         1 + tags.length,
         keys.bucketDevices(app, b),
         ...tags.map((t) => keys.tagDevices(app, b, t)),

@@ -24,56 +24,6 @@ export class TagLimitError extends Error {
   }
 }
 
-/**
- * The app-wide half of a registration change (the app's slot): the tag catalogue and its
- * bound, alias sets, and removal from the legacy one-slot sets (so they never hold a membership
- * the buckets dropped while migration runs). KEYS: appTags, legacyAppDevices, then one legacy tag
- * key per removed tag, then the old alias key (when it is left) and the new alias key (when it is
- * set). ARGV: device, cap (0 = none), forget (1: leave the app), nAdd, nRemove, aliasOut, aliasIn,
- * tag names (added, then removed). The per-app tag counts drop tags that no device carries any
- * more, and the cap counts distinct tags, so the catalogue is bounded by the cap, not by what
- * devices once sent. Returns 0 (nothing written) when added tags would take the app over its cap.
- */
-const appIndexLua = `
-local device, cap, forget = ARGV[1], tonumber(ARGV[2]), ARGV[3] == '1'
-local nAdd, nRemove = tonumber(ARGV[4]), tonumber(ARGV[5])
-local aliasOut, aliasIn = ARGV[6] == '1', ARGV[7] == '1'
-local T = 7
-if cap > 0 and nAdd > 0 then
-  local fresh = 0
-  for i = 1, nAdd do
-    if not redis.call('ZSCORE', KEYS[1], ARGV[T + i]) then fresh = fresh + 1 end
-  end
-  if fresh > 0 and redis.call('ZCARD', KEYS[1]) + fresh > cap then return 0 end
-end
-if forget then redis.call('ZREM', KEYS[2], device) end
-for i = 1, nAdd do redis.call('ZINCRBY', KEYS[1], 1, ARGV[T + i]) end
-for i = 1, nRemove do
-  redis.call('ZREM', KEYS[2 + i], device)
-  if tonumber(redis.call('ZINCRBY', KEYS[1], -1, ARGV[T + nAdd + i])) <= 0 then
-    redis.call('ZREM', KEYS[1], ARGV[T + nAdd + i])
-  end
-end
-local k = 3 + nRemove
-if aliasOut then redis.call('SREM', KEYS[k], device); k = k + 1 end
-if aliasIn then redis.call('SADD', KEYS[k], device) end
-return 1
-`;
-
-/**
- * The bucket half (the device's bucket slot, the slot of its meta/inbox keys): membership.
- * KEYS: bucketDevices, then one bucket tag key per tag name (added and kept, then removed).
- * ARGV: device, seenAt, forget, nIn (added + kept).
- */
-const bucketIndexLua = `
-local device, seenAt, forget, nIn = ARGV[1], ARGV[2], ARGV[3] == '1', tonumber(ARGV[4])
-if forget then redis.call('ZREM', KEYS[1], device) else redis.call('ZADD', KEYS[1], seenAt, device) end
-for i = 2, #KEYS do
-  if i - 1 <= nIn then redis.call('ZADD', KEYS[i], seenAt, device) else redis.call('ZREM', KEYS[i], device) end
-end
-return 1
-`;
-
 async function changeRegistration(
   redis: PgRedis,
   keys: RedisKeys,
@@ -88,8 +38,7 @@ async function changeRegistration(
     .filter((a): a is string => a !== undefined)
     .map((a) => keys.aliasDevices(app, a));
   // App-wide first: a change the bound refuses writes nothing anywhere.
-  const written = await redis.eval(
-    appIndexLua,
+  const written = await redis.pgAppIndex(
     2 + change.remove.length + aliasKeys.length,
     keys.appTags(app),
     keys.legacyAppDevices(app),
@@ -108,8 +57,7 @@ async function changeRegistration(
   if (Number(written) === 0) throw new TagLimitError(maxTagsPerApp);
   const bucket = deviceBucket(device);
   const tagsIn = [...change.add, ...change.keep];
-  await redis.eval(
-    bucketIndexLua,
+  await redis.pgBucketIndex(
     1 + tagsIn.length + change.remove.length,
     keys.bucketDevices(app, bucket),
     ...[...tagsIn, ...change.remove].map((t) => keys.tagDevices(app, bucket, t)),

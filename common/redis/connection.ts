@@ -1,6 +1,7 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { scripts, type ScriptSpec } from './scripts.js';
 import { rateLimitScripts, type RateLimitScriptCommands } from './ratelimit-scripts.js';
+import { indexScripts, type IndexScriptCommands } from './index-scripts.js';
 
 type Reply = (string | number | Reply[])[];
 
@@ -68,12 +69,15 @@ export interface ScriptCommands {
   pgIncrIfExists(hash: string, counter: string, by: number): Promise<number>;
 }
 
-const VARIABLE_KEY_SCRIPTS = Object.entries(scripts)
-  .filter(([, s]) => (s as ScriptSpec).numberOfKeys === undefined)
+const ALL_SCRIPTS: Record<string, ScriptSpec> = { ...scripts, ...rateLimitScripts, ...indexScripts };
+type AllScriptCommands = ScriptCommands & RateLimitScriptCommands & IndexScriptCommands;
+
+const VARIABLE_KEY_SCRIPTS = Object.entries(ALL_SCRIPTS)
+  .filter(([, s]) => s.numberOfKeys === undefined)
   .map(([name]) => name);
 
 /** A Redis or Redis Cluster client with the pushgate scripts defined. */
-export type PgRedis = (Redis | Cluster) & ScriptCommands & RateLimitScriptCommands;
+export type PgRedis = (Redis | Cluster) & AllScriptCommands;
 
 export interface RedisConnectOptions {
   /** Connection name (CLIENT SETNAME), for `CLIENT LIST` when debugging. */
@@ -84,11 +88,11 @@ export interface RedisConnectOptions {
   options?: RedisOptions;
 }
 
-function defineScripts<T extends Redis | Cluster>(client: T): T & ScriptCommands & RateLimitScriptCommands {
-  for (const [name, s] of Object.entries({ ...scripts, ...rateLimitScripts })) {
-    client.defineCommand(name, { numberOfKeys: (s as ScriptSpec).numberOfKeys, lua: s.lua });
+function defineScripts<T extends Redis | Cluster>(client: T): T & AllScriptCommands {
+  for (const [name, s] of Object.entries(ALL_SCRIPTS)) {
+    client.defineCommand(name, { numberOfKeys: s.numberOfKeys, lua: s.lua });
   }
-  return client as T & ScriptCommands & RateLimitScriptCommands;
+  return client as T & AllScriptCommands;
 }
 
 /** How every pushgate connection retries: back off to 2 s between attempts, never give up. */
@@ -136,8 +140,10 @@ export function createRedis(url: string, opts: RedisConnectOptions = {}): PgRedi
     enableAutoPipelining: true,
     // Scripts with a variable key count take the count as their first argument; ioredis'
     // auto-pipelining would hash that number as if it were the key and, on a cluster, group
-    // the call with the wrong node. They are sent on their own (still without waiting).
-    autoPipeliningIgnoredCommands: VARIABLE_KEY_SCRIPTS,
+    // the call with the wrong node. There they are sent on their own (still without waiting).
+    // A single Redis has one pipeline whatever the key: they join it, so a fan-out's 1,024
+    // bucket stores (or acks, or tag reads) leave in one socket write, not 1,024.
+    autoPipeliningIgnoredCommands: opts.cluster ? VARIABLE_KEY_SCRIPTS : [],
     retryStrategy,
     ...opts.options,
   };
