@@ -68,12 +68,13 @@ export interface HubOptions {
  * behind the DeviceStore.
  */
 export class DeviceHub implements SessionHost {
-  readonly sessions = new Map<string, DeviceSocket>();
   /**
-   * The same sessions by app, then device: a routed push finds its session without making the
-   * `app NUL device` key (a string built and hashed per delivery of a fan-out).
+   * The sessions by app, then device: a routed push finds its session without making an
+   * `app NUL device` key (a string built and hashed per delivery of a fan-out), and a
+   * connection costs one map entry and no key string (live heap per connection, issue 15).
    */
   private readonly byApp = new Map<string, Map<string, DeviceSocket>>();
+  private sessionCount = 0;
   private readonly awaitingHello = new Set<DeviceSocket>();
   /** Connections without hello per source address. */
   private readonly pendingByPeer = new Map<string, number>();
@@ -117,11 +118,16 @@ export class DeviceHub implements SessionHost {
     });
     this.sweepTimer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);
     this.sweepTimer.unref();
-    metrics.setConnectionSource(() => this.sessions.size);
+    metrics.setConnectionSource(() => this.sessionCount);
   }
 
   get connectionCount(): number {
-    return this.sessions.size;
+    return this.sessionCount;
+  }
+
+  /** Every session (a device's current connection), app by app. */
+  private *sessions(): Generator<DeviceSocket> {
+    for (const devices of this.byApp.values()) yield* devices.values();
   }
 
   // ------------------------------------------------------------------ admission
@@ -139,7 +145,7 @@ export class DeviceHub implements SessionHost {
     const peer = req.socket.remoteAddress ?? '';
     let refuse: [number, string, string] | undefined;
     if (this.draining) refuse = [CloseCode.serviceRestart, 'draining', 'draining'];
-    else if (this.sessions.size >= this.opts.maxConnections)
+    else if (this.sessionCount >= this.opts.maxConnections)
       refuse = [CloseCode.tryAgainLater, 'connection limit reached', 'overload'];
     else if ((this.pendingByPeer.get(peer) ?? 0) >= this.opts.maxPendingHandshakesPerAddress)
       refuse = [
@@ -151,6 +157,9 @@ export class DeviceHub implements SessionHost {
       refuse = [CloseCode.tryAgainLater, 'accept rate exceeded', 'rate_limited'];
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       const s = ws as DeviceSocket;
+      // ws now handles the socket's errors itself; a second listener would turn the socket's
+      // one 'error' listener into an array, on every connection.
+      socket.removeListener('error', ignoreError);
       s.on('error', onSocketError);
       if (refuse) {
         this.metrics.connects.inc({ result: refuse[2] });
@@ -189,13 +198,13 @@ export class DeviceHub implements SessionHost {
 
   attach(ws: DeviceSocket): boolean {
     this.leavePending(ws);
-    const older = this.sessions.get(ws.key);
-    // Devices that authenticated while the gateway filled up: the limit holds for sessions.
-    if (!older && this.sessions.size >= this.opts.maxConnections) return false;
-    this.sessions.set(ws.key, ws);
     let devices = this.byApp.get(ws.app);
+    const older = devices?.get(ws.device);
+    // Devices that authenticated while the gateway filled up: the limit holds for sessions.
+    if (!older && this.sessionCount >= this.opts.maxConnections) return false;
     if (!devices) this.byApp.set(ws.app, (devices = new Map()));
     devices.set(ws.device, ws);
+    if (!older) this.sessionCount++;
     if (older && older !== ws) closeWith(older, CloseCode.sessionReplaced, 'session replaced');
     return true;
   }
@@ -203,16 +212,15 @@ export class DeviceHub implements SessionHost {
   onClose(ws: DeviceSocket, code: number): void {
     this.leavePending(ws);
     this.blocked.delete(ws);
-    const wasSession = ws.app !== '' && this.sessions.get(ws.key) === ws;
-    if (wasSession) {
-      this.sessions.delete(ws.key);
-      const devices = this.byApp.get(ws.app)!;
+    const devices = ws.app !== '' ? this.byApp.get(ws.app) : undefined;
+    if (devices && devices.get(ws.device) === ws) {
+      this.sessionCount--;
       devices.delete(ws.device);
       if (devices.size === 0) this.byApp.delete(ws.app);
     }
     if (ws.sess) this.proto.released(ws, code);
     ws.state = State.Closing;
-    if (this.onEmpty && this.sessions.size === 0) this.onEmpty();
+    if (this.onEmpty && this.sessionCount === 0) this.onEmpty();
   }
 
   // ------------------------------------------------------------------ delivery
@@ -234,7 +242,7 @@ export class DeviceHub implements SessionHost {
 
   /** Redis pub/sub reconnected: routed pushes may have been missed; every session rereads its inbox. */
   resyncAll(): void {
-    for (const ws of this.sessions.values()) if (ws.state === State.Ready) this.resync(ws);
+    for (const ws of this.sessions()) if (ws.state === State.Ready) this.resync(ws);
   }
 
   /** Another gateway's notification for this device was lost: reread its inbox. */
@@ -249,7 +257,7 @@ export class DeviceHub implements SessionHost {
    * were and how many failed (the caller tries again while Redis is still unwell).
    */
   async reassertAll(): Promise<{ sessions: number; failed: number }> {
-    const sessions = [...this.sessions.values()].filter((ws) => ws.state === State.Ready);
+    const sessions = [...this.sessions()].filter((ws) => ws.state === State.Ready);
     let next = 0;
     let failed = 0;
     const worker = async () => {
@@ -370,10 +378,10 @@ export class DeviceHub implements SessionHost {
     this.lastSweepAt = now;
     if (gap <= STALL_MS) return false;
     for (const ws of this.awaitingHello) ws.deadline += gap;
-    for (const ws of this.sessions.values()) ws.lastBeat += gap;
+    for (const ws of this.sessions()) ws.lastBeat += gap;
     this.metrics.stalls.inc();
     this.log.warn(
-      { gapMs: gap, sessions: this.sessions.size },
+      { gapMs: gap, sessions: this.sessionCount },
       'event loop stalled; deadlines moved by the gap',
     );
     return true;
@@ -391,16 +399,18 @@ export class DeviceHub implements SessionHost {
     const policy = this.opts.heartbeat;
     // One state object for the whole sweep, not one per session a second.
     const beat = { intervalMs: 0, streak: 0 };
-    for (const ws of this.sessions.values()) {
-      if (ws.state !== State.Ready) continue;
-      beat.intervalMs = ws.hbMs;
-      if (now - ws.lastBeat > deadAfterMs(policy, beat)) {
-        ws.hbMs = onMissed(policy, { intervalMs: ws.hbMs, streak: ws.hbStreak }).intervalMs;
-        closeWith(ws, CloseCode.heartbeatTimeout, 'heartbeat timeout');
-      } else if (now > ws.deadline) {
-        closeWith(ws, CloseCode.tokenExpired, 'token expired');
+    // Plain loops over the maps (no generator: no result object per session a second).
+    for (const devices of this.byApp.values())
+      for (const ws of devices.values()) {
+        if (ws.state !== State.Ready) continue;
+        beat.intervalMs = ws.hbMs;
+        if (now - ws.lastBeat > deadAfterMs(policy, beat)) {
+          ws.hbMs = onMissed(policy, { intervalMs: ws.hbMs, streak: ws.hbStreak }).intervalMs;
+          closeWith(ws, CloseCode.heartbeatTimeout, 'heartbeat timeout');
+        } else if (now > ws.deadline) {
+          closeWith(ws, CloseCode.tokenExpired, 'token expired');
+        }
       }
-    }
     for (const ws of this.blocked) {
       if (ws.readyState !== WebSocket.OPEN) this.blocked.delete(ws);
       else if (ws.bufferedAmount <= this.opts.sendBufferBytes / 2) {
@@ -431,7 +441,7 @@ export class DeviceHub implements SessionHost {
     let closed = 0;
     const frame = this.drainFrameText();
     for (const ws of [...this.awaitingHello]) closeWith(ws, CloseCode.serviceRestart, 'draining');
-    for (const ws of this.sessions.values()) {
+    for (const ws of [...this.sessions()]) {
       if (closed >= n) break;
       if (ws.state === State.Closing) continue;
       if (ws.readyState === WebSocket.OPEN) ws.send(frame);
@@ -443,7 +453,7 @@ export class DeviceHub implements SessionHost {
 
   /** Resolves when no session is left (or after `timeoutMs`). */
   whenEmpty(timeoutMs: number): Promise<void> {
-    if (this.sessions.size === 0) return Promise.resolve();
+    if (this.sessionCount === 0) return Promise.resolve();
     return new Promise((resolve) => {
       const t = setTimeout(resolve, timeoutMs);
       this.onEmpty = () => {
@@ -456,7 +466,7 @@ export class DeviceHub implements SessionHost {
   /** Stop everything at once (tests, after drain). */
   terminateAll(): void {
     for (const ws of this.awaitingHello) ws.terminate();
-    for (const ws of this.sessions.values()) ws.terminate();
+    for (const ws of [...this.sessions()]) ws.terminate();
   }
 
   close(): void {

@@ -47,8 +47,6 @@ export class DeviceSocket extends WebSocket implements OrderedStream, TokenState
   state: State = State.AwaitHello;
   app = '';
   device = '';
-  /** `app NUL device`: the key of the sessions map. */
-  key = '';
   sess = '';
   /** Source address, while the connection has not said hello (its per-address budget). */
   peer = '';
@@ -87,6 +85,10 @@ export const onSocketClose = function (this: DeviceSocket, code: number) {
 } as (...args: unknown[]) => void;
 // 'close' follows every 'error'; the hub cleans up there.
 export const onSocketError = () => {};
+
+/** Distinct tag sets shared between sessions (see SessionProtocol.sharedTags). */
+const SHARED_TAG_SETS = 4096;
+const NO_TAGS: string[] = Object.freeze([]) as unknown as string[];
 
 const ALIAS_NOT_OWNED = (frame: string) =>
   `${frame}: alias: not the alias in the device token (the app server binds aliases)`;
@@ -130,6 +132,14 @@ export interface SessionOptions {
  */
 export class SessionProtocol {
   private sessionCounter = 0;
+  /**
+   * One copy of each app name and of each tag set held by sessions (most devices of an app
+   * share a few tag sets), instead of a copy per connection: live heap per connection (issue 15).
+   * App names are bounded by the configured apps (the token was verified with the app's
+   * secret); tag sets by SHARED_TAG_SETS, beyond which a session keeps its own array.
+   */
+  private readonly appNames = new Map<string, string>();
+  private readonly tagSets = new Map<string, string[]>();
   private readonly bootId = Date.now().toString(36);
   private readonly frameRate: TokenRate;
   private readonly updateRate: TokenRate;
@@ -249,6 +259,18 @@ export class SessionProtocol {
     else if (f.t === 'ping' && f.recv !== undefined) this.receipt(ws, 'ping', f.recv);
   }
 
+  /** The shared, frozen copy of a sorted tag set (never changed in place: updates make a new array). */
+  private sharedTags(tags: string[]): string[] {
+    if (tags.length === 0) return NO_TAGS;
+    const key = tags.join('\u0000');
+    const shared = this.tagSets.get(key);
+    if (shared) return shared;
+    if (this.tagSets.size >= SHARED_TAG_SETS) return tags;
+    Object.freeze(tags);
+    this.tagSets.set(key, tags);
+    return tags;
+  }
+
   private reject(ws: DeviceSocket, code: number, reason: string, metric: string) {
     this.metrics.framesRejected.inc({ reason: metric });
     closeWith(ws, code, reason);
@@ -274,9 +296,10 @@ export class SessionProtocol {
       this.metrics.connects.inc({ result: 'bad_hello' });
       return this.reject(ws, CloseCode.policyViolation, ALIAS_NOT_OWNED('hello'), 'alias');
     }
-    ws.app = app;
+    let appName = this.appNames.get(app);
+    if (appName === undefined) this.appNames.set(app, (appName = app));
+    ws.app = appName;
     ws.device = device;
-    ws.key = `${app}\u0000${device}`;
     ws.receipts = frame.recv === true;
     if (!this.host.attach(ws)) {
       this.metrics.connects.inc({ result: 'overload' });
@@ -330,7 +353,7 @@ export class SessionProtocol {
     const hb = initialHeartbeat(this.opts.heartbeat, claim.learnedHeartbeatMs);
     ws.hbMs = hb.intervalMs;
     ws.lastBeat = Date.now();
-    ws.tags = tags;
+    ws.tags = this.sharedTags(tags);
     ws.alias = alias;
     ws.state = State.Ready;
     this.metrics.connects.inc({ result: 'accepted' });
@@ -404,13 +427,14 @@ export class SessionProtocol {
     if (frame.alias !== undefined && frame.alias !== ws.alias)
       return this.reject(ws, CloseCode.policyViolation, ALIAS_NOT_OWNED('update'), 'alias');
     const alias = ws.alias;
-    ws.tags = tags;
+    const mine = this.sharedTags(tags);
+    ws.tags = mine;
     try {
       await this.store.register(ws.app, ws.device, { tags, alias }, before, false);
     } catch (err) {
       if (!(err instanceof TagLimitError)) throw err;
       // Nothing was written: the device keeps its tags.
-      if (ws.tags === tags) ws.tags = before.tags;
+      if (ws.tags === mine) ws.tags = before.tags;
       this.metrics.framesRejected.inc({ reason: 'tag_limit' });
       if (ws.readyState === WebSocket.OPEN) ws.send(encodeError({ code: 'tag_limit', message: err.message }));
       return;
@@ -420,7 +444,7 @@ export class SessionProtocol {
 
   private async bye(ws: DeviceSocket) {
     await this.store.forget(ws.app, ws.device, { tags: ws.tags, alias: ws.alias });
-    ws.tags = [];
+    ws.tags = NO_TAGS;
     closeWith(ws, CloseCode.normal, 'bye');
   }
 
