@@ -81,7 +81,7 @@ const options = {
   profile: {
     schema: z.string().default(''),
     description:
-      'Write V8 CPU profiles of the gateway, one per phase (lone, burst, latency), to <this>-<phase>.cpuprofile.',
+      'Write V8 CPU profiles of the gateway, one per phase (connect, lone, burst, latency), to <this>-<phase>.cpuprofile.',
   },
   baselineTree: {
     schema: z.string().default(''),
@@ -289,6 +289,12 @@ async function runBareServer() {
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const tcp = new Map<WebSocket, Duplex>();
+  // Acks, in the lone-acked phase only (no listener per connection otherwise, so the memory
+  // baseline is a bare server's): parsed and checked, then dropped.
+  const onAck = function (this: WebSocket, data: Buffer) {
+    const f = JSON.parse(data.toString()) as { t?: string; ids?: unknown };
+    if (f.t !== 'ack' || !Array.isArray(f.ids)) this.close(1008, 'only acks are expected');
+  };
   wss.on('connection', (ws, req) => {
     ws.on('error', () => {});
     tcp.set(ws, req.socket);
@@ -301,7 +307,7 @@ async function runBareServer() {
   });
   process.on(
     'message',
-    (m: { type: string; rid?: number; count?: number; frame?: string; cork?: boolean }) => {
+    (m: { type: string; rid?: number; count?: number; frame?: string; cork?: boolean; on?: boolean }) => {
       if (m.type === 'pushgate:cpu') process.send?.({ rid: m.rid, ...process.cpuUsage() });
       else if (m.type === 'pushgate:mem') {
         const gc = (globalThis as { gc?: () => void }).gc;
@@ -309,6 +315,12 @@ async function runBareServer() {
         gc?.();
         const u = process.memoryUsage();
         process.send?.({ type: 'pushgate:mem', rss: u.rss, heapUsed: u.heapUsed, external: u.external });
+      } else if (m.type === 'read-acks') {
+        for (const ws of wss.clients) {
+          ws.removeListener('message', onAck);
+          if (m.on) ws.on('message', onAck);
+        }
+        process.send?.({ rid: m.rid });
       } else if (m.type === 'broadcast') {
         // cork: the frames of the whole broadcast leave each socket in one write, as the gateway
         // writes the pushes stored together for a device (the stronger baseline).
@@ -337,6 +349,8 @@ async function runClientWorker(
   const latencyStart = new Map<number, number>();
   const latencies: number[] = [];
   let mode: 'gateway' | 'bare' = 'gateway';
+  /** Bare mode: devices ack as in gateway mode (the bare server reads and parses the acks). */
+  let bareAcks = false;
   let pinger: NodeJS.Timeout | undefined;
 
   // Acks as gateway/PROTOCOL.md asks and client/device-client.ts does: every push that arrived
@@ -358,7 +372,7 @@ async function runClientWorker(
     const f = JSON.parse(data.toString()) as { t?: string; id?: string; data?: { k?: number } };
     if (f.t === 'push') {
       received++;
-      if (mode === 'gateway') ack(this, f.id!);
+      if (mode === 'gateway' || bareAcks) ack(this, f.id!);
       const k = f.data?.k;
       if (k !== undefined && latencyStart.has(k)) {
         latencies.push(performance.now() - latencyStart.get(k)!);
@@ -450,6 +464,9 @@ async function runClientWorker(
             if (i % slots === slot && ws.readyState === WebSocket.OPEN) ws.send('{"t":"ping"}');
         }, 100);
       reply();
+    } else if (m.type === 'bare-acks') {
+      bareAcks = m.on === true;
+      reply();
     } else if (m.type === 'expect') {
       received = 0;
       reachedAt = 0;
@@ -513,6 +530,9 @@ interface ServerRun {
   /** Lone pushes one after another: deliveries per second of the time they took, and CPU. */
   lonePerSecond?: number;
   loneCpu?: { server: number; redis: number; clients: number };
+  /** Bare ws only: lone pushes again, its devices acking as the gateway's do (the server reads each ack). */
+  loneAckedPerSecond?: number;
+  loneAckedCpu?: { server: number; redis: number; clients: number };
   /** Process memory with no connections (after the warm-up came and went). */
   idle?: Mem;
   latency?: { p50: number; p99: number; max: number; samples: number; lost: number };
@@ -552,9 +572,14 @@ async function measure(
     run.idle = base;
     progress(`${kind}: idle RSS ${(base.rss / 2 ** 20).toFixed(1)} MiB`);
   }
+  const profiling = kind === 'gateway' && cfg.profile !== '';
+  const profileFile = (label: string) =>
+    path.resolve(cfg.profile.replace(/(\.cpuprofile)?$/, `-${label}.cpuprofile`));
   let have = 0;
   for (const wanted of sizes) {
     const size = Math.min(wanted, cfg.limit);
+    const profileConnects = profiling && have === 0;
+    if (profileConnects) await server.request({ type: 'pushgate:profile', action: 'start' });
     const results = await Promise.all(
       workers.map((w) =>
         w.request<{ connected: number; failed: number; elapsedMs: number }>({
@@ -568,6 +593,10 @@ async function measure(
     );
     const elapsed = Math.max(...results.map((r) => r.elapsedMs)) / 1000;
     const failed = results.reduce((s, r) => s + r.failed, 0);
+    if (profileConnects) {
+      await server.request({ type: 'pushgate:profile', action: 'stop', file: profileFile('connect') });
+      progress(`gateway: CPU profile of connect written to ${profileFile('connect')}`);
+    }
     if (have === 0) run.connectsPerSecond = (size - failed) / elapsed;
     have = size;
     if (fanoutOnly) {
@@ -648,7 +677,6 @@ async function measure(
       delivered: done.reduce((s, d) => s + d.received, 0),
     };
   };
-  const profiling = kind === 'gateway' && cfg.profile !== '';
   /** One measured phase: CPU and Redis calls around it, deliveries per second of its own time. */
   const phase = async (label: string, rounds: number, pushes: number, cork: boolean) => {
     if (profiling) await server.request({ type: 'pushgate:profile', action: 'start' });
@@ -679,7 +707,7 @@ async function measure(
       `${kind} ${label}: ${delivered} deliveries in ${busyMs} ms (${Math.round(perSecond)}/s); CPU per 1k: server ${cpu.server.toFixed(1)} ms, redis ${cpu.redis.toFixed(1)} ms, clients ${cpu.clients.toFixed(1)} ms`,
     );
     if (profiling) {
-      const file = path.resolve(cfg.profile.replace(/(\.cpuprofile)?$/, `-${label}.cpuprofile`));
+      const file = profileFile(label);
       await server.request({ type: 'pushgate:profile', action: 'stop', file });
       progress(`gateway: CPU profile of ${label} written to ${file}`);
     }
@@ -694,8 +722,20 @@ async function measure(
   const burst = await phase('burst', 1, cfg.fanoutPushes, false);
   run.fanoutPerSecond = burst.perSecond;
   run.fanoutCpu = burst.cpu;
-  if (kind === 'bare')
+  if (kind === 'bare') {
     run.fanoutCorkedPerSecond = (await phase('burst-corked', 1, cfg.fanoutPushes, true)).perSecond;
+    // The floor of any server that keeps the ack contract: the same broadcast, but every device
+    // acks what it read in one frame, as the gateway's devices do, and the server parses each ack.
+    const acks = (on: boolean) =>
+      Promise.all(
+        [server, ...workers].map((c) => c.request({ type: c === server ? 'read-acks' : 'bare-acks', on })),
+      );
+    await acks(true);
+    const acked = await phase('lone-acked', cfg.lonePushes, 1, false);
+    await acks(false);
+    run.loneAckedPerSecond = acked.perSecond;
+    run.loneAckedCpu = acked.cpu;
+  }
   if (!fanoutOnly) {
     await new Promise((r) => setTimeout(r, 2000));
     if (profiling) await server.request({ type: 'pushgate:profile', action: 'start' });
@@ -713,7 +753,7 @@ async function measure(
       lost: lat.lost,
     };
     if (profiling) {
-      const file = path.resolve(cfg.profile.replace(/(\.cpuprofile)?$/, '-latency.cpuprofile'));
+      const file = profileFile('latency');
       await server.request({ type: 'pushgate:profile', action: 'stop', file });
       progress(`gateway: CPU profile of the latency phase written to ${file}`);
     }
@@ -826,6 +866,15 @@ export default async function bench(argv: string[]) {
       baselineName: 'bare ws broadcast',
       note: `each waited for until the last device has it; ${fanoutNote}`,
     });
+    if (bareRun.loneAckedPerSecond)
+      rows.push({
+        metric: `lone pushes one after another (${cfg.fanoutDevices} devices x ${cfg.lonePushes}), deliveries/s`,
+        unit: 'msg/s',
+        value: gwRun.lonePerSecond!,
+        baseline: bareRun.loneAckedPerSecond,
+        baselineName: 'bare ws broadcast, devices ack',
+        note: 'the floor of the ack contract: bare ws reads and parses one ack frame per device per push, stores nothing',
+      });
     const burstMetric = `${cfg.fanoutPushes} pushes at once (${cfg.fanoutDevices} devices), deliveries/s`;
     rows.push({
       metric: burstMetric,
@@ -924,6 +973,15 @@ export default async function bench(argv: string[]) {
         note: `${cpuNote}; gateway clients ack`,
       });
     }
+    if (bareRun.loneAckedCpu)
+      rows.push({
+        metric: 'lone pushes: CPU, gateway',
+        unit: 'ms/1k',
+        value: gwRun.loneCpu!.server,
+        baseline: bareRun.loneAckedCpu.server,
+        baselineName: 'bare ws server, devices ack',
+        note: `${cpuNote}; bare ws reads one ack frame per device per push`,
+      });
     if (baseRun) rows.push(...againstBaselineTree(gwRun, baseRun, cfg.sizes, cfg.only === 'fanout'));
     report('gateway', params, rows, startedAt);
   } finally {
