@@ -10,6 +10,7 @@ export const BENCHES = {
     quick: [
       ...['--sizes', '200', '--fanout-devices', '200', '--fanout-pushes', '2', '--lone-pushes', '2'],
       ...['--latency-rate', '50', '--latency-seconds', '2', '--workers', '1', '--source-addresses', '4'],
+      '--no-shipped',
     ],
   },
   operator: {

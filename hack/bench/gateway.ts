@@ -34,6 +34,7 @@ import { benchRedis } from './redis.js';
 import { parseConfig } from '../../common/config.js';
 import { MAX_CLIENT_FRAME_BYTES, SUBPROTOCOL } from '../../common/protocol/frames.js';
 import { signDeviceToken } from '../../common/protocol/token.js';
+import { compileShipped } from './compile.js';
 import { progress, report, type BenchRow } from './report.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -97,6 +98,11 @@ const options = {
     schema: z.enum(['first', 'last']).default('first'),
     description: 'Measure the baseline tree before or after this tree (run both to see the order effect).',
   },
+  shipped: {
+    schema: z.boolean().default(true),
+    description:
+      'Also measure RSS with no connections as shipped: the gateway compiled and run by node alone (as the image runs it), beside a bare ws server in plain JavaScript (--no-shipped: skip the compile).',
+  },
   gatewayNodeArgs: {
     schema: z.array(z.string()).default([]),
     description: 'Extra node flags for the gateway process (e.g. --prof, --cpu-prof), comma-separated.',
@@ -118,8 +124,11 @@ export function startChild(
   readyPattern: RegExp,
   env: NodeJS.ProcessEnv = {},
   nodeArgs: string[] = [],
+  /** false: JavaScript run by node alone (a compiled program), not TypeScript under tsx. */
+  tsx = true,
 ): Promise<Child> {
-  const proc = spawn(process.execPath, ['--expose-gc', ...nodeArgs, '--import', 'tsx', ...args], {
+  const loader = tsx ? ['--import', 'tsx'] : [];
+  const proc = spawn(process.execPath, ['--expose-gc', ...nodeArgs, ...loader, ...args], {
     cwd: repoRoot,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
@@ -765,6 +774,42 @@ async function measure(
   return run;
 }
 
+const GATEWAY_READY = /"port":(\d+).*"gateway listening"/;
+
+/**
+ * RSS with no connections as shipped: the gateway compiled and run by node alone, as the image
+ * runs it, and a bare ws server in plain JavaScript (hack/bench/bare-idle.mjs), each started
+ * fresh and measured after a forced GC. Under tsx (the other rows) both carry the loader.
+ */
+async function shippedIdleRss(
+  gatewayArgs: string[],
+  gatewayEnv: NodeJS.ProcessEnv,
+): Promise<{ gateway: number; bare: number }> {
+  const shipped = compileShipped();
+  const children: Child[] = [];
+  try {
+    const gateway = await startChild([shipped.cli, ...gatewayArgs], GATEWAY_READY, gatewayEnv, [], false);
+    children.push(gateway);
+    const bare = await startChild(
+      [path.join(here, 'bare-idle.mjs'), String(MAX_CLIENT_FRAME_BYTES)],
+      /^bare ws listening (\d+)/,
+      {},
+      [],
+      false,
+    );
+    children.push(bare);
+    await new Promise((r) => setTimeout(r, 2000));
+    const [g, b] = await Promise.all([memoryOf(gateway), memoryOf(bare)]);
+    progress(
+      `as shipped: idle RSS gateway ${(g.rss / 2 ** 20).toFixed(1)} MiB, bare ws ${(b.rss / 2 ** 20).toFixed(1)} MiB`,
+    );
+    return { gateway: g.rss, bare: b.rss };
+  } finally {
+    await Promise.all(children.map((c) => c.stop()));
+    shipped.remove();
+  }
+}
+
 export default async function bench(argv: string[]) {
   const cfg = parseConfig(options, argv);
   if (cfg.only === 'fanout') cfg.sizes = [cfg.fanoutDevices];
@@ -808,35 +853,29 @@ export default async function bench(argv: string[]) {
     const bareRun = await measure('bare', bare, workers, cfg.sizes, { ...cfg, limit });
     await bare.stop();
 
+    const gatewayArgs = [
+      'gateway',
+      ...['--port', '0', '--host', '127.0.0.1', '--redis-url', redisUrl, '--key-prefix', 'bench'],
+      ...['--gateway-id', 'bench-gw', '--max-connections', '1000000', '--accept-rate', '1000000'],
+      ...['--heartbeat-min-ms', '600000', '--heartbeat-max-ms', '600000'],
+      ...['--heartbeat-initial-ms', '600000', '--hello-timeout-ms', '120000'],
+    ];
+    const gatewayEnv = {
+      PUSHGATE_APPS: `${APP}:${SECRET}`,
+      PUSHGATE_LOG_LEVEL: 'info',
+      // A fan-out stores 10k inboxes per push; on a loaded machine one script call can take
+      // more than the 1 s default. The bench measures throughput, not the timeout (env, not
+      // a flag, so a baseline tree without the option starts too).
+      PUSHGATE_REDIS_COMMAND_TIMEOUT_MS: '30000',
+    };
     /** A gateway from `root` (this tree, or --baseline-tree), on a flushed Redis, measured like the others. */
     const measureGateway = async (root: string, label: string): Promise<ServerRun> => {
       progress(label);
       await run('redis-cli', ['-u', redisUrl, 'FLUSHALL']);
       const gateway = await startChild(
-        [
-          path.join(root, 'cli/pushgate.ts'),
-          'gateway',
-          ...['--port', '0', '--host', '127.0.0.1', '--redis-url', redisUrl, '--key-prefix', 'bench'],
-          ...['--gateway-id', 'bench-gw', '--max-connections', '1000000', '--accept-rate', '1000000'],
-          ...[
-            '--heartbeat-min-ms',
-            '600000',
-            '--heartbeat-max-ms',
-            '600000',
-            '--heartbeat-initial-ms',
-            '600000',
-          ],
-          ...['--hello-timeout-ms', '120000'],
-        ],
-        /"port":(\d+).*"gateway listening"/,
-        {
-          PUSHGATE_APPS: `${APP}:${SECRET}`,
-          PUSHGATE_LOG_LEVEL: 'info',
-          // A fan-out stores 10k inboxes per push; on a loaded machine one script call can take
-          // more than the 1 s default. The bench measures throughput, not the timeout (env, not
-          // a flag, so a baseline tree without the option starts too).
-          PUSHGATE_REDIS_COMMAND_TIMEOUT_MS: '30000',
-        },
+        [path.join(root, 'cli/pushgate.ts'), ...gatewayArgs],
+        GATEWAY_READY,
+        gatewayEnv,
         cfg.gatewayNodeArgs,
       );
       children.push(gateway);
@@ -982,6 +1021,17 @@ export default async function bench(argv: string[]) {
         baselineName: 'bare ws server, devices ack',
         note: `${cpuNote}; bare ws reads one ack frame per device per push`,
       });
+    if (cfg.shipped && cfg.only !== 'fanout') {
+      const idle = await shippedIdleRss(gatewayArgs, gatewayEnv);
+      rows.push({
+        metric: 'process RSS with no connections, as shipped',
+        unit: 'MiB',
+        value: idle.gateway / 2 ** 20,
+        baseline: idle.bare / 2 ** 20,
+        baselineName: 'bare ws, plain JavaScript',
+        note: 'gateway compiled (npm run build) and run by node alone, as the image runs it; both fresh, no connection yet',
+      });
+    }
     if (baseRun) rows.push(...againstBaselineTree(gwRun, baseRun, cfg.sizes, cfg.only === 'fanout'));
     report('gateway', params, rows, startedAt);
   } finally {

@@ -14,15 +14,12 @@
  * HPAs reading their metric: the metrics adapter runs beside, and a stand-in publishes the kwok
  * pods' connection counts to Redis (`--redis-url`, or one started by hack/local-redis).
  */
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import path from 'node:path';
+import { readFileSync } from 'node:fs';
 import type { KubeClient } from '../../operator/runtime/kube.js';
 import { type KubeObject } from '../../operator/runtime/kube.js';
 import { Resources } from '../../operator/runtime/resources.js';
 import { PushGatewayResource } from '../../operator/controllers/pushgateway/controller.js';
 import {
-  repoRoot,
   startCluster,
   startRedis,
   type StartedCluster,
@@ -39,6 +36,7 @@ import {
 } from '../../test/support/operator.js';
 import { startKwokMetrics } from '../../test/support/metrics-adapter.js';
 import { parsePrometheusText } from '../../test/support/prometheus.js';
+import { compileShipped, type Shipped } from './compile.js';
 import { progress, report, type BenchRow } from './report.js';
 
 interface Args {
@@ -292,29 +290,14 @@ export default async function operatorBench(argv: string[]): Promise<void> {
   }
   const client = clientFor(kubeconfig);
   const rows: BenchRow[] = [];
-  let compiledDir: string | undefined;
+  let shipped: Shipped | undefined;
   try {
     // Measure the operator as it ships: compiled JavaScript, not TypeScript under tsx (whose
     // loader alone adds ~100 MiB of RSS). Quick mode skips the compile and says so.
     let compiledCli: string | undefined;
     if (a.compile) {
-      mkdirSync(path.join(repoRoot, '.bench'), { recursive: true });
-      // Inside the repo, so the compiled files resolve node_modules.
-      const outDir = mkdtempSync(path.join(repoRoot, '.bench', 'build-'));
-      progress(`compiling to ${outDir}`);
-      execFileSync(
-        process.execPath,
-        [
-          path.join(repoRoot, 'node_modules/typescript/bin/tsc'),
-          '-p',
-          'tsconfig.build.json',
-          '--outDir',
-          outDir,
-        ],
-        { cwd: repoRoot, stdio: 'inherit' },
-      );
-      compiledDir = outDir;
-      compiledCli = path.join(outDir, 'cli/pushgate.js');
+      shipped = compileShipped();
+      compiledCli = shipped.cli;
     }
     await installCRDs(kubeconfig);
     // Three Services per PushGateway outgrow the local cluster's /24 service range; add a
@@ -386,7 +369,7 @@ export default async function operatorBench(argv: string[]): Promise<void> {
       );
     }
   } finally {
-    if (compiledDir) rmSync(compiledDir, { recursive: true, force: true });
+    shipped?.remove();
     client.close();
     await cluster?.down();
     await redis?.down();
