@@ -1,5 +1,5 @@
 import { writeFileSync } from 'node:fs';
-import { Session } from 'node:inspector/promises';
+import type { Session } from 'node:inspector/promises';
 import { defineCommand, untilSignal } from '../cli/command.js';
 import { gatewayOptions } from './options.js';
 import { createGateway } from './server.js';
@@ -63,7 +63,9 @@ export function profileOverIpc() {
     if (msg?.type !== 'pushgate:profile') return;
     void (async () => {
       if (msg.action === 'start' && !session) {
-        session = new Session();
+        // Loaded only when asked for: no profiler module in a gateway nobody profiles.
+        const { Session: InspectorSession } = await import('node:inspector/promises');
+        session = new InspectorSession();
         session.connect();
         await session.post('Profiler.enable');
         await session.post('Profiler.setSamplingInterval', { interval: 200 });

@@ -1,5 +1,4 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { SignJWT } from 'jose';
 import { alias as aliasId, deviceId } from './ids.js';
 
 /**
@@ -27,6 +26,9 @@ export async function signDeviceToken(
   secret: string,
   claims: { app: string; device: string; alias?: string; ttlSeconds?: number; exp?: number },
 ): Promise<string> {
+  // Loaded on first use: the gateway only verifies (verifyDeviceTokenSync, below), and jose
+  // adds about 8 MiB of RSS to a node process that loads it (measured alone; issue 15).
+  const { SignJWT } = await import('jose');
   const now = Math.floor(Date.now() / 1000);
   const exp = claims.exp ?? now + (claims.ttlSeconds ?? 24 * 3600);
   return new SignJWT(claims.alias !== undefined ? { alias: claims.alias } : {})
