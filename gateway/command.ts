@@ -52,31 +52,49 @@ export function reportMemoryOverIpc(connections: () => number) {
 /**
  * When started with an IPC channel (the gateway benchmark), `{type:'pushgate:profile', action:
  * 'start'}` starts the V8 CPU profiler and `{..., action:'stop', file}` writes a .cpuprofile,
- * so one phase of a benchmark can be profiled alone. Each answers `{rid}`. `{type:'pushgate:cpu'}`
+ * so one phase of a benchmark can be profiled alone; with `kind:'heap'`, the sampling heap
+ * profiler instead (where the allocations come from), written as a .heapprofile. Each answers `{rid}`. `{type:'pushgate:cpu'}`
  * answers `{rid, user, system}` (process.cpuUsage(), µs), for CPU per delivery.
  */
 export function profileOverIpc() {
   if (!process.send) return;
   let session: Session | undefined;
-  process.on('message', (msg: { type?: string; action?: string; file?: string; rid?: number }) => {
-    if (msg?.type === 'pushgate:cpu') return void process.send?.({ rid: msg.rid, ...process.cpuUsage() });
-    if (msg?.type !== 'pushgate:profile') return;
-    void (async () => {
-      if (msg.action === 'start' && !session) {
-        // Loaded only when asked for: no profiler module in a gateway nobody profiles.
-        const { Session: InspectorSession } = await import('node:inspector/promises');
-        session = new InspectorSession();
-        session.connect();
-        await session.post('Profiler.enable');
-        await session.post('Profiler.setSamplingInterval', { interval: 200 });
-        await session.post('Profiler.start');
-      } else if (msg.action === 'stop' && session && msg.file) {
-        const { profile } = await session.post('Profiler.stop');
-        writeFileSync(msg.file, JSON.stringify(profile));
-        session.disconnect();
-        session = undefined;
-      }
-      process.send?.({ rid: msg.rid });
-    })();
-  });
+  let heap = false;
+  process.on(
+    'message',
+    (msg: { type?: string; action?: string; kind?: string; file?: string; rid?: number }) => {
+      if (msg?.type === 'pushgate:cpu') return void process.send?.({ rid: msg.rid, ...process.cpuUsage() });
+      if (msg?.type !== 'pushgate:profile') return;
+      void (async () => {
+        if (msg.action === 'start' && !session) {
+          // Loaded only when asked for: no profiler module in a gateway nobody profiles.
+          const { Session: InspectorSession } = await import('node:inspector/promises');
+          session = new InspectorSession();
+          session.connect();
+          heap = msg.kind === 'heap';
+          if (heap) {
+            await session.post('HeapProfiler.enable');
+            await session.post('HeapProfiler.startSampling', {
+              samplingInterval: 4096,
+              // Every allocation, not only what is still live when sampling stops (GC pressure).
+              includeObjectsCollectedByMajorGC: true,
+              includeObjectsCollectedByMinorGC: true,
+            });
+          } else {
+            await session.post('Profiler.enable');
+            await session.post('Profiler.setSamplingInterval', { interval: 200 });
+            await session.post('Profiler.start');
+          }
+        } else if (msg.action === 'stop' && session && msg.file) {
+          const { profile } = heap
+            ? await session.post('HeapProfiler.stopSampling')
+            : await session.post('Profiler.stop');
+          writeFileSync(msg.file, JSON.stringify(profile));
+          session.disconnect();
+          session = undefined;
+        }
+        process.send?.({ rid: msg.rid });
+      })();
+    },
+  );
 }

@@ -84,6 +84,11 @@ const options = {
     description:
       'Write V8 CPU profiles of the gateway, one per phase (connect, lone, burst, latency), to <this>-<phase>.cpuprofile.',
   },
+  profileKind: {
+    schema: z.enum(['cpu', 'heap']).default('cpu'),
+    description:
+      'With --profile: cpu (V8 CPU profiles, .cpuprofile) or heap (sampling heap profiles of where allocations come from, .heapprofile).',
+  },
   baselineTree: {
     schema: z.string().default(''),
     description:
@@ -561,6 +566,7 @@ async function measure(
     limit: number;
     only: 'all' | 'fanout';
     profile: string;
+    profileKind: 'cpu' | 'heap';
     redisUrl?: string;
   },
 ): Promise<ServerRun> {
@@ -583,12 +589,13 @@ async function measure(
   }
   const profiling = kind === 'gateway' && cfg.profile !== '';
   const profileFile = (label: string) =>
-    path.resolve(cfg.profile.replace(/(\.cpuprofile)?$/, `-${label}.cpuprofile`));
+    path.resolve(cfg.profile.replace(/(\.cpuprofile)?$/, `-${label}.${cfg.profileKind}profile`));
   let have = 0;
   for (const wanted of sizes) {
     const size = Math.min(wanted, cfg.limit);
     const profileConnects = profiling && have === 0;
-    if (profileConnects) await server.request({ type: 'pushgate:profile', action: 'start' });
+    if (profileConnects)
+      await server.request({ type: 'pushgate:profile', action: 'start', kind: cfg.profileKind });
     const results = await Promise.all(
       workers.map((w) =>
         w.request<{ connected: number; failed: number; elapsedMs: number }>({
@@ -688,7 +695,7 @@ async function measure(
   };
   /** One measured phase: CPU and Redis calls around it, deliveries per second of its own time. */
   const phase = async (label: string, rounds: number, pushes: number, cork: boolean) => {
-    if (profiling) await server.request({ type: 'pushgate:profile', action: 'start' });
+    if (profiling) await server.request({ type: 'pushgate:profile', action: 'start', kind: cfg.profileKind });
     const callsBefore = cfg.redisUrl ? await redisCommandCalls(cfg.redisUrl) : undefined;
     const cpuBefore = await cpuSample(server, workers, cfg.redisUrl);
     let busyMs = 0;
@@ -747,7 +754,7 @@ async function measure(
   }
   if (!fanoutOnly) {
     await new Promise((r) => setTimeout(r, 2000));
-    if (profiling) await server.request({ type: 'pushgate:profile', action: 'start' });
+    if (profiling) await server.request({ type: 'pushgate:profile', action: 'start', kind: cfg.profileKind });
     const lat = await workers[0]!.request<{ latencies: number[]; lost: number }>({
       type: 'latency',
       api: `http://127.0.0.1:${server.port}`,
