@@ -211,11 +211,7 @@ export function redisKeys(prefix: string = DEFAULT_KEY_PREFIX): RedisKeys {
   };
 }
 
-/**
- * The four keys of one device's offline store, in the order the Lua scripts take them. pgStore
- * and pgAck take only the meta key and derive the rest the same way (scripts.ts deviceKeysLua):
- * the suffixes here and there change together.
- */
+/** The four keys of one device's offline store, in the order the Lua scripts take them. */
 export function deviceStoreKeys(
   keys: RedisKeys,
   app: string,

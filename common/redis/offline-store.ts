@@ -144,7 +144,7 @@ class StoreBatcher {
     const keyArgs: string[] = [];
     const entryArgs: (string | number)[] = [];
     for (const [device, entries] of call.devices) {
-      keyArgs.push(call.keys.deviceMeta(call.app, device));
+      keyArgs.push(...deviceStoreKeys(call.keys, call.app, device));
       entryArgs.push(entries.length);
       for (const [job] of entries) {
         let m = messages.get(job);
@@ -315,11 +315,11 @@ export async function ackMessagesForDevices(
     for (let start = 0; start < group.length; start += MAX_DEVICES_PER_CALL) {
       const part = group.slice(start, start + MAX_DEVICES_PER_CALL);
       const args: (string | number)[] = [];
-      for (const i of part) args.push(keys.deviceMeta(app, acks[i]!.device));
+      for (const i of part) args.push(...deviceStoreKeys(keys, app, acks[i]!.device));
       for (const i of part) args.push(acks[i]!.ids.length, acks[i]!.recv ?? 0);
       for (const i of part) args.push(...acks[i]!.ids);
       calls.push(
-        redis.pgAck(part.length, ...args).then((flat) => {
+        redis.pgAck(part.length * 4, ...args).then((flat) => {
           let at = 0;
           for (const i of part) {
             const r: AckResult = { removed: [], unknown: [], delivered: [] };

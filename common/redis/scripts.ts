@@ -19,19 +19,6 @@ end
 `;
 
 /**
- * A device's inbox, msgs and collapse keys from its meta key, as keys.ts deviceStoreKeys builds
- * them (the same stem, so the same hashtag slot as the declared meta key). pgStore and pgAck take
- * only the meta key per device: a fan-out sends one key per recipient instead of four (the RESP
- * encoding of the keys was the gateway's largest allocation per delivery, issue 15).
- */
-const deviceKeysLua = `
-local function devkeys(meta)
-  local stem = string.sub(meta, 1, -6)
-  return meta, stem .. ':inbox', stem .. ':msgs', stem .. ':collapse'
-end
-`;
-
-/**
  * Reads stored messages after a seq, dropping expired ones (see pgReplay). A reference entry
  * (server-frames encodeBodyRef) is returned with its id in front, for the reader to resolve.
  */
@@ -66,8 +53,7 @@ export const scripts = {
    * Store messages in the inboxes of n devices (all in one hashtag bucket, see keys.ts): each
    * device gets its own list of the call's messages, stored in that order (so several pushes
    * accepted together cost one call per bucket, not one per push).
-   * KEYS: the meta key of device 1, then of device 2, ... (numkeys = n); each device's inbox,
-   * msgs and collapse keys are derived from it (deviceKeysLua).
+   * KEYS: meta, inbox, msgs, collapse of device 1, then of device 2, ... (numkeys = 4n).
    * ARGV: max messages per device, key TTL ms, M (messages in the call); then M times: id, body
    * JSON, collapse key ('' = none), only-if-online (1 = store only when a gateway holds the
    * device); then per device: k, followed by k message numbers (1..M).
@@ -79,12 +65,12 @@ export const scripts = {
    * Idempotent by id: storing an id that is already in an inbox changes nothing there.
    */
   pgStore: {
-    lua: `${dropMessageLua}${deviceKeysLua}
+    lua: `${dropMessageLua}
 local max, ttl, nmsg = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local at = 4 + 4 * nmsg
 local out, o = {}, 0
-for d = 1, #KEYS do
-  local meta, inbox, msgs, collapse = devkeys(KEYS[d])
+for d = 0, #KEYS / 4 - 1 do
+  local meta, inbox, msgs, collapse = KEYS[4 * d + 1], KEYS[4 * d + 2], KEYS[4 * d + 3], KEYS[4 * d + 4]
   local presence = redis.call('HMGET', meta, 'gw', 'sess')
   local gw = presence[1] or ''
   out[o + 1], out[o + 2] = gw, presence[2] or ''
@@ -154,8 +140,7 @@ return out
 
   /**
    * Acknowledge messages and apply receipts of n device entries (one hashtag bucket; a device
-   * may have several entries). KEYS: the meta key of each entry (numkeys = n; the other keys are
-   * derived from it, deviceKeysLua).
+   * may have several entries). KEYS: meta, inbox, msgs, collapse of each entry (numkeys = 4n).
    * ARGV: per entry its id count and its receipt seq (0 = none), then all ids in entry order.
    * The device's receipt mark is `rseq` in its meta hash: every inbox entry with seq <= rseq
    * has been counted delivered. A receipt r > rseq counts the entries with seq in (rseq, r]
@@ -165,11 +150,11 @@ return out
    * 0 (unknown), 1 (removed; already counted delivered), 2 (removed and counted delivered now).
    */
   pgAck: {
-    lua: `${dropMessageLua}${deviceKeysLua}
-local n = #KEYS
+    lua: `${dropMessageLua}
+local n = #KEYS / 4
 local res, at = {}, 2 * n + 1
 for d = 0, n - 1 do
-  local meta, inbox, msgs, collapse = devkeys(KEYS[d + 1])
+  local meta, inbox, msgs, collapse = KEYS[4 * d + 1], KEYS[4 * d + 2], KEYS[4 * d + 3], KEYS[4 * d + 4]
   local rseq = tonumber(redis.call('HGET', meta, 'rseq')) or 0
   local upto = tonumber(ARGV[2 * d + 2])
   if upto > rseq then
