@@ -88,6 +88,8 @@ export const onSocketError = () => {};
 
 /** Distinct tag sets shared between sessions (see SessionProtocol.sharedTags). */
 const SHARED_TAG_SETS = 4096;
+/** Characters in all shared tag sets together (a set of 64 long tags is ~4 KB). */
+const SHARED_TAG_CHARS = 256 * 1024;
 const NO_TAGS: string[] = Object.freeze([]) as unknown as string[];
 
 const ALIAS_NOT_OWNED = (frame: string) =>
@@ -136,10 +138,12 @@ export class SessionProtocol {
    * One copy of each app name and of each tag set held by sessions (most devices of an app
    * share a few tag sets), instead of a copy per connection: live heap per connection (issue 15).
    * App names are bounded by the configured apps (the token was verified with the app's
-   * secret); tag sets by SHARED_TAG_SETS, beyond which a session keeps its own array.
+   * secret); tag sets by SHARED_TAG_SETS and SHARED_TAG_CHARS (devices choose their tags, so
+   * the table's size is bounded, not its content), beyond which a session keeps its own array.
    */
   private readonly appNames = new Map<string, string>();
   private readonly tagSets = new Map<string, string[]>();
+  private tagSetChars = 0;
   private readonly bootId = Date.now().toString(36);
   private readonly frameRate: TokenRate;
   private readonly updateRate: TokenRate;
@@ -265,7 +269,8 @@ export class SessionProtocol {
     const key = tags.join('\u0000');
     const shared = this.tagSets.get(key);
     if (shared) return shared;
-    if (this.tagSets.size >= SHARED_TAG_SETS) return tags;
+    if (this.tagSets.size >= SHARED_TAG_SETS || this.tagSetChars + key.length > SHARED_TAG_CHARS) return tags;
+    this.tagSetChars += key.length;
     Object.freeze(tags);
     this.tagSets.set(key, tags);
     return tags;
