@@ -53,48 +53,54 @@ export function reportMemoryOverIpc(connections: () => number) {
  * When started with an IPC channel (the gateway benchmark), `{type:'pushgate:profile', action:
  * 'start'}` starts the V8 CPU profiler and `{..., action:'stop', file}` writes a .cpuprofile,
  * so one phase of a benchmark can be profiled alone; with `kind:'heap'`, the sampling heap
- * profiler instead (where the allocations come from), written as a .heapprofile. Each answers `{rid}`. `{type:'pushgate:cpu'}`
- * answers `{rid, user, system}` (process.cpuUsage(), µs), for CPU per delivery.
+ * profiler instead (where the allocations come from), written as a .heapprofile. Each answers
+ * `{rid}`. `{type:'pushgate:cpu'}` answers `{rid, user, system}` (process.cpuUsage(), µs), for
+ * CPU per delivery. Requests are handled one after another (a stop waits for its start).
  */
 export function profileOverIpc() {
   if (!process.send) return;
   let session: Session | undefined;
   let heap = false;
+  // One request at a time: a start still loading the inspector is not started twice.
+  let queue: Promise<void> = Promise.resolve();
   process.on(
     'message',
     (msg: { type?: string; action?: string; kind?: string; file?: string; rid?: number }) => {
       if (msg?.type === 'pushgate:cpu') return void process.send?.({ rid: msg.rid, ...process.cpuUsage() });
       if (msg?.type !== 'pushgate:profile') return;
-      void (async () => {
-        if (msg.action === 'start' && !session) {
-          // Loaded only when asked for: no profiler module in a gateway nobody profiles.
-          const { Session: InspectorSession } = await import('node:inspector/promises');
-          session = new InspectorSession();
-          session.connect();
-          heap = msg.kind === 'heap';
-          if (heap) {
-            await session.post('HeapProfiler.enable');
-            await session.post('HeapProfiler.startSampling', {
-              samplingInterval: 4096,
-              // Every allocation, not only what is still live when sampling stops (GC pressure).
-              includeObjectsCollectedByMajorGC: true,
-              includeObjectsCollectedByMinorGC: true,
-            });
-          } else {
-            await session.post('Profiler.enable');
-            await session.post('Profiler.setSamplingInterval', { interval: 200 });
-            await session.post('Profiler.start');
+      queue = queue
+        .then(async () => {
+          if (msg.action === 'start' && !session) {
+            // Loaded only when asked for: no profiler module in a gateway nobody profiles.
+            const { Session: InspectorSession } = await import('node:inspector/promises');
+            session = new InspectorSession();
+            session.connect();
+            heap = msg.kind === 'heap';
+            if (heap) {
+              await session.post('HeapProfiler.enable');
+              await session.post('HeapProfiler.startSampling', {
+                samplingInterval: 4096,
+                // Every allocation, not only what is still live when sampling stops (GC pressure).
+                includeObjectsCollectedByMajorGC: true,
+                includeObjectsCollectedByMinorGC: true,
+              });
+            } else {
+              await session.post('Profiler.enable');
+              await session.post('Profiler.setSamplingInterval', { interval: 200 });
+              await session.post('Profiler.start');
+            }
+          } else if (msg.action === 'stop' && session && msg.file) {
+            const { profile } = heap
+              ? await session.post('HeapProfiler.stopSampling')
+              : await session.post('Profiler.stop');
+            writeFileSync(msg.file, JSON.stringify(profile));
+            session.disconnect();
+            session = undefined;
           }
-        } else if (msg.action === 'stop' && session && msg.file) {
-          const { profile } = heap
-            ? await session.post('HeapProfiler.stopSampling')
-            : await session.post('Profiler.stop');
-          writeFileSync(msg.file, JSON.stringify(profile));
-          session.disconnect();
-          session = undefined;
-        }
-        process.send?.({ rid: msg.rid });
-      })();
+          process.send?.({ rid: msg.rid });
+        })
+        // A failed request is answered all the same (the bench does not hang) and ends no later one.
+        .catch((err: unknown) => void process.send?.({ rid: msg.rid, error: String(err) }));
     },
   );
 }

@@ -91,7 +91,10 @@ function byBucket(ids: string[]): string[][] {
   return out;
 }
 
-/** The postfix program of pgResolve (common/redis/index-scripts.ts) for an expression; null = every device (push to all). */
+/**
+ * The postfix program of pgResolve (common/redis/index-scripts.ts) for an expression; null =
+ * every device (push to all).
+ */
 function compile(expr: TagExpr | null, tags: string[]): string[] {
   if (expr === null) return ['u'];
   switch (expr.op) {
