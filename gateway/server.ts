@@ -5,7 +5,8 @@ import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Redis } from 'ioredis';
-import Fastify, { type FastifyInstance } from 'fastify';
+import type { FastifyInstance } from 'fastify';
+import { createFastify } from '../common/fastify.js';
 import type { Logger } from '../common/logger.js';
 import { DEVICE_PATH } from '../common/protocol/frames.js';
 import { createSubscriber, type PgRedis } from '../common/redis/connection.js';
@@ -192,8 +193,7 @@ export function createGateway(config: GatewayConfig, log: Logger): Gateway {
     config.tlsCertFile && config.tlsKeyFile
       ? { cert: readFileSync(config.tlsCertFile), key: readFileSync(config.tlsKeyFile) }
       : undefined;
-  const app = Fastify({
-    logger: false,
+  const app = createFastify({
     bodyLimit: 64 * 1024,
     serverFactory: (handler) => {
       const timeouts = {
@@ -262,7 +262,7 @@ export function createGateway(config: GatewayConfig, log: Logger): Gateway {
       });
   };
   const separateMetrics = config.metricsPort !== 0 && config.metricsPort !== config.port;
-  const ops = separateMetrics ? Fastify({ logger: false }) : undefined;
+  const ops = separateMetrics ? createFastify() : undefined;
   if (ops) opsRoutes(ops, true);
   opsRoutes(app, !separateMetrics);
   registerPushApi(app, {

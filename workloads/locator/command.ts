@@ -1,6 +1,6 @@
-import Fastify from 'fastify';
 import { defineCommand, untilSignal } from '../../cli/command.js';
 import { opt } from '../../common/config.js';
+import { createFastify } from '../../common/fastify.js';
 import { redisFromConfig, redisOptions } from '../../common/redis/options.js';
 import { registerLocateRoute } from '../../gateway/locator.js';
 
@@ -19,7 +19,7 @@ export const locatorCommand = defineCommand({
   async run(config, log) {
     const { redis, keys } = redisFromConfig(config, 'locator');
     redis.on('error', (err) => log.warn({ err: err.message }, 'redis error'));
-    const app = Fastify({ logger: false });
+    const app = createFastify();
     registerLocateRoute(app, redis, keys);
     app.get('/healthz', async () => ({ ok: true }));
     app.get('/readyz', async (_req, reply) =>
