@@ -9,9 +9,12 @@
  *   - a burst of pushes offered at once (bare ws: a send() per frame, and corked per socket);
  *   - p50/p99/max push API -> device latency at a fixed offered load, timed in one process
  *     (bare ws: an HTTP POST naming the device, answered by one frame);
- *   - connects per second (gateway: upgrade + hello + token check + presence in Redis);
+ *   - connects per second (gateway: upgrade + hello + token check + presence in Redis; bare ws:
+ *     the upgrade, and again with a hello answered by a welcome), and CPU per 1000 connects;
  *   - process RSS with no connections, and RSS and live heap (heapUsed + external) per idle
  *     connection at each size, as (after - before) / connections, after a forced GC;
+ *   - process RSS with no connections as shipped (compiled, plain node), 2 s after start and at
+ *     rest, read from /proc;
  *   - CPU per 1000 deliveries of the gateway, redis-server and the clients, per phase, and the
  *     Redis commands per push (INFO commandstats deltas; commands run by scripts included).
  * Clients run in worker child processes, spread over many 127.x source addresses. Each process
@@ -257,6 +260,11 @@ interface CpuSample {
   redis: number;
   clients: number;
 }
+/** CPU ms per 1000 events between two samples (each in CPU seconds). */
+function cpuPerThousand(before: CpuSample, after: CpuSample, events: number): CpuSample {
+  const per = (k: keyof CpuSample) => ((after[k] - before[k]) * 1000 * 1000) / events;
+  return { server: per('server'), redis: per('redis'), clients: per('clients') };
+}
 async function cpuSample(server: Child, workers: Child[], redisUrl?: string): Promise<CpuSample> {
   const [s, r, ...w] = await Promise.all([
     cpuSecondsOf(server),
@@ -310,8 +318,30 @@ async function runBareServer() {
     const f = JSON.parse(data.toString()) as { t?: string; ids?: unknown };
     if (f.t !== 'ack' || !Array.isArray(f.ids)) this.close(1008, 'only acks are expected');
   };
+  // Hellos, in the connect-with-hello phase only: parsed and checked as the gateway checks a
+  // frame's shape, then answered with a welcome of the gateway's shape (no token check, no Redis).
+  let answerHellos = false;
+  let sessions = 0;
+  const onHello = function (this: WebSocket, data: Buffer) {
+    const f = JSON.parse(data.toString()) as { t?: string; v?: number; token?: unknown; tags?: unknown };
+    if (f.t !== 'hello' || typeof f.token !== 'string' || !Array.isArray(f.tags))
+      return this.close(1008, 'hello expected');
+    this.send(
+      JSON.stringify({
+        t: 'welcome',
+        v: f.v,
+        gateway: 'bench-gw',
+        session: `bare.${(++sessions).toString(36)}`,
+        hb: 600_000,
+        tags: f.tags,
+        alias: null,
+        now: Date.now(),
+      }),
+    );
+  };
   wss.on('connection', (ws, req) => {
     ws.on('error', () => {});
+    if (answerHellos) ws.once('message', onHello);
     tcp.set(ws, req.socket);
     const i = new URL(req.url ?? '/', 'http://x').searchParams.get('i');
     if (i !== null) byIndex.set(i, ws);
@@ -330,6 +360,9 @@ async function runBareServer() {
         gc?.();
         const u = process.memoryUsage();
         process.send?.({ type: 'pushgate:mem', rss: u.rss, heapUsed: u.heapUsed, external: u.external });
+      } else if (m.type === 'answer-hellos') {
+        answerHellos = m.on === true;
+        process.send?.({ rid: m.rid });
       } else if (m.type === 'read-acks') {
         for (const ws of wss.clients) {
           ws.removeListener('message', onAck);
@@ -363,7 +396,8 @@ async function runClientWorker(
   let reachedAt = 0;
   const latencyStart = new Map<number, number>();
   const latencies: number[] = [];
-  let mode: 'gateway' | 'bare' = 'gateway';
+  /** bare-hello: a bare ws connect plus the protocol's hello -> welcome round trip. */
+  let mode: 'gateway' | 'bare' | 'bare-hello' = 'gateway';
   /** Bare mode: devices ack as in gateway mode (the bare server reads and parses the acks). */
   let bareAcks = false;
   let pinger: NodeJS.Timeout | undefined;
@@ -400,8 +434,8 @@ async function runClientWorker(
   async function connectOne(url: string, i: number, token: string): Promise<boolean> {
     return new Promise((resolve) => {
       const ws = new WebSocket(
-        mode === 'bare' ? `${url}/?i=${i}` : url,
-        mode === 'gateway' ? SUBPROTOCOL : undefined,
+        mode === 'gateway' ? url : `${url}/?i=${i}`,
+        mode === 'bare' ? undefined : SUBPROTOCOL,
         {
           perMessageDeflate: false,
           localAddress: loopbackSource(i, sourceAddresses),
@@ -431,14 +465,14 @@ async function runClientWorker(
     const reply = (extra: Record<string, unknown> = {}) => process.send?.({ rid: m.rid, ...extra });
     if (m.type === 'pushgate:cpu') reply({ ...process.cpuUsage() });
     else if (m.type === 'connect') {
-      mode = m.mode as 'gateway' | 'bare';
+      mode = m.mode as typeof mode;
       const mine: number[] = [];
       for (let i = m.from as number; i < (m.to as number); i++)
         if (i % workerCount === workerIndex) mine.push(i);
       // Tokens are minted before the clock starts: minting is the app backend's work, not
       // part of connecting.
       const tokens = new Map<number, string>();
-      if (mode === 'gateway') {
+      if (mode !== 'bare') {
         for (const i of mine)
           tokens.set(i, await signDeviceToken(SECRET, { app: APP, device: `dev-${i}`, ttlSeconds: 3600 }));
       }
@@ -548,6 +582,11 @@ interface ServerRun {
   /** Bare ws only: lone pushes again, its devices acking as the gateway's do (the server reads each ack). */
   loneAckedPerSecond?: number;
   loneAckedCpu?: { server: number; redis: number; clients: number };
+  /** CPU ms per 1000 connects of the first size (server, redis-server, clients). */
+  connectCpu?: CpuSample;
+  /** Bare ws only: connects that also make the hello -> welcome round trip (no token check, no Redis). */
+  helloConnectsPerSecond?: number;
+  helloConnectCpu?: CpuSample;
   /** Process memory with no connections (after the warm-up came and went). */
   idle?: Mem;
   latency?: { p50: number; p99: number; max: number; samples: number; lost: number };
@@ -597,6 +636,7 @@ async function measure(
     const profileConnects = profiling && have === 0;
     if (profileConnects)
       await server.request({ type: 'pushgate:profile', action: 'start', kind: cfg.profileKind });
+    const cpuBefore = have === 0 ? await cpuSample(server, workers, cfg.redisUrl) : undefined;
     const results = await Promise.all(
       workers.map((w) =>
         w.request<{ connected: number; failed: number; elapsedMs: number }>({
@@ -614,7 +654,14 @@ async function measure(
       await server.request({ type: 'pushgate:profile', action: 'stop', file: profileFile('connect') });
       progress(`gateway: CPU profile of connect written to ${profileFile('connect')}`);
     }
-    if (have === 0) run.connectsPerSecond = (size - failed) / elapsed;
+    if (cpuBefore) {
+      run.connectsPerSecond = (size - failed) / elapsed;
+      run.connectCpu = cpuPerThousand(
+        cpuBefore,
+        await cpuSample(server, workers, cfg.redisUrl),
+        size - failed,
+      );
+    }
     have = size;
     if (fanoutOnly) {
       progress(`${kind}: ${size - failed} connections in ${elapsed.toFixed(1)} s`);
@@ -779,6 +826,36 @@ async function measure(
     );
   }
   await Promise.all(workers.map((w) => w.request({ type: 'close', from: 0 })));
+  if (kind === 'bare' && !fanoutOnly) {
+    // The floor of the protocol's connect: the same connects, each then sending the gateway's
+    // hello (a real token) and waiting for a welcome of the gateway's shape; the server checks the
+    // frame's shape but neither the token nor Redis. Last, so no other phase carries the listener.
+    const size = Math.min(sizes[0]!, cfg.limit);
+    await server.request({ type: 'answer-hellos', on: true });
+    const cpuBefore = await cpuSample(server, workers, cfg.redisUrl);
+    const results = await Promise.all(
+      workers.map((w) =>
+        w.request<{ connected: number; failed: number; elapsedMs: number }>({
+          type: 'connect',
+          mode: 'bare-hello',
+          url,
+          from: 0,
+          to: size,
+        }),
+      ),
+    );
+    const failed = results.reduce((n, r) => n + r.failed, 0);
+    const elapsed = Math.max(...results.map((r) => r.elapsedMs)) / 1000;
+    run.helloConnectsPerSecond = (size - failed) / elapsed;
+    run.helloConnectCpu = cpuPerThousand(
+      cpuBefore,
+      await cpuSample(server, workers, cfg.redisUrl),
+      size - failed,
+    );
+    progress(`bare with hello -> welcome: ${size - failed} connections in ${elapsed.toFixed(1)} s`);
+    await server.request({ type: 'answer-hellos', on: false });
+    await Promise.all(workers.map((w) => w.request({ type: 'close', from: 0 })));
+  }
   return run;
 }
 
@@ -1020,6 +1097,38 @@ export default async function bench(argv: string[]) {
         baselineName: bareName,
         note: 'gateway: upgrade + hello + JWT + Redis presence/tags',
       });
+      if (bareRun.helloConnectsPerSecond)
+        rows.push({
+          metric: 'connects per second',
+          unit: 'conn/s',
+          value: gwRun.connectsPerSecond,
+          baseline: bareRun.helloConnectsPerSecond,
+          baselineName: 'bare ws, hello -> welcome',
+          note: "the floor of the protocol's connect: bare ws also reads a hello and writes a welcome (no token check, no Redis)",
+        });
+      if (gwRun.connectCpu && bareRun.helloConnectCpu) {
+        const [g, b] = [gwRun.connectCpu, bareRun.helloConnectCpu];
+        const cpuNote = 'CPU ms per 1000 connects (lower is better), during the connects';
+        const baselineName = 'bare ws, hello -> welcome';
+        rows.push(
+          {
+            metric: 'connects: CPU, gateway',
+            unit: 'ms/1k',
+            value: g.server,
+            baseline: b.server,
+            baselineName,
+            note: cpuNote,
+          },
+          {
+            metric: 'connects: CPU, gateway + redis-server',
+            unit: 'ms/1k',
+            value: g.server + g.redis,
+            baseline: b.server,
+            baselineName,
+            note: cpuNote,
+          },
+        );
+      }
       rows.push({
         metric: 'process RSS with no connections',
         unit: 'MiB',
