@@ -19,6 +19,7 @@ import {
   SessionProtocol,
   State,
   closeWith,
+  monotonicMs,
   onSocketClose,
   onSocketError,
   onSocketMessage,
@@ -105,7 +106,7 @@ export class DeviceHub implements SessionHost {
     private readonly log: Logger,
   ) {
     this.acceptRate = { perSecond: opts.acceptRate, burst: opts.acceptRate };
-    this.acceptBucket = fullBucket(this.acceptRate, Date.now());
+    this.acceptBucket = fullBucket(this.acceptRate, monotonicMs());
     this.orderer = new DeliveryOrderer(this.deliverySink());
     this.proto = new SessionProtocol(this, store, this.orderer, this.status, metrics, opts, log);
     this.wss = new WebSocketServer({
@@ -153,7 +154,7 @@ export class DeviceHub implements SessionHost {
         'too many connections without hello from this address',
         'pending_per_address',
       ];
-    else if (!takeToken(this.acceptBucket, this.acceptRate, Date.now()))
+    else if (!takeToken(this.acceptBucket, this.acceptRate, monotonicMs()))
       refuse = [CloseCode.tryAgainLater, 'accept rate exceeded', 'rate_limited'];
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       const s = ws as DeviceSocket;
@@ -167,7 +168,7 @@ export class DeviceHub implements SessionHost {
         s.close(refuse[0], refuse[1]);
         return;
       }
-      const now = Date.now();
+      const now = monotonicMs();
       s.raw = socket;
       this.proto.opened(s, url.searchParams.get('app') ?? undefined, now + this.opts.helloTimeoutMs, now);
       // The budget of connections without hello is full: the one waiting longest goes (a real
@@ -364,7 +365,7 @@ export class DeviceHub implements SessionHost {
 
   // ------------------------------------------------------------------ sweep, drain
 
-  private lastSweepAt = Date.now();
+  private lastSweepAt = monotonicMs();
 
   /**
    * After a stall of the event loop (a long GC, CPU starvation, a frozen VM) the first timer to
@@ -377,7 +378,7 @@ export class DeviceHub implements SessionHost {
     const gap = now - this.lastSweepAt - SWEEP_INTERVAL_MS;
     this.lastSweepAt = now;
     if (gap <= STALL_MS) return false;
-    for (const ws of this.awaitingHello) ws.deadline += gap;
+    for (const ws of this.awaitingHello) ws.helloBy += gap;
     for (const ws of this.sessions()) ws.lastBeat += gap;
     this.metrics.stalls.inc();
     this.log.warn(
@@ -388,10 +389,12 @@ export class DeviceHub implements SessionHost {
   }
 
   private sweep(): void {
-    const now = Date.now();
+    const now = monotonicMs();
     if (this.forgiveStall(now)) return;
+    // Token expiry is wall-clock time (the JWT's exp, seconds); everything else is monotonic.
+    const wallSeconds = Date.now() / 1000;
     for (const ws of this.awaitingHello) {
-      if (now > ws.deadline) {
+      if (now > ws.helloBy) {
         this.metrics.connects.inc({ result: 'hello_timeout' });
         closeWith(ws, CloseCode.helloTimeout, 'no hello in time');
       }
@@ -407,7 +410,7 @@ export class DeviceHub implements SessionHost {
         if (now - ws.lastBeat > deadAfterMs(policy, beat)) {
           ws.hbMs = onMissed(policy, { intervalMs: ws.hbMs, streak: ws.hbStreak }).intervalMs;
           closeWith(ws, CloseCode.heartbeatTimeout, 'heartbeat timeout');
-        } else if (now > ws.deadline) {
+        } else if (wallSeconds > ws.expiresAt) {
           closeWith(ws, CloseCode.tokenExpired, 'token expired');
         }
       }

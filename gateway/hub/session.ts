@@ -29,6 +29,15 @@ import type { DeliveryOrderer, HeldPush, OrderedStream } from './orderer.js';
 import type { StatusCounts } from './status-counts.js';
 import type { DeviceStore } from './store.js';
 
+/**
+ * Session timing's clock: whole milliseconds since the process started, from the monotonic
+ * clock. A wall-clock step (NTP, a VM restored) neither times every device out at once nor
+ * stops dead ones from being found, and the values stay small integers, which V8 keeps in the
+ * session object itself (a Date.now() value is a boxed double: 16 bytes per field per session).
+ * Token expiry alone is wall-clock time (a JWT's exp).
+ */
+export const monotonicMs = (): number => Math.floor(performance.now());
+
 export const enum State {
   AwaitHello = 0,
   Authenticating = 1,
@@ -52,10 +61,13 @@ export class DeviceSocket extends WebSocket implements OrderedStream, TokenState
   peer = '';
   /** App named in the connect URL (?app=), checked against the token. */
   appHint: string | undefined = undefined;
-  /** Hello deadline before Ready; token expiry (ms) after. */
-  deadline = 0;
+  /** Before Ready: when the hello is due (monotonicMs). */
+  helloBy = 0;
+  /** Once Ready: the token's expiry, wall-clock seconds (its exp). */
+  expiresAt = 0;
   hbMs = 0;
   hbStreak = 0;
+  /** The last ping, or the welcome (monotonicMs). */
   lastBeat = 0;
   lastSeq = 0;
   /** The device announced receipts in hello (`"recv":true`). */
@@ -66,7 +78,7 @@ export class DeviceSocket extends WebSocket implements OrderedStream, TokenState
   alias: string | null = null;
   /** Update-rate bucket, made at the first update (most devices never send one). */
   updates: TokenState | null = null;
-  /** Frame-rate bucket (common/ratelimit). */
+  /** Frame-rate bucket (common/ratelimit), on monotonicMs. */
   tokens = 0;
   tokensAt = 0;
   pending: HeldPush[] | null = null;
@@ -178,17 +190,18 @@ export class SessionProtocol {
   }
 
   /** A new socket passed admission: it has `helloTimeoutMs` to say hello. */
-  opened(ws: DeviceSocket, appHint: string | undefined, helloDeadline: number, now: number): void {
+  /** `helloBy` and `now` on monotonicMs. */
+  opened(ws: DeviceSocket, appHint: string | undefined, helloBy: number, now: number): void {
     ws.proto = this;
     ws.appHint = appHint;
-    ws.deadline = helloDeadline;
+    ws.helloBy = helloBy;
     ws.tokens = this.frameRate.burst;
     ws.tokensAt = now;
   }
 
   onFrame(ws: DeviceSocket, data: RawData, isBinary: boolean): void {
     if (ws.state === State.Closing) return this.whileClosing(ws, data, isBinary);
-    const now = Date.now();
+    const now = monotonicMs();
     if (!takeToken(ws, this.frameRate, now))
       return this.reject(ws, CloseCode.policyViolation, 'frame flood', 'flood');
     if (isBinary)
@@ -311,7 +324,7 @@ export class SessionProtocol {
       return closeWith(ws, CloseCode.tryAgainLater, 'connection limit reached');
     }
     ws.sess = `${this.bootId}.${(++this.sessionCounter).toString(36)}`;
-    ws.deadline = check.claims.exp * 1000;
+    ws.expiresAt = check.claims.exp;
 
     // From the claim on, routed pushes for this device wait until the first inbox page (read
     // atomically with the claim) has been written.
@@ -357,7 +370,7 @@ export class SessionProtocol {
     if (ws.readyState !== WebSocket.OPEN || (ws.state as State) === State.Closing) return;
     const hb = initialHeartbeat(this.opts.heartbeat, claim.learnedHeartbeatMs);
     ws.hbMs = hb.intervalMs;
-    ws.lastBeat = Date.now();
+    ws.lastBeat = monotonicMs();
     ws.tags = this.sharedTags(tags);
     ws.alias = alias;
     ws.state = State.Ready;
@@ -405,7 +418,7 @@ export class SessionProtocol {
   }
 
   private async update(ws: DeviceSocket, frame: UpdateFrame) {
-    const now = Date.now();
+    const now = monotonicMs();
     ws.updates ??= fullBucket(this.updateRate, now);
     if (!takeToken(ws.updates, this.updateRate, now)) {
       this.metrics.framesRejected.inc({ reason: 'update_rate' });

@@ -1,3 +1,5 @@
+import path from 'node:path';
+import { WebSocket } from 'ws';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { CloseCode } from '../../common/protocol/close-codes.js';
 import { createRedis } from '../../common/redis/connection.js';
@@ -18,6 +20,7 @@ import {
   type GatewayProcess,
 } from '../support/gateway.js';
 import { freePort } from '../support/net.js';
+import { repoRoot } from '../support/stack.js';
 
 /**
  * Session lifecycle and placement: adaptive heartbeat, heartbeat and token-expiry closes, one
@@ -140,6 +143,41 @@ describe('gateway sessions, registry and locator', () => {
     await until(() => c.frames.some((f) => f.t === 'welcome'), 5000, 'welcome');
     c.ws.send('{"t":"ping"}');
     expect(await c.closed).toMatchObject({ code: CloseCode.tokenExpired });
+  });
+
+  it('times sessions on the monotonic clock: after the wall clock steps back an hour, a silent device is still closed and a pinging one kept', async () => {
+    // The gateway's Date.now steps on SIGUSR2 (test/support/wall-clock-step.mjs); judged by the
+    // wall clock, every device would look as if it had pinged an hour from now and none would
+    // be found dead until the clock caught up.
+    const stepped = await startGatewayProcess({
+      redisUrl,
+      prefix,
+      id: 'gw-clock-step',
+      args: ['--heartbeat-min-ms', '1000', '--heartbeat-initial-ms', '2000', '--heartbeat-max-ms', '8000'],
+      env: {
+        NODE_OPTIONS: `--import ${path.join(repoRoot, 'test/support/wall-clock-step.mjs')}`,
+        PUSHGATE_TEST_CLOCK_STEP_MS: String(-3_600_000),
+      },
+    });
+    try {
+      const silent = await rawSession(stepped.wsUrl, 'clock-silent');
+      const beating = await rawSession(stepped.wsUrl, 'clock-beating');
+      stepped.kill('SIGUSR2');
+      await until(() => stepped.logs.some((l) => l.includes('wall clock stepped')), 5000, 'the clock step');
+      const pinger = setInterval(() => beating.ws.send('{"t":"ping"}'), 500);
+      try {
+        // Silent since its welcome: dead after 2.5 x 2 s.
+        const closed = await Promise.race([silent.closed, sleep(15_000).then(() => 'still open')]);
+        expect(closed).toMatchObject({ code: CloseCode.heartbeatTimeout });
+        expect(beating.ws.readyState).toBe(WebSocket.OPEN);
+        expect(beating.frames.filter((f) => f.t === 'pong').length).toBeGreaterThan(5);
+      } finally {
+        clearInterval(pinger);
+        beating.ws.close();
+      }
+    } finally {
+      await stopGateway(stepped);
+    }
   });
 
   it('keeps one session per device: connecting on another gateway closes the old one with 4005', async () => {
