@@ -324,7 +324,8 @@ export class SessionProtocol {
       return closeWith(ws, CloseCode.tryAgainLater, 'connection limit reached');
     }
     ws.sess = `${this.bootId}.${(++this.sessionCounter).toString(36)}`;
-    ws.expiresAt = check.claims.exp;
+    // Whole seconds (a JWT's exp may carry a fraction): an integer field stays unboxed.
+    ws.expiresAt = Math.floor(check.claims.exp);
 
     // From the claim on, routed pushes for this device wait until the first inbox page (read
     // atomically with the claim) has been written.
