@@ -12,18 +12,17 @@ export interface StoreResult {
   seq: number;
   /** Gateway that holds the device now ('' = offline). */
   gateway: string;
-  session: string;
   /** Id of the older message this one replaced through its collapse key. */
   replaced?: string;
   /** Oldest messages dropped because the inbox was full. */
   evicted: number;
   /** Their ids (message ids never contain a comma: the gateway mints them). */
-  evictedIds: string[];
+  evictedIds: readonly string[];
   /**
    * Of the replaced and evicted ids, those the device had read (its receipts counted them
    * delivered): they leave the inbox read but not acked (status `waiting.delivered`).
    */
-  readGoneIds: string[];
+  readGoneIds: readonly string[];
   /** Messages in the inbox after this store. */
   inboxSize: number;
 }
@@ -45,6 +44,15 @@ function byBucket<T>(items: T[], deviceOf: (t: T) => string): Map<number, number
     g.push(i);
   });
   return groups;
+}
+
+/** The result lists of the common store (nothing left the inbox): one shared empty list. */
+const NONE: readonly string[] = Object.freeze([]);
+
+/** A comma-separated id list of a script reply ('' = none). */
+function idList(v: unknown): readonly string[] {
+  const s = String(v);
+  return s ? s.split(',') : NONE;
 }
 
 /** Largest number of devices in one script call (bounds the time Redis spends in one script). */
@@ -144,7 +152,7 @@ class StoreBatcher {
     const keyArgs: string[] = [];
     const entryArgs: (string | number)[] = [];
     for (const [device, entries] of call.devices) {
-      keyArgs.push(...deviceStoreKeys(call.keys, call.app, device));
+      keyArgs.push(call.keys.deviceMeta(call.app, device));
       entryArgs.push(entries.length);
       for (const [job] of entries) {
         let m = messages.get(job);
@@ -174,24 +182,30 @@ class StoreBatcher {
           const parts = new Map<StoreJob, number[]>();
           let o = 0;
           for (const entries of call.devices.values()) {
-            const gateway = String(flat[o]);
-            const session = String(flat[o + 1]);
-            o += 2;
+            const gateway = String(flat[o++]);
             for (const [job, i] of entries) {
-              const stored = Number(flat[o]);
-              const offline = stored === 2;
-              job.results[i] = {
-                outcome: stored === 1 ? 'stored' : offline ? 'offline' : 'duplicate',
+              // See pgStore: code, seq, inbox size; code 3 adds what left the inbox.
+              const code = Number(flat[o]);
+              const offline = code === 2;
+              const r: StoreResult = {
+                outcome: code === 1 || code === 3 ? 'stored' : offline ? 'offline' : 'duplicate',
                 seq: Number(flat[o + 1]),
                 gateway: offline ? '' : gateway,
-                session: offline ? '' : session,
-                replaced: String(flat[o + 2]) || undefined,
-                evicted: Number(flat[o + 3]),
-                inboxSize: Number(flat[o + 4]),
-                evictedIds: String(flat[o + 5]) ? String(flat[o + 5]).split(',') : [],
-                readGoneIds: String(flat[o + 6]) ? String(flat[o + 6]).split(',') : [],
+                replaced: undefined,
+                evicted: 0,
+                inboxSize: Number(flat[o + 2]),
+                evictedIds: NONE,
+                readGoneIds: NONE,
               };
-              o += 7;
+              o += 3;
+              if (code === 3) {
+                r.replaced = String(flat[o]) || undefined;
+                r.evictedIds = idList(flat[o + 1]);
+                r.evicted = r.evictedIds.length;
+                r.readGoneIds = idList(flat[o + 2]);
+                o += 3;
+              }
+              job.results[i] = r;
               let part = parts.get(job);
               if (!part) parts.set(job, (part = []));
               part.push(i);
@@ -315,11 +329,11 @@ export async function ackMessagesForDevices(
     for (let start = 0; start < group.length; start += MAX_DEVICES_PER_CALL) {
       const part = group.slice(start, start + MAX_DEVICES_PER_CALL);
       const args: (string | number)[] = [];
-      for (const i of part) args.push(...deviceStoreKeys(keys, app, acks[i]!.device));
+      for (const i of part) args.push(keys.deviceMeta(app, acks[i]!.device));
       for (const i of part) args.push(acks[i]!.ids.length, acks[i]!.recv ?? 0);
       for (const i of part) args.push(...acks[i]!.ids);
       calls.push(
-        redis.pgAck(part.length * 4, ...args).then((flat) => {
+        redis.pgAck(part.length, ...args).then((flat) => {
           let at = 0;
           for (const i of part) {
             const r: AckResult = { removed: [], unknown: [], delivered: [] };

@@ -4,6 +4,20 @@
  * unchanged on Redis Cluster.
  */
 
+/**
+ * The hot scripts (pgStore, pgAck: one entry per recipient of every push) declare one key per
+ * device, its meta hash, and derive the device's inbox, msgs and collapse keys from it by suffix
+ * (keys.ts: the four share one stem, so one hashtag and one Cluster slot; the gateway-cluster
+ * test runs them on a real Cluster). Three keys fewer per recipient to build, encode and parse,
+ * on both sides of every store and ack call.
+ */
+const deviceKeysLua = `
+local function deviceKeys(meta)
+  local stem = string.sub(meta, 1, -6)
+  return meta, stem .. ':inbox', stem .. ':msgs', stem .. ':collapse'
+end
+`;
+
 /** Removes one message from a device store, and its collapse mapping if it still points at it. */
 const dropMessageLua = `
 local function drop(inbox, msgs, collapse, id, body)
@@ -53,28 +67,29 @@ export const scripts = {
    * Store messages in the inboxes of n devices (all in one hashtag bucket, see keys.ts): each
    * device gets its own list of the call's messages, stored in that order (so several pushes
    * accepted together cost one call per bucket, not one per push).
-   * KEYS: meta, inbox, msgs, collapse of device 1, then of device 2, ... (numkeys = 4n).
+   * KEYS: the meta key of each device (numkeys = n; the other three derived, see deviceKeysLua).
    * ARGV: max messages per device, key TTL ms, M (messages in the call); then M times: id, body
    * JSON, collapse key ('' = none), only-if-online (1 = store only when a gateway holds the
    * device); then per device: k, followed by k message numbers (1..M).
-   * Returns, per device in argument order: gw, sess (its presence), then 5 values per message
-   * entry: stored (1 / 0 = already there / 2 = offline and only-if-online), seq, replaced id,
-   * evicted count, inbox size, evicted ids (comma-separated; so their status can record it),
-   * and of the replaced and evicted ids those the device's receipts had counted delivered
-   * (seq <= its meta rseq, see pgAck; comma-separated).
+   * Returns, per device in argument order: gw (the gateway holding it, '' = none), then per
+   * message entry three integers: code, seq, inbox size after it. Code 1: stored; 0: already
+   * there; 2: offline and only-if-online; 3: stored, and older entries left the inbox, which
+   * three more values follow: the replaced id ('' = none), the evicted ids (comma-separated; so
+   * their status can record it), and of the replaced and evicted ids those the device's receipts
+   * had counted delivered (seq <= its meta rseq, see pgAck; comma-separated). The common entry
+   * is three integers: the reply is parsed once per recipient of every push.
    * Idempotent by id: storing an id that is already in an inbox changes nothing there.
    */
   pgStore: {
-    lua: `${dropMessageLua}
+    lua: `${deviceKeysLua}${dropMessageLua}
 local max, ttl, nmsg = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local at = 4 + 4 * nmsg
 local out, o = {}, 0
-for d = 0, #KEYS / 4 - 1 do
-  local meta, inbox, msgs, collapse = KEYS[4 * d + 1], KEYS[4 * d + 2], KEYS[4 * d + 3], KEYS[4 * d + 4]
-  local presence = redis.call('HMGET', meta, 'gw', 'sess')
-  local gw = presence[1] or ''
-  out[o + 1], out[o + 2] = gw, presence[2] or ''
-  o = o + 2
+for d = 1, #KEYS do
+  local meta, inbox, msgs, collapse = deviceKeys(KEYS[d])
+  local gw = redis.call('HGET', meta, 'gw') or ''
+  out[o + 1] = gw
+  o = o + 1
   local stored, collapsed = false, false
   local rseq
   local function read(seq)
@@ -89,11 +104,11 @@ for d = 0, #KEYS / 4 - 1 do
     at = at + 1
     local id, body, ckey, onlyOnline = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3] == '1'
     if redis.call('HEXISTS', msgs, id) == 1 then
-      out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5], out[o + 6], out[o + 7] =
-        0, tonumber(redis.call('ZSCORE', inbox, id)) or 0, '', 0, redis.call('ZCARD', inbox), '', ''
+      out[o + 1], out[o + 2], out[o + 3] = 0, tonumber(redis.call('ZSCORE', inbox, id)) or 0, redis.call('ZCARD', inbox)
+      o = o + 3
     elseif onlyOnline and gw == '' then
-      out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5], out[o + 6], out[o + 7] =
-        2, 0, '', 0, redis.call('ZCARD', inbox), '', ''
+      out[o + 1], out[o + 2], out[o + 3] = 2, 0, redis.call('ZCARD', inbox)
+      o = o + 3
     else
       local seq = redis.call('HINCRBY', meta, 'seq', 1)
       local replaced = ''
@@ -122,10 +137,15 @@ for d = 0, #KEYS / 4 - 1 do
         n = n - 1
       end
       stored = true
-      out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5], out[o + 6], out[o + 7] =
-        1, seq, replaced, #evicted, n, table.concat(evicted, ','), table.concat(gone, ',')
+      if replaced == '' and #evicted == 0 then
+        out[o + 1], out[o + 2], out[o + 3] = 1, seq, n
+        o = o + 3
+      else
+        out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5], out[o + 6] =
+          3, seq, n, replaced, table.concat(evicted, ','), table.concat(gone, ',')
+        o = o + 6
+      end
     end
-    o = o + 7
   end
   if stored then
     redis.call('PEXPIRE', meta, ttl)
@@ -140,7 +160,7 @@ return out
 
   /**
    * Acknowledge messages and apply receipts of n device entries (one hashtag bucket; a device
-   * may have several entries). KEYS: meta, inbox, msgs, collapse of each entry (numkeys = 4n).
+   * may have several entries). KEYS: the meta key of each entry (numkeys = n; see deviceKeysLua).
    * ARGV: per entry its id count and its receipt seq (0 = none), then all ids in entry order.
    * The device's receipt mark is `rseq` in its meta hash: every inbox entry with seq <= rseq
    * has been counted delivered. A receipt r > rseq counts the entries with seq in (rseq, r]
@@ -150,11 +170,11 @@ return out
    * 0 (unknown), 1 (removed; already counted delivered), 2 (removed and counted delivered now).
    */
   pgAck: {
-    lua: `${dropMessageLua}
-local n = #KEYS / 4
+    lua: `${deviceKeysLua}${dropMessageLua}
+local n = #KEYS
 local res, at = {}, 2 * n + 1
 for d = 0, n - 1 do
-  local meta, inbox, msgs, collapse = KEYS[4 * d + 1], KEYS[4 * d + 2], KEYS[4 * d + 3], KEYS[4 * d + 4]
+  local meta, inbox, msgs, collapse = deviceKeys(KEYS[d + 1])
   local rseq = tonumber(redis.call('HGET', meta, 'rseq')) or 0
   local upto = tonumber(ARGV[2 * d + 2])
   if upto > rseq then

@@ -134,8 +134,8 @@ describe('common/redis scripts', () => {
       expect(r4![i]).toMatchObject({ outcome: 'stored', seq: 3, replaced: 'b1' });
       expect(await inboxIds(device)).toEqual(device === online ? ['b2', 'b3', 'b4'] : ['b2', 'b3']);
     }
-    expect(r1![0]).toMatchObject({ gateway: 'gw-1', session: 's1' });
-    expect(r1![1]).toMatchObject({ gateway: '', session: '' });
+    expect(r1![0]).toMatchObject({ gateway: 'gw-1' });
+    expect(r1![1]).toMatchObject({ gateway: '' });
     expect(r5!.map((r) => r.outcome)).toEqual(['stored', 'offline', 'offline']);
     expect(r5![0]).toMatchObject({ seq: 4, gateway: 'gw-1' });
   });
