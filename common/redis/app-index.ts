@@ -7,8 +7,12 @@ import { deviceBucket, type RedisKeys } from './keys.js';
  * by the gateway as devices connect (hello), change tags/alias (update) and leave (bye); scores
  * are last-seen times, so readers (campaigns) can skip devices not seen for a long time.
  * The device's own copy of its tags/alias lives in its meta hash (the bucket's slot), written
- * after the indexes, so a change the indexes refuse (the app's tag cap) leaves it as it was.
- * A change is two scripts: the app-wide catalogue first (it may refuse), then the bucket.
+ * after the indexes, so a change the indexes refuse (the app's tag cap) leaves it as it was
+ * (a hello's claim writes it first; the hello writes it back on a refusal).
+ * A change is two scripts: the app-wide catalogue first (it may refuse), then the bucket, which
+ * ends by writing the device's index mark (registrationMark): a hello skips the indexes only
+ * when the mark names the registration it announces, so a change that failed half way (Redis
+ * refused or dropped a write) is written again on the next hello, not taken as done.
  * Reading them to resolve a push target is common/push/target.ts.
  */
 export interface DeviceRegistration {
@@ -24,12 +28,43 @@ export class TagLimitError extends Error {
   }
 }
 
+/**
+ * The index mark of a registration (the `ix` field of the device's meta hash, written by the
+ * bucket index script once a change is complete): tags sorted, so one registration has one mark.
+ */
+export function registrationMark(reg: DeviceRegistration): string {
+  return JSON.stringify([[...reg.tags].sort(), reg.alias ?? null]);
+}
+
+/** The tags of an index mark (undefined: no mark, or not one). */
+function markedTags(mark: string | undefined): string[] {
+  if (!mark) return [];
+  try {
+    const m: unknown = JSON.parse(mark);
+    return Array.isArray(m) && Array.isArray(m[0])
+      ? m[0].filter((t): t is string => typeof t === 'string')
+      : [];
+  } catch {
+    return [];
+  }
+}
+
 async function changeRegistration(
   redis: PgRedis,
   keys: RedisKeys,
   app: string,
   device: string,
-  change: { add: string[]; remove: string[]; keep: string[]; aliasOut?: string; aliasIn?: string },
+  change: {
+    add: string[];
+    remove: string[];
+    keep: string[];
+    aliasOut?: string;
+    aliasIn?: string;
+    /** Tags the bucket may still hold beyond `remove` (a change that failed half way): removed there. */
+    staleInBucket?: string[];
+    /** The mark of the registration written (see registrationMark). */
+    mark: string;
+  },
   seenAt: number,
   maxTagsPerApp: number,
   forget: boolean,
@@ -57,14 +92,17 @@ async function changeRegistration(
   if (Number(written) === 0) throw new TagLimitError(maxTagsPerApp);
   const bucket = deviceBucket(device);
   const tagsIn = [...change.add, ...change.keep];
+  const tagsOut = [...new Set([...change.remove, ...(change.staleInBucket ?? [])])];
   await redis.pgBucketIndex(
-    1 + tagsIn.length + change.remove.length,
+    2 + tagsIn.length + tagsOut.length,
     keys.bucketDevices(app, bucket),
-    ...[...tagsIn, ...change.remove].map((t) => keys.tagDevices(app, bucket, t)),
+    keys.deviceMeta(app, device),
+    ...[...tagsIn, ...tagsOut].map((t) => keys.tagDevices(app, bucket, t)),
     device,
     seenAt,
     forget ? '1' : '0',
     tagsIn.length,
+    change.mark,
   );
 }
 
@@ -79,7 +117,12 @@ export async function indexDevice(
   app: string,
   device: string,
   now: DeviceRegistration,
-  before: Partial<DeviceRegistration> = {},
+  /**
+   * What the device's meta said before (the app-wide counts follow it), and `indexed`: its index
+   * mark, when the caller read it (tags the mark names and `now` does not are taken out of the
+   * bucket too, in case a change failed after the bucket was written).
+   */
+  before: Partial<DeviceRegistration> & { indexed?: string } = {},
   seenAt = Date.now(),
   /** False when the caller already wrote tags/alias to the device's meta hash (pgClaim does). */
   writeMeta = true,
@@ -98,6 +141,8 @@ export async function indexDevice(
       keep: [...newTags].filter((t) => oldTags.has(t)),
       aliasOut: before.alias && before.alias !== now.alias ? before.alias : undefined,
       aliasIn: now.alias ?? undefined,
+      staleInBucket: markedTags(before.indexed).filter((t) => !newTags.has(t)),
+      mark: registrationMark(now),
     },
     seenAt,
     maxTagsPerApp,
@@ -142,7 +187,7 @@ export async function forgetDevice(
     keys,
     app,
     device,
-    { add: [], remove: reg.tags, keep: [], aliasOut: reg.alias ?? undefined },
+    { add: [], remove: reg.tags, keep: [], aliasOut: reg.alias ?? undefined, mark: '' },
     Date.now(),
     0,
     true,

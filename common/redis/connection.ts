@@ -33,7 +33,7 @@ export interface ScriptCommands {
     alias: string,
     now: number,
     limit: number,
-  ): Promise<[string, string, string, string, string, number, number, Reply]>;
+  ): Promise<[string, string, string, string, string, number, number, Reply, string]>;
   pgRelease(meta: string, sess: string, hb: string, now: number): Promise<number>;
   pgGcra(key: string, intervalMs: number, burst: number, cost: number): Promise<[number, number, number]>;
   pgLimitAdmit(

@@ -42,15 +42,25 @@ return 1
 `;
 
 /**
- * The bucket half (the device's bucket slot, the slot of its meta/inbox keys): membership.
- * KEYS: bucketDevices, then one bucket tag key per tag name (added and kept, then removed).
- * ARGV: device, seenAt, forget, nIn (added + kept).
+ * The bucket half (the device's bucket slot, the slot of its meta/inbox keys): membership, and
+ * then the device's index mark: `ix` in its meta hash, the registration the indexes now hold
+ * (app-index.ts registrationMark). The mark is written last, by the last step of a change, so a
+ * hello finds a registration it may skip only when a whole change went through (pgClaim has
+ * already written the announced tags to the meta hash before the indexes are written).
+ * KEYS: bucketDevices, the device's meta, then one bucket tag key per tag name (added and
+ * kept, then removed). ARGV: device, seenAt, forget, nIn (added + kept), mark.
  */
 const bucketIndexLua = `
 local device, seenAt, forget, nIn = ARGV[1], ARGV[2], ARGV[3] == '1', tonumber(ARGV[4])
 if forget then redis.call('ZREM', KEYS[1], device) else redis.call('ZADD', KEYS[1], seenAt, device) end
-for i = 2, #KEYS do
-  if i - 1 <= nIn then redis.call('ZADD', KEYS[i], seenAt, device) else redis.call('ZREM', KEYS[i], device) end
+for i = 3, #KEYS do
+  if i - 2 <= nIn then redis.call('ZADD', KEYS[i], seenAt, device) else redis.call('ZREM', KEYS[i], device) end
+end
+if forget then
+  redis.call('HDEL', KEYS[2], 'ix')
+elseif redis.call('EXISTS', KEYS[2]) == 1 then
+  -- A meta hash that is gone (expired) is not created again without its TTL.
+  redis.call('HSET', KEYS[2], 'ix', ARGV[5])
 end
 return 1
 `;
@@ -117,7 +127,7 @@ export const indexScripts = {
 export interface IndexScriptCommands {
   /** numkeys = 2 + removed tags + alias keys; see appIndexLua. 0: refused by the tag cap. */
   pgAppIndex(numkeys: number, ...keysThenArgs: (string | number)[]): Promise<number>;
-  /** numkeys = 1 + tag keys; see bucketIndexLua. */
+  /** numkeys = 2 + tag keys; see bucketIndexLua. */
   pgBucketIndex(numkeys: number, ...keysThenArgs: (string | number)[]): Promise<number>;
   /** numkeys = 1 + tag keys; see resolveLua. Device ids, or -1 over the limit. */
   pgResolve(numkeys: number, ...keysThenArgs: (string | number)[]): Promise<string[] | number>;

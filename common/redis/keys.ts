@@ -51,7 +51,8 @@ export interface RedisKeys {
   prefix: string;
   /**
    * HASH: seq (last sequence), gw + sess (presence), tags (JSON array), alias, hb (learned
-   * interval ms), seen, rseq (receipt mark: inbox entries up to it are counted delivered).
+   * interval ms), seen, rseq (receipt mark: inbox entries up to it are counted delivered), ix
+   * (index mark: the registration the tag indexes hold for it, app-index.ts registrationMark).
    */
   deviceMeta(app: string, device: string): string;
   /** ZSET: message id -> seq; the device's undelivered/unacked messages in order. */

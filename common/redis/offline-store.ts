@@ -120,12 +120,19 @@ class StoreBatcher {
   private flush() {
     const jobs = this.queue;
     this.queue = [];
-    const open = new Map<string, StoreCall>();
+    // Calls open per (key prefix, app, limits), then per bucket: the group's key is made once
+    // per job, not once per recipient (a fan-out's flush touches every recipient).
+    const open = new Map<string, Map<number, StoreCall>>();
     const calls: StoreCall[] = [];
     for (const job of jobs) {
-      job.devices.forEach((device, i) => {
-        const group = `${job.keys.prefix}\u0000${job.app}\u0000${deviceBucket(device)}\u0000${job.limits.maxPerDevice}\u0000${job.limits.keyTtlMs}`;
-        let call = open.get(group);
+      const group = `${job.keys.prefix}\u0000${job.app}\u0000${job.limits.maxPerDevice}\u0000${job.limits.keyTtlMs}`;
+      let buckets = open.get(group);
+      if (!buckets) open.set(group, (buckets = new Map()));
+      const { devices } = job;
+      for (let i = 0; i < devices.length; i++) {
+        const device = devices[i]!;
+        const bucket = deviceBucket(device);
+        let call = buckets.get(bucket);
         let entries = call?.devices.get(device);
         if (
           call &&
@@ -135,13 +142,13 @@ class StoreBatcher {
           call = undefined;
         if (!call) {
           call = { keys: job.keys, app: job.app, limits: job.limits, devices: new Map(), entries: 0 };
-          open.set(group, call);
+          buckets.set(bucket, call);
           calls.push(call);
         }
         if (!entries) call.devices.set(device, (entries = []));
         entries.push([job, i]);
         call.entries++;
-      });
+      }
     }
     for (const job of jobs) if (job.devices.length === 0) job.resolve(job.results);
     for (const call of calls) this.send(call);
@@ -436,6 +443,11 @@ export interface ClaimResult {
   learnedHeartbeatMs?: number;
   tags?: string[];
   alias?: string;
+  /**
+   * The registration the indexes are known to hold (app-index.ts registrationMark), written only
+   * when a whole change went through; undefined when none is (a first hello, a change that failed).
+   */
+  indexed?: string;
   /** The device's sequence counter at the claim: every message at or below it is in the inbox or gone. */
   lastSeq: number;
   /** The first page of the inbox, read at the same instant as the claim. */
@@ -459,7 +471,7 @@ export async function claimPresence(
   now = Date.now(),
 ): Promise<ClaimResult> {
   const [meta, inbox, msgs, collapse] = deviceStoreKeys(keys, app, device);
-  const [gw, sess, hb, tags, alias, lastSeq, expired, flat] = await redis.pgClaim(
+  const [gw, sess, hb, tags, alias, lastSeq, expired, flat, indexed] = await redis.pgClaim(
     meta,
     inbox,
     msgs,
@@ -488,6 +500,7 @@ export async function claimPresence(
     learnedHeartbeatMs: hb ? Number(hb) : undefined,
     tags: parsedTags,
     alias: alias || undefined,
+    indexed: indexed || undefined,
     lastSeq: Number(lastSeq),
     firstPage: await replayPage(redis, keys, app, device, expired, flat),
   };

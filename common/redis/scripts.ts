@@ -226,19 +226,19 @@ return replay(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[1]), ARGV[2], tonumber(AR
    * KEYS: meta, inbox, msgs, collapse. ARGV: gw, sess, key TTL ms, set tags ('1'/'0'), tags JSON,
    * set alias ('1'/'0'), alias, now ms, replay limit.
    * Returns {previous gw, previous sess, learned hb, previous tags JSON, previous alias, last seq,
-   * expired count, {seq, body, ...}}.
+   * expired count, {seq, body, ...}, index mark ('' = none; see index-scripts.ts pgBucketIndex)}.
    */
   pgClaim: {
     numberOfKeys: 4,
     lua: `${dropMessageLua}${replayLua}
 local meta = KEYS[1]
-local old = redis.call('HMGET', meta, 'gw', 'sess', 'hb', 'tags', 'alias', 'seq')
+local old = redis.call('HMGET', meta, 'gw', 'sess', 'hb', 'tags', 'alias', 'seq', 'ix')
 redis.call('HSET', meta, 'gw', ARGV[1], 'sess', ARGV[2])
 if ARGV[4] == '1' then redis.call('HSET', meta, 'tags', ARGV[5]) end
 if ARGV[6] == '1' then redis.call('HSET', meta, 'alias', ARGV[7]) end
 redis.call('PEXPIRE', meta, tonumber(ARGV[3]))
 local page = replay(KEYS[2], KEYS[3], KEYS[4], tonumber(ARGV[8]), '0', tonumber(ARGV[9]))
-return {old[1] or '', old[2] or '', old[3] or '', old[4] or '', old[5] or '', tonumber(old[6] or '0'), page[1], page[2]}
+return {old[1] or '', old[2] or '', old[3] or '', old[4] or '', old[5] or '', tonumber(old[6] or '0'), page[1], page[2], old[7] or ''}
 `,
   },
 

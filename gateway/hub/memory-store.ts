@@ -9,6 +9,7 @@ import type {
   Presence,
   ReplayPage,
 } from './store.js';
+import { registrationMark } from '../../common/redis/app-index.js';
 import { REPLAY_PAGE } from './store.js';
 
 interface InboxEntry {
@@ -113,11 +114,13 @@ export class MemoryDeviceStore implements DeviceStore {
     announced: { tags?: string[]; alias?: string | null },
   ): Promise<ClaimResult> {
     const r = this.record(app, device);
+    const registered = this.registered.get(`${app}\u0000${device}`);
     const result: ClaimResult = {
       previous: r.presence,
       learnedHeartbeatMs: r.learnedHeartbeatMs,
       tags: r.tags,
       alias: r.alias,
+      indexed: registered ? registrationMark(registered) : undefined,
       lastSeq: r.seq,
       firstPage: await this.readInbox(app, device, 0, REPLAY_PAGE),
     };

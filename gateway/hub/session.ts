@@ -21,7 +21,7 @@ import {
   type TokenRate,
   type TokenState,
 } from '../../common/ratelimit/token-bucket.js';
-import { TagLimitError } from '../../common/redis/app-index.js';
+import { registrationMark, TagLimitError } from '../../common/redis/app-index.js';
 import { initialHeartbeat, onBeat, type HeartbeatPolicy } from '../heartbeat.js';
 import type { GatewayMetrics } from '../metrics.js';
 import { AckBatcher } from './ack-batcher.js';
@@ -342,13 +342,11 @@ export class SessionProtocol {
     }
     let tags = announcedTags ?? claim.tags ?? [];
     const alias = check.claims.alias;
-    // A device reconnecting with the tags and alias it already had (the common case in a
-    // reconnect storm) is already in the indexes: skip the round trip.
-    const known =
-      claim.tags !== undefined &&
-      claim.tags.length === tags.length &&
-      claim.tags.every((t, i) => t === tags[i]) &&
-      (claim.alias ?? null) === alias;
+    // A device reconnecting with the tags and alias the indexes hold for it (the common case in
+    // a reconnect storm) skips the round trips. Only the index mark says so: the meta's tags are
+    // written by the claim, before the indexes, so after a hello that failed half way they name
+    // a registration the indexes never got.
+    const known = claim.indexed !== undefined && claim.indexed === registrationMark({ tags, alias });
     let refusedTags: TagLimitError | undefined;
     if (!known) {
       try {
@@ -356,7 +354,7 @@ export class SessionProtocol {
           app,
           device,
           { tags, alias },
-          { tags: claim.tags, alias: claim.alias },
+          { tags: claim.tags, alias: claim.alias, indexed: claim.indexed },
           true,
         );
       } catch (err) {

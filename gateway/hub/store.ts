@@ -62,7 +62,8 @@ export interface DeviceStore extends InboxReader, AckApplier {
     app: string,
     device: string,
     now: DeviceRegistration,
-    before: Partial<DeviceRegistration>,
+    /** What the meta said before, and the index mark the claim read (ClaimResult.indexed). */
+    before: Partial<DeviceRegistration> & { indexed?: string },
     metaWritten: boolean,
   ): Promise<void>;
   /** Touches last-seen in the indexes (on disconnect). */

@@ -3,7 +3,8 @@ import { createRedis } from '../../common/redis/connection.js';
 import { PublishRouter, silentObserver } from '../../common/push/index.js';
 import { deliverMessage } from '../../common/redis/delivery.js';
 import type { StoredMessage } from '../../common/protocol/server-frames.js';
-import { redisKeys } from '../../common/redis/keys.js';
+import { deviceBucket, redisKeys } from '../../common/redis/keys.js';
+import { CloseCode } from '../../common/protocol/close-codes.js';
 import {
   APP,
   basicAuth,
@@ -127,6 +128,68 @@ describe('gateway delivery across two gateways', () => {
     const r = await pushApi(a.httpUrl, { to: { tag: 'vip && sh' }, data: 3 });
     expect(await receivers(r.body.id as string, ['d1', 'd5'])).toEqual(['d1', 'd5']);
     await byId('d0').client.update({ add: ['vip'] });
+  });
+
+  it('a hello whose tag-index write failed after the claim is indexed on the next hello (the claim alone does not make a registration known)', async () => {
+    // Redis refuses the bucket's tag index write (a key of the wrong type there, as a failover
+    // mid-hello would fail it): the hello fails after the claim wrote the tags to the device's
+    // meta. Once Redis takes writes again, the device's next hello must index it; a device
+    // connected but missing from its tag's index gets no tag push, silently.
+    const redis = createRedis(redisUrl);
+    const keys = redisKeys(prefix);
+    const blocker = keys.tagDevices(APP, deviceBucket('d-flaky'), 'flaky');
+    await redis.set(blocker, 'not a sorted set');
+    const d = new RecordingDevice({ device: 'd-flaky', tags: ['flaky'], endpoints: [a.wsUrl] });
+    try {
+      const started = d.client.start();
+      await until(() => d.closes.includes(CloseCode.tryAgainLater), 10_000, 'the failed hello');
+      expect(await redis.hget(keys.deviceMeta(APP, 'd-flaky'), 'tags')).toBe('["flaky"]');
+      await redis.del(blocker);
+      await started;
+      const r = await pushApi(b.httpUrl, { to: { tag: 'flaky' }, data: 'indexed' });
+      expect(r.body.recipients).toBe(1);
+      await until(() => d.ids().includes(r.body.id as string), 10_000, 'the tag push at d-flaky');
+    } finally {
+      d.client.stop();
+      await redis.del(blocker);
+      redis.disconnect();
+    }
+  });
+
+  it('after a tag change that failed half way, the next hello takes the device out of the tags the indexes still hold for it', async () => {
+    const redis = createRedis(redisUrl);
+    const keys = redisKeys(prefix);
+    const blocker = keys.tagDevices(APP, deviceBucket('d-moved'), 'mid');
+    const connect = (tags: string[]) =>
+      new RecordingDevice({ device: 'd-moved', tags, endpoints: [a.wsUrl] });
+    try {
+      // Indexed under 'old'; then a hello announcing 'mid' fails at the bucket write; then the
+      // device comes back announcing 'new'.
+      const first = connect(['old']);
+      await first.client.start();
+      first.client.stop();
+      await redis.set(blocker, 'not a sorted set');
+      const second = connect(['mid']);
+      void second.client.start().catch(() => {});
+      await until(() => second.closes.includes(CloseCode.tryAgainLater), 10_000, 'the failed hello');
+      second.client.stop();
+      await redis.del(blocker);
+      const third = connect(['new']);
+      await third.client.start();
+      try {
+        const toOld = await pushApi(b.httpUrl, { to: { tag: 'old' }, data: 'stale' });
+        expect(toOld.status).toBe(202);
+        expect(toOld.body.recipients).toBe(0);
+        const toNew = await pushApi(b.httpUrl, { to: { tag: 'new' }, data: 'current' });
+        expect(toNew.body.recipients).toBe(1);
+        await until(() => third.ids().includes(toNew.body.id as string), 10_000, 'the tag push at d-moved');
+      } finally {
+        third.client.stop();
+      }
+    } finally {
+      await redis.del(blocker);
+      redis.disconnect();
+    }
   });
 
   it('returns the same id for a repeated idempotency key and delivers once', async () => {
