@@ -189,8 +189,7 @@ export class SessionProtocol {
     });
   }
 
-  /** A new socket passed admission: it has `helloTimeoutMs` to say hello. */
-  /** `helloBy` and `now` on monotonicMs. */
+  /** A new socket passed admission and must say hello by `helloBy` (`helloBy`, `now`: monotonicMs). */
   opened(ws: DeviceSocket, appHint: string | undefined, helloBy: number, now: number): void {
     ws.proto = this;
     ws.appHint = appHint;

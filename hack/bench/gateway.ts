@@ -1200,24 +1200,25 @@ export default async function bench(argv: string[]) {
       });
     if (cfg.shipped && cfg.only !== 'fanout') {
       const idle = await shippedIdleRss(gatewayArgs, gatewayEnv);
-      const asShipped =
-        'gateway compiled (npm run build) and run by node alone, as the image runs it; no connection yet';
-      rows.push({
-        metric: 'process RSS with no connections, as shipped, 2 s after start',
-        unit: 'MiB',
-        value: idle.start.gateway / 2 ** 20,
-        baseline: idle.start.bare / 2 ** 20,
-        baselineName: 'bare ws, plain JavaScript',
-        note: `${asShipped}; read from /proc, no GC forced; the young generation is still as module loading grew it`,
-      });
-      rows.push({
-        metric: 'process RSS with no connections, as shipped, at rest',
-        unit: 'MiB',
-        value: idle.rest.gateway / 2 ** 20,
-        baseline: idle.rest.bare / 2 ** 20,
-        baselineName: 'bare ws, plain JavaScript',
-        note: `${asShipped}; after ${idle.rest.seconds.toFixed(0)} s idle${idle.rest.settled ? ', RSS steady for 6 s' : `, RSS still moving at ${REST_MAX_S} s`}; no GC forced`,
-      });
+      const asShipped = (when: string, rss: { gateway: number; bare: number }, note: string) =>
+        rows.push({
+          metric: `process RSS with no connections, as shipped, ${when}`,
+          unit: 'MiB',
+          value: rss.gateway / 2 ** 20,
+          baseline: rss.bare / 2 ** 20,
+          baselineName: 'bare ws, plain JavaScript',
+          note: `gateway compiled (npm run build) and run by node alone, as the image runs it; no connection yet; ${note}`,
+        });
+      asShipped(
+        '2 s after start',
+        idle.start,
+        'read from /proc, no GC forced; the young generation is still as module loading grew it',
+      );
+      asShipped(
+        'at rest',
+        idle.rest,
+        `after ${idle.rest.seconds.toFixed(0)} s idle${idle.rest.settled ? ', RSS steady for 6 s' : `, RSS still moving at ${REST_MAX_S} s`}; no GC forced`,
+      );
     }
     if (baseRun) rows.push(...againstBaselineTree(gwRun, baseRun, cfg.sizes, cfg.only === 'fanout'));
     report('gateway', params, rows, startedAt);
