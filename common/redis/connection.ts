@@ -7,9 +7,9 @@ type Reply = (string | number | Reply[])[];
 
 /** The script commands every pushgate connection carries (see scripts.ts for their contracts). */
 export interface ScriptCommands {
-  /** numkeys = 4 x devices; see scripts.ts. Returns 2 values per device, then 6 per message entry. */
+  /** numkeys = devices (their meta keys); see scripts.ts. Returns per device its gateway, then 3 or 6 values per entry. */
   pgStore(numkeys: number, ...keysThenArgs: (string | number)[]): Promise<(string | number)[]>;
-  /** numkeys = 3 x devices; ARGV: per-device id counts, then ids. */
+  /** numkeys = entries (their devices' meta keys); ARGV: per entry id count and receipt seq, then ids. */
   pgAck(numkeys: number, ...keysThenArgs: (string | number)[]): Promise<(number | string)[]>;
   pgReplay(
     inbox: string,

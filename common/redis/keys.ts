@@ -212,13 +212,16 @@ export function redisKeys(prefix: string = DEFAULT_KEY_PREFIX): RedisKeys {
   };
 }
 
-/** The four keys of one device's offline store, in the order the Lua scripts take them. */
+/**
+ * The four keys of one device's offline store, in the order pgClaim takes them (pgStore and
+ * pgAck take the meta key alone and derive the other three the same way, by suffix).
+ */
 export function deviceStoreKeys(
   keys: RedisKeys,
   app: string,
   device: string,
 ): [string, string, string, string] {
-  // Hot (four keys per recipient of every store): the device's key stem, hashed once.
+  // The device's key stem, hashed once.
   const meta = keys.deviceMeta(app, device);
   const stem = meta.slice(0, -':meta'.length);
   return [meta, `${stem}:inbox`, `${stem}:msgs`, `${stem}:collapse`];
