@@ -36,7 +36,7 @@ export function registrationMark(reg: DeviceRegistration): string {
   return JSON.stringify([[...reg.tags].sort(), reg.alias ?? null]);
 }
 
-/** The tags of an index mark (undefined: no mark, or not one). */
+/** The tags of an index mark (none when there is no mark, or it is not one). */
 function markedTags(mark: string | undefined): string[] {
   if (!mark) return [];
   try {

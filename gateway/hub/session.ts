@@ -401,7 +401,13 @@ export class SessionProtocol {
       { gateway: this.opts.gatewayId, session: ws.sess },
       reg,
     );
-    await this.store.register(ws.app, ws.device, reg, { tags: claim.tags, alias: claim.alias }, true);
+    await this.store.register(
+      ws.app,
+      ws.device,
+      reg,
+      { tags: claim.tags, alias: claim.alias, indexed: claim.indexed },
+      true,
+    );
     // Seqs restart in the store: receipts of this connection start again from the replay.
     ws.recvSeq = 0;
     await this.orderer.rewound(ws);
