@@ -495,7 +495,9 @@ async function runClientWorker(
         if (i < from || i >= below) continue;
         sockets.delete(i);
         closing.push(new Promise((r) => ws.once('close', r)));
-        if (mode === 'gateway') ws.send('{"t":"bye"}');
+        // A gateway device says bye (it leaves its app's indexes) unless `keep`: then the
+        // connection just drops, as in a gateway restart, and the registration stays.
+        if (mode === 'gateway' && m.keep !== true) ws.send('{"t":"bye"}');
         else ws.close();
       }
       await Promise.all(closing);
@@ -587,6 +589,9 @@ interface ServerRun {
   /** Bare ws only: connects that also make the hello -> welcome round trip (no token check, no Redis). */
   helloConnectsPerSecond?: number;
   helloConnectCpu?: CpuSample;
+  /** Gateway only: the same devices connecting again after their connections dropped (registration kept). */
+  reconnectsPerSecond?: number;
+  reconnectCpu?: CpuSample;
   /** Process memory with no connections (after the warm-up came and went). */
   idle?: Mem;
   latency?: { p50: number; p99: number; max: number; samples: number; lost: number };
@@ -826,18 +831,14 @@ async function measure(
     );
   }
   await Promise.all(workers.map((w) => w.request({ type: 'close', from: 0 })));
-  if (kind === 'bare' && !fanoutOnly) {
-    // The floor of the protocol's connect: the same connects, each then sending the gateway's
-    // hello (a real token) and waiting for a welcome of the gateway's shape; the server checks the
-    // frame's shape but neither the token nor Redis. Last, so no other phase carries the listener.
-    const size = Math.min(sizes[0]!, cfg.limit);
-    await server.request({ type: 'answer-hellos', on: true });
+  /** Devices [0, size) connect from every worker in `mode`: connects/s and CPU per 1000 connects. */
+  const timedConnects = async (mode: string, size: number) => {
     const cpuBefore = await cpuSample(server, workers, cfg.redisUrl);
     const results = await Promise.all(
       workers.map((w) =>
         w.request<{ connected: number; failed: number; elapsedMs: number }>({
           type: 'connect',
-          mode: 'bare-hello',
+          mode,
           url,
           from: 0,
           to: size,
@@ -846,14 +847,33 @@ async function measure(
     );
     const failed = results.reduce((n, r) => n + r.failed, 0);
     const elapsed = Math.max(...results.map((r) => r.elapsedMs)) / 1000;
-    run.helloConnectsPerSecond = (size - failed) / elapsed;
-    run.helloConnectCpu = cpuPerThousand(
-      cpuBefore,
-      await cpuSample(server, workers, cfg.redisUrl),
-      size - failed,
-    );
-    progress(`bare with hello -> welcome: ${size - failed} connections in ${elapsed.toFixed(1)} s`);
+    const cpu = cpuPerThousand(cpuBefore, await cpuSample(server, workers, cfg.redisUrl), size - failed);
+    return { perSecond: (size - failed) / elapsed, cpu, held: size - failed, elapsed };
+  };
+  const size = Math.min(sizes[0]!, cfg.limit);
+  if (kind === 'bare' && !fanoutOnly) {
+    // The floor of the protocol's connect: the same connects, each then sending the gateway's
+    // hello (a real token) and waiting for a welcome of the gateway's shape; the server checks the
+    // frame's shape but neither the token nor Redis. Last, so no other phase carries the listener.
+    await server.request({ type: 'answer-hellos', on: true });
+    const r = await timedConnects('bare-hello', size);
+    run.helloConnectsPerSecond = r.perSecond;
+    run.helloConnectCpu = r.cpu;
+    progress(`bare with hello -> welcome: ${r.held} connections in ${r.elapsed.toFixed(1)} s`);
     await server.request({ type: 'answer-hellos', on: false });
+    await Promise.all(workers.map((w) => w.request({ type: 'close', from: 0 })));
+  }
+  if (kind === 'gateway' && !fanoutOnly) {
+    // A reconnect storm: the devices connect (first hellos), their connections drop without a
+    // bye (as when a gateway restarts), and they all come back. Their registration is in the
+    // indexes (the index mark says so), so each hello is the claim alone.
+    await timedConnects('gateway', size);
+    await Promise.all(workers.map((w) => w.request({ type: 'close', from: 0, keep: true })));
+    await new Promise((r) => setTimeout(r, 1000));
+    const r = await timedConnects('gateway', size);
+    run.reconnectsPerSecond = r.perSecond;
+    run.reconnectCpu = r.cpu;
+    progress(`gateway reconnects: ${r.held} connections in ${r.elapsed.toFixed(1)} s`);
     await Promise.all(workers.map((w) => w.request({ type: 'close', from: 0 })));
   }
   return run;
@@ -1106,13 +1126,26 @@ export default async function bench(argv: string[]) {
           baselineName: 'bare ws, hello -> welcome',
           note: "the floor of the protocol's connect: bare ws also reads a hello and writes a welcome (no token check, no Redis)",
         });
-      if (gwRun.connectCpu && bareRun.helloConnectCpu) {
-        const [g, b] = [gwRun.connectCpu, bareRun.helloConnectCpu];
-        const cpuNote = 'CPU ms per 1000 connects (lower is better), during the connects';
+      if (gwRun.reconnectsPerSecond && bareRun.helloConnectsPerSecond)
+        rows.push({
+          metric: 'reconnects per second (devices coming back, registration kept)',
+          unit: 'conn/s',
+          value: gwRun.reconnectsPerSecond,
+          baseline: bareRun.helloConnectsPerSecond,
+          baselineName: 'bare ws, hello -> welcome',
+          note: 'a reconnect storm: the connections dropped without a bye; each hello is the Redis claim alone',
+        });
+      const cpuNote = 'CPU ms per 1000 connects (lower is better), during the connects';
+      for (const [label, g] of [
+        ['connects', gwRun.connectCpu],
+        ['reconnects', gwRun.reconnectCpu],
+      ] as const) {
+        const b = bareRun.helloConnectCpu;
+        if (!g || !b) continue;
         const baselineName = 'bare ws, hello -> welcome';
         rows.push(
           {
-            metric: 'connects: CPU, gateway',
+            metric: `${label}: CPU, gateway`,
             unit: 'ms/1k',
             value: g.server,
             baseline: b.server,
@@ -1120,7 +1153,7 @@ export default async function bench(argv: string[]) {
             note: cpuNote,
           },
           {
-            metric: 'connects: CPU, gateway + redis-server',
+            metric: `${label}: CPU, gateway + redis-server`,
             unit: 'ms/1k',
             value: g.server + g.redis,
             baseline: b.server,
