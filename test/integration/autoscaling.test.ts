@@ -242,6 +242,10 @@ describe('HPA on gateway connections through the pushgate metrics adapter', () =
       what: 'the east gateways to publish 480 connections',
       timeoutMs: 20_000,
     });
+    await eventually(async () => sum(await regionCounts('cn-north-1')) === 60, {
+      what: 'the north gateways to publish 60 connections',
+      timeoutMs: 20_000,
+    });
 
     await eventually(async () => (await replicas('cn-east-1')) === 5, {
       what: 'cn-east-1 to scale to 5 replicas',
@@ -260,7 +264,13 @@ describe('HPA on gateway connections through the pushgate metrics adapter', () =
     expect(sum(await regionCounts('cn-east-1'))).toBe(480);
     expect(await replicas('cn-east-1')).toBe(5);
     expect(await replicas('cn-north-1')).toBe(2);
-    expect(await hpaAverage('cn-north-1')).toBe('30');
+    // The HPA's status is its last sync's reading: it reads all 60 north devices at its next one
+    // (one run read 27 per pod, taken while the last north devices were still connecting).
+    await eventually(async () => (await hpaAverage('cn-north-1')) === '30', {
+      what: 'the north HPA to read 30 connections per pod',
+      timeoutMs: 30_000,
+      intervalMs: 1000,
+    });
   });
 
   it('lowers it after the counts fall, only after the stabilization window, one pod per period, losing no device', async () => {
