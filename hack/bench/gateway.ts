@@ -635,37 +635,40 @@ async function measure(
   const profiling = kind === 'gateway' && cfg.profile !== '';
   const profileFile = (label: string) =>
     path.resolve(cfg.profile.replace(/(\.cpuprofile)?$/, `-${label}.${cfg.profileKind}profile`));
+  /** Devices [from, to) connect from every worker in `mode`: connects/s and CPU per 1000 connects. */
+  const timedConnects = async (mode: string, from: number, to: number) => {
+    const cpuBefore = await cpuSample(server, workers, cfg.redisUrl);
+    const results = await Promise.all(
+      workers.map((w) =>
+        w.request<{ connected: number; failed: number; elapsedMs: number }>({
+          type: 'connect',
+          mode,
+          url,
+          from,
+          to,
+        }),
+      ),
+    );
+    const failed = results.reduce((n, r) => n + r.failed, 0);
+    const elapsed = Math.max(...results.map((r) => r.elapsedMs)) / 1000;
+    const made = to - from - failed;
+    const cpu = cpuPerThousand(cpuBefore, await cpuSample(server, workers, cfg.redisUrl), made);
+    return { perSecond: made / elapsed, cpu, failed, elapsed };
+  };
   let have = 0;
   for (const wanted of sizes) {
     const size = Math.min(wanted, cfg.limit);
     const profileConnects = profiling && have === 0;
     if (profileConnects)
       await server.request({ type: 'pushgate:profile', action: 'start', kind: cfg.profileKind });
-    const cpuBefore = have === 0 ? await cpuSample(server, workers, cfg.redisUrl) : undefined;
-    const results = await Promise.all(
-      workers.map((w) =>
-        w.request<{ connected: number; failed: number; elapsedMs: number }>({
-          type: 'connect',
-          mode: kind,
-          url,
-          from: have,
-          to: size,
-        }),
-      ),
-    );
-    const elapsed = Math.max(...results.map((r) => r.elapsedMs)) / 1000;
-    const failed = results.reduce((s, r) => s + r.failed, 0);
+    const { perSecond, cpu, failed, elapsed } = await timedConnects(kind, have, size);
     if (profileConnects) {
       await server.request({ type: 'pushgate:profile', action: 'stop', file: profileFile('connect') });
       progress(`gateway: CPU profile of connect written to ${profileFile('connect')}`);
     }
-    if (cpuBefore) {
-      run.connectsPerSecond = (size - failed) / elapsed;
-      run.connectCpu = cpuPerThousand(
-        cpuBefore,
-        await cpuSample(server, workers, cfg.redisUrl),
-        size - failed,
-      );
+    if (have === 0) {
+      run.connectsPerSecond = perSecond;
+      run.connectCpu = cpu;
     }
     have = size;
     if (fanoutOnly) {
@@ -831,35 +834,16 @@ async function measure(
     );
   }
   await Promise.all(workers.map((w) => w.request({ type: 'close', from: 0 })));
-  /** Devices [0, size) connect from every worker in `mode`: connects/s and CPU per 1000 connects. */
-  const timedConnects = async (mode: string, size: number) => {
-    const cpuBefore = await cpuSample(server, workers, cfg.redisUrl);
-    const results = await Promise.all(
-      workers.map((w) =>
-        w.request<{ connected: number; failed: number; elapsedMs: number }>({
-          type: 'connect',
-          mode,
-          url,
-          from: 0,
-          to: size,
-        }),
-      ),
-    );
-    const failed = results.reduce((n, r) => n + r.failed, 0);
-    const elapsed = Math.max(...results.map((r) => r.elapsedMs)) / 1000;
-    const cpu = cpuPerThousand(cpuBefore, await cpuSample(server, workers, cfg.redisUrl), size - failed);
-    return { perSecond: (size - failed) / elapsed, cpu, held: size - failed, elapsed };
-  };
   const size = Math.min(sizes[0]!, cfg.limit);
   if (kind === 'bare' && !fanoutOnly) {
     // The floor of the protocol's connect: the same connects, each then sending the gateway's
     // hello (a real token) and waiting for a welcome of the gateway's shape; the server checks the
     // frame's shape but neither the token nor Redis. Last, so no other phase carries the listener.
     await server.request({ type: 'answer-hellos', on: true });
-    const r = await timedConnects('bare-hello', size);
+    const r = await timedConnects('bare-hello', 0, size);
     run.helloConnectsPerSecond = r.perSecond;
     run.helloConnectCpu = r.cpu;
-    progress(`bare with hello -> welcome: ${r.held} connections in ${r.elapsed.toFixed(1)} s`);
+    progress(`bare with hello -> welcome: ${size - r.failed} connections in ${r.elapsed.toFixed(1)} s`);
     await server.request({ type: 'answer-hellos', on: false });
     await Promise.all(workers.map((w) => w.request({ type: 'close', from: 0 })));
   }
@@ -867,15 +851,15 @@ async function measure(
     // A reconnect storm: the devices connect (first hellos), their connections drop without a
     // bye (as when a gateway restarts), and they all come back. Their registration is in the
     // indexes (the index mark says so), so each hello is the claim alone.
-    await timedConnects('gateway', size);
+    await timedConnects('gateway', 0, size);
     await Promise.all(workers.map((w) => w.request({ type: 'close', from: 0, keep: true })));
     // The gateway releases each presence and touches its indexes as the sockets close: let that
     // finish, so the reconnects' CPU is theirs alone.
     await new Promise((r) => setTimeout(r, 3000));
-    const r = await timedConnects('gateway', size);
+    const r = await timedConnects('gateway', 0, size);
     run.reconnectsPerSecond = r.perSecond;
     run.reconnectCpu = r.cpu;
-    progress(`gateway reconnects: ${r.held} connections in ${r.elapsed.toFixed(1)} s`);
+    progress(`gateway reconnects: ${size - r.failed} connections in ${r.elapsed.toFixed(1)} s`);
     await Promise.all(workers.map((w) => w.request({ type: 'close', from: 0 })));
   }
   return run;
