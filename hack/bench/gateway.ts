@@ -1,14 +1,17 @@
 /**
  * `npm run bench:gateway [-- --sizes 8000 --fanout-devices 8000 --lone-pushes 10 --fanout-pushes 10
- *   --latency-rate 200 --latency-seconds 10] [--baseline-tree /tmp/before --baseline-order first|last]`
+ *   --latency-rate 200 --latency-seconds 10] [--only fanout|latency]
+ *   [--baseline-tree /tmp/before --baseline-order first|last]`
  *
  * Measures the gateway against a bare `ws` server in the same run (same client load, same
  * machine, separate child processes), in the shape of issue 15's peer comparison:
  *   - lone pushes to every fan-out device one after another, each waited for until the last
  *     device has it (bare ws: one broadcast each), as deliveries per second of their own time;
  *   - a burst of pushes offered at once (bare ws: a send() per frame, and corked per socket);
- *   - p50/p99/max push API -> device latency at a fixed offered load, timed in one process
- *     (bare ws: an HTTP POST naming the device, answered by one frame);
+ *   - p50/p99/max push API -> device latency at a fixed offered load, sent and timed by a prober:
+ *     a client process of its own with a few devices (--latency-devices), beside the load's idle
+ *     devices, posting over kept-alive node:http connections (bare ws: an HTTP POST naming the
+ *     device, answered by one frame);
  *   - connects per second (gateway: upgrade + hello + token check + presence in Redis; bare ws:
  *     the upgrade, and again with a hello answered by a welcome), and CPU per 1000 connects;
  *   - process RSS with no connections, and RSS and live heap (heapUsed + external) per idle
@@ -75,8 +78,19 @@ const options = {
     description: '127.x source addresses for clients.',
   },
   only: {
-    schema: z.enum(['all', 'fanout']).default('all'),
-    description: 'fanout: connect only the fan-out devices and measure fan-out alone (no memory, latency).',
+    schema: z.enum(['all', 'fanout', 'latency']).default('all'),
+    description:
+      'fanout: connect only the fan-out devices and measure fan-out alone (no memory, latency); latency: hold the fan-out devices and measure latency alone.',
+  },
+  latencyDevices: {
+    schema: z.number().int().positive().default(64),
+    description:
+      'Devices of the latency prober: a client process of its own, which sends the pushes and times them while the other workers hold the load.',
+  },
+  latencyClient: {
+    schema: z.enum(['prober', 'worker']).default('prober'),
+    description:
+      'Who times latency: prober (a process of its own with --latency-devices devices) or worker (the first load worker, among its thousands of devices; the old way).',
   },
   ackEach: {
     schema: z.boolean().default(false),
@@ -534,6 +548,31 @@ async function runClientWorker(
       const total = Math.round(rate * (m.seconds as number));
       const t0 = performance.now();
       const auth = `Basic ${Buffer.from(`${APP}:${SECRET}`).toString('base64')}`;
+      // node:http on kept-alive connections, as a load tool sends (fetch costs the sender more
+      // per request, and that would be timed as the server's latency).
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+      const api = new URL(`${m.api as string}/v1/apps/${APP}/push`);
+      const post = (body: string) =>
+        new Promise<void>((resolve) => {
+          const req = http.request(
+            api,
+            {
+              method: 'POST',
+              agent,
+              headers: {
+                'content-type': 'application/json',
+                'content-length': Buffer.byteLength(body),
+                authorization: auth,
+              },
+            },
+            (res) => {
+              res.resume();
+              res.once('end', resolve);
+            },
+          );
+          req.once('error', () => resolve()); // a lost push shows as a lost sample
+          req.end(body);
+        });
       const inflight: Promise<unknown>[] = [];
       for (let k = 0; k < total; k++) {
         const due = t0 + (k * 1000) / rate;
@@ -541,17 +580,12 @@ async function runClientWorker(
         if (wait > 0) await new Promise((r) => setTimeout(r, wait));
         const device = ids[Math.floor(Math.random() * ids.length)]!;
         latencyStart.set(k, performance.now());
-        inflight.push(
-          fetch(`${m.api as string}/v1/apps/${APP}/push`, {
-            method: 'POST',
-            headers: { 'content-type': 'application/json', authorization: auth },
-            body: JSON.stringify({ to: { device: `dev-${device}` }, data: { k } }),
-          }).then((r) => r.arrayBuffer()),
-        );
+        inflight.push(post(JSON.stringify({ to: { device: `dev-${device}` }, data: { k } })));
       }
       await Promise.allSettled(inflight);
       const deadline = Date.now() + 10_000;
       while (latencyStart.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      agent.destroy();
       reply({ latencies, lost: latencyStart.size });
     }
   });
@@ -608,14 +642,21 @@ async function measure(
     lonePushes: number;
     latencyRate: number;
     latencySeconds: number;
+    latencyDevices: number;
+    latencyClient: 'prober' | 'worker';
+    /** The latency prober (--latency-client prober): a client process apart from the load workers. */
+    prober?: Child;
     limit: number;
-    only: 'all' | 'fanout';
+    only: 'all' | 'fanout' | 'latency';
     profile: string;
     profileKind: 'cpu' | 'heap';
     redisUrl?: string;
   },
 ): Promise<ServerRun> {
   const fanoutOnly = cfg.only === 'fanout';
+  /** Only the connects that hold the load, then the latency phase (no memory, fan-out or reconnects). */
+  const latencyOnly = cfg.only === 'latency';
+  const noMemory = fanoutOnly || latencyOnly;
   const url =
     kind === 'gateway' ? `ws://127.0.0.1:${server.port}/v1/connect` : `ws://127.0.0.1:${server.port}`;
   const run: ServerRun = { mem: new Map(), connectsPerSecond: 0, fanoutPerSecond: 0 };
@@ -627,8 +668,8 @@ async function measure(
   );
   await Promise.all(workers.map((w) => w.request({ type: 'close', from: warm })));
   await new Promise((r) => setTimeout(r, 1000));
-  const base = fanoutOnly ? { rss: 0, heapUsed: 0, external: 0 } : await memoryOf(server);
-  if (!fanoutOnly) {
+  const base = noMemory ? { rss: 0, heapUsed: 0, external: 0 } : await memoryOf(server);
+  if (!noMemory) {
     run.idle = base;
     progress(`${kind}: idle RSS ${(base.rss / 2 ** 20).toFixed(1)} MiB`);
   }
@@ -671,7 +712,7 @@ async function measure(
       run.connectCpu = cpu;
     }
     have = size;
-    if (fanoutOnly) {
+    if (noMemory) {
       progress(`${kind}: ${size - failed} connections in ${elapsed.toFixed(1)} s`);
       continue;
     }
@@ -785,38 +826,55 @@ async function measure(
     }
     return { perSecond, cpu };
   };
-  const lone = await phase('lone', cfg.lonePushes, 1, false);
-  run.lonePerSecond = lone.perSecond;
-  run.loneCpu = lone.cpu;
-  // The bare server bursts twice: a send() per frame, then with every socket corked for the
-  // whole burst (each device's frames in one write, as the gateway writes the pushes it stored
-  // together for a device). The gateway is compared with both.
-  const burst = await phase('burst', 1, cfg.fanoutPushes, false);
-  run.fanoutPerSecond = burst.perSecond;
-  run.fanoutCpu = burst.cpu;
-  if (kind === 'bare') {
-    run.fanoutCorkedPerSecond = (await phase('burst-corked', 1, cfg.fanoutPushes, true)).perSecond;
-    // The floor of any server that keeps the ack contract: the same broadcast, but every device
-    // acks what it read in one frame, as the gateway's devices do, and the server parses each ack.
-    const acks = (on: boolean) =>
-      Promise.all(
-        [server, ...workers].map((c) => c.request({ type: c === server ? 'read-acks' : 'bare-acks', on })),
-      );
-    await acks(true);
-    const acked = await phase('lone-acked', cfg.lonePushes, 1, false);
-    await acks(false);
-    run.loneAckedPerSecond = acked.perSecond;
-    run.loneAckedCpu = acked.cpu;
+  if (!latencyOnly) {
+    const lone = await phase('lone', cfg.lonePushes, 1, false);
+    run.lonePerSecond = lone.perSecond;
+    run.loneCpu = lone.cpu;
+    // The bare server bursts twice: a send() per frame, then with every socket corked for the
+    // whole burst (each device's frames in one write, as the gateway writes the pushes it stored
+    // together for a device). The gateway is compared with both.
+    const burst = await phase('burst', 1, cfg.fanoutPushes, false);
+    run.fanoutPerSecond = burst.perSecond;
+    run.fanoutCpu = burst.cpu;
+    if (kind === 'bare') {
+      run.fanoutCorkedPerSecond = (await phase('burst-corked', 1, cfg.fanoutPushes, true)).perSecond;
+      // The floor of any server that keeps the ack contract: the same broadcast, but every device
+      // acks what it read in one frame, as the gateway's devices do, and the server parses each ack.
+      const acks = (on: boolean) =>
+        Promise.all(
+          [server, ...workers].map((c) => c.request({ type: c === server ? 'read-acks' : 'bare-acks', on })),
+        );
+      await acks(true);
+      const acked = await phase('lone-acked', cfg.lonePushes, 1, false);
+      await acks(false);
+      run.loneAckedPerSecond = acked.perSecond;
+      run.loneAckedCpu = acked.cpu;
+    }
   }
   if (!fanoutOnly) {
-    await new Promise((r) => setTimeout(r, 2000));
+    if (!latencyOnly) await new Promise((r) => setTimeout(r, 2000));
     if (profiling) await server.request({ type: 'pushgate:profile', action: 'start', kind: cfg.profileKind });
-    const lat = await workers[0]!.request<{ latencies: number[]; lost: number }>({
+    // The prober connects its own devices beside the load and times pushes to them; without
+    // it the first load worker does, among thousands of its devices.
+    const prober = cfg.latencyClient === 'prober' ? cfg.prober : undefined;
+    if (prober) {
+      const r = await prober.request<{ connected: number; failed: number }>({
+        type: 'connect',
+        mode: kind,
+        url,
+        from: PROBE_DEVICES_FROM,
+        to: PROBE_DEVICES_FROM + cfg.latencyDevices,
+      });
+      if (r.failed) throw new Error(`latency prober: ${r.failed} of its devices failed to connect`);
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+    const lat = await (prober ?? workers[0]!).request<{ latencies: number[]; lost: number }>({
       type: 'latency',
       api: `http://127.0.0.1:${server.port}`,
       rate: cfg.latencyRate,
       seconds: cfg.latencySeconds,
     });
+    await prober?.request({ type: 'close', from: 0 });
     run.latency = {
       p50: quantile(lat.latencies, 0.5),
       p99: quantile(lat.latencies, 0.99),
@@ -835,7 +893,7 @@ async function measure(
   }
   await Promise.all(workers.map((w) => w.request({ type: 'close', from: 0 })));
   const size = Math.min(sizes[0]!, cfg.limit);
-  if (kind === 'bare' && !fanoutOnly) {
+  if (kind === 'bare' && !noMemory) {
     // The floor of the protocol's connect: the same connects, each then sending the gateway's
     // hello (a real token) and waiting for a welcome of the gateway's shape; the server checks the
     // frame's shape but neither the token nor Redis. Last, so no other phase carries the listener.
@@ -847,7 +905,7 @@ async function measure(
     await server.request({ type: 'answer-hellos', on: false });
     await Promise.all(workers.map((w) => w.request({ type: 'close', from: 0 })));
   }
-  if (kind === 'gateway' && !fanoutOnly) {
+  if (kind === 'gateway' && !noMemory) {
     // A reconnect storm: the devices connect (first hellos), their connections drop without a
     // bye (as when a gateway restarts), and they all come back. Their registration is in the
     // indexes (the index mark says so), so each hello is the claim alone.
@@ -864,6 +922,9 @@ async function measure(
   }
   return run;
 }
+
+/** The latency prober's devices: an index range of their own (not the load's, nor the warm-up's). */
+const PROBE_DEVICES_FROM = 2_000_000;
 
 const GATEWAY_READY = /"port":(\d+).*"gateway listening"/;
 
@@ -963,7 +1024,7 @@ async function shippedIdleRss(
 
 export default async function bench(argv: string[]) {
   const cfg = parseConfig(options, argv);
-  if (cfg.only === 'fanout') cfg.sizes = [cfg.fanoutDevices];
+  if (cfg.only !== 'all') cfg.sizes = [cfg.fanoutDevices];
   const startedAt = new Date();
   const limit = (await fileLimit()) - 500;
   const workerCount = Math.max(cfg.workers, Math.ceil(Math.max(...cfg.sizes) / limit));
@@ -976,23 +1037,28 @@ export default async function bench(argv: string[]) {
   const redisUrl = benchRedisServer.url;
   const children: Child[] = [];
   try {
+    const clientWorker = (k: number, of: number) =>
+      startChild(
+        [
+          path.join(here, 'gateway.ts'),
+          '--role',
+          'clients',
+          String(k),
+          String(of),
+          String(cfg.sourceAddresses),
+          cfg.ackEach ? 'ack-each' : 'ack-per-read',
+        ],
+        /^worker ready (\d+)/,
+      );
     const workers = await Promise.all(
-      Array.from({ length: workerCount }, (_, k) =>
-        startChild(
-          [
-            path.join(here, 'gateway.ts'),
-            '--role',
-            'clients',
-            String(k),
-            String(workerCount),
-            String(cfg.sourceAddresses),
-            cfg.ackEach ? 'ack-each' : 'ack-per-read',
-          ],
-          /^worker ready (\d+)/,
-        ),
-      ),
+      Array.from({ length: workerCount }, (_, k) => clientWorker(k, workerCount)),
     );
     children.push(...workers);
+    // The latency prober: its own few devices, pushes sent and timed in a process that holds
+    // nothing else, so its samples are the server's latency, not a busy load worker's.
+    const prober =
+      cfg.only !== 'fanout' && cfg.latencyClient === 'prober' ? await clientWorker(0, 1) : undefined;
+    if (prober) children.push(prober);
     const params = { ...cfg, workers: workerCount, fileLimit: limit + 500 };
 
     progress('bare ws baseline');
@@ -1001,7 +1067,7 @@ export default async function bench(argv: string[]) {
       /^bare ws listening (\d+)/,
     );
     children.push(bare);
-    const bareRun = await measure('bare', bare, workers, cfg.sizes, { ...cfg, limit });
+    const bareRun = await measure('bare', bare, workers, cfg.sizes, { ...cfg, limit, prober });
     await bare.stop();
 
     const gatewayArgs = [
@@ -1030,7 +1096,12 @@ export default async function bench(argv: string[]) {
         cfg.gatewayNodeArgs,
       );
       children.push(gateway);
-      const result = await measure('gateway', gateway, workers, cfg.sizes, { ...cfg, limit, redisUrl });
+      const result = await measure('gateway', gateway, workers, cfg.sizes, {
+        ...cfg,
+        limit,
+        redisUrl,
+        prober,
+      });
       await gateway.stop();
       return result;
     };
@@ -1048,40 +1119,42 @@ export default async function bench(argv: string[]) {
     const rows: BenchRow[] = [];
     const bareName = 'bare ws';
     const fanoutNote = `gateway: push API -> Redis inbox -> frame, devices ack (${cfg.ackEach ? 'a frame per push' : 'one frame per read'})`;
-    rows.push({
-      metric: `lone pushes one after another (${cfg.fanoutDevices} devices x ${cfg.lonePushes}), deliveries/s`,
-      unit: 'msg/s',
-      value: gwRun.lonePerSecond!,
-      baseline: bareRun.lonePerSecond!,
-      baselineName: 'bare ws broadcast',
-      note: `each waited for until the last device has it; ${fanoutNote}`,
-    });
-    if (bareRun.loneAckedPerSecond)
+    if (cfg.only !== 'latency') {
       rows.push({
         metric: `lone pushes one after another (${cfg.fanoutDevices} devices x ${cfg.lonePushes}), deliveries/s`,
         unit: 'msg/s',
         value: gwRun.lonePerSecond!,
-        baseline: bareRun.loneAckedPerSecond,
-        baselineName: 'bare ws broadcast, devices ack',
-        note: 'the floor of the ack contract: bare ws reads and parses one ack frame per device per push, stores nothing',
+        baseline: bareRun.lonePerSecond!,
+        baselineName: 'bare ws broadcast',
+        note: `each waited for until the last device has it; ${fanoutNote}`,
       });
-    const burstMetric = `${cfg.fanoutPushes} pushes at once (${cfg.fanoutDevices} devices), deliveries/s`;
-    rows.push({
-      metric: burstMetric,
-      unit: 'msg/s',
-      value: gwRun.fanoutPerSecond,
-      baseline: bareRun.fanoutPerSecond,
-      baselineName: 'bare ws broadcast, a send per frame',
-      note: fanoutNote,
-    });
-    rows.push({
-      metric: burstMetric,
-      unit: 'msg/s',
-      value: gwRun.fanoutPerSecond,
-      baseline: bareRun.fanoutCorkedPerSecond,
-      baselineName: 'bare ws broadcast, corked per socket',
-      note: fanoutNote,
-    });
+      if (bareRun.loneAckedPerSecond)
+        rows.push({
+          metric: `lone pushes one after another (${cfg.fanoutDevices} devices x ${cfg.lonePushes}), deliveries/s`,
+          unit: 'msg/s',
+          value: gwRun.lonePerSecond!,
+          baseline: bareRun.loneAckedPerSecond,
+          baselineName: 'bare ws broadcast, devices ack',
+          note: 'the floor of the ack contract: bare ws reads and parses one ack frame per device per push, stores nothing',
+        });
+      const burstMetric = `${cfg.fanoutPushes} pushes at once (${cfg.fanoutDevices} devices), deliveries/s`;
+      rows.push({
+        metric: burstMetric,
+        unit: 'msg/s',
+        value: gwRun.fanoutPerSecond,
+        baseline: bareRun.fanoutPerSecond,
+        baselineName: 'bare ws broadcast, a send per frame',
+        note: fanoutNote,
+      });
+      rows.push({
+        metric: burstMetric,
+        unit: 'msg/s',
+        value: gwRun.fanoutPerSecond,
+        baseline: bareRun.fanoutCorkedPerSecond,
+        baselineName: 'bare ws broadcast, corked per socket',
+        note: fanoutNote,
+      });
+    }
     if (gwRun.latency && bareRun.latency) {
       const note = `${gwRun.latency.samples} samples at ${cfg.latencyRate}/s, ${gwRun.latency.lost} lost (bare: HTTP POST -> one frame)`;
       for (const q of ['p50', 'p99', 'max'] as const)
@@ -1094,7 +1167,7 @@ export default async function bench(argv: string[]) {
           note,
         });
     }
-    if (cfg.only !== 'fanout') {
+    if (cfg.only === 'all') {
       rows.push({
         metric: 'connects per second',
         unit: 'conn/s',
@@ -1157,7 +1230,7 @@ export default async function bench(argv: string[]) {
         note: 'after 1000 connections came and went; both run under tsx',
       });
     }
-    for (const size of cfg.only === 'fanout' ? [] : cfg.sizes) {
+    for (const size of cfg.only === 'all' ? cfg.sizes : []) {
       const g = gwRun.mem.get(size)!;
       const b = bareRun.mem.get(size)!;
       const note = g.note ?? b.note;
@@ -1180,9 +1253,10 @@ export default async function bench(argv: string[]) {
     }
     const cpuNote = 'CPU ms per 1000 deliveries (lower is better), counted to 1 s after the last';
     for (const [label, g, b] of [
-      ['lone pushes', gwRun.loneCpu!, bareRun.loneCpu!],
-      ['burst', gwRun.fanoutCpu!, bareRun.fanoutCpu!],
+      ['lone pushes', gwRun.loneCpu, bareRun.loneCpu],
+      ['burst', gwRun.fanoutCpu, bareRun.fanoutCpu],
     ] as const) {
+      if (!g || !b) continue; // --only latency
       rows.push({
         metric: `${label}: CPU, gateway`,
         unit: 'ms/1k',
@@ -1238,7 +1312,7 @@ export default async function bench(argv: string[]) {
         note: `${cpuNote}; the acking clients alone cost about what bare ws's server and clients cost together`,
       });
     }
-    if (cfg.shipped && cfg.only !== 'fanout') {
+    if (cfg.shipped && cfg.only === 'all') {
       const idle = await shippedIdleRss(gatewayArgs, gatewayEnv);
       const asShipped = (when: string, rss: { gateway: number; bare: number }, note: string) =>
         rows.push({
@@ -1260,7 +1334,7 @@ export default async function bench(argv: string[]) {
         `after ${idle.rest.seconds.toFixed(0)} s idle${idle.rest.settled ? ', RSS steady for 6 s' : `, RSS still moving at ${REST_MAX_S} s`}; no GC forced`,
       );
     }
-    if (baseRun) rows.push(...againstBaselineTree(gwRun, baseRun, cfg.sizes, cfg.only === 'fanout'));
+    if (baseRun) rows.push(...againstBaselineTree(gwRun, baseRun, cfg.sizes, cfg.only !== 'all'));
     report('gateway', params, rows, startedAt);
   } finally {
     await Promise.all(children.map((c) => c.stop()));
@@ -1273,11 +1347,12 @@ function againstBaselineTree(
   now: ServerRun,
   before: ServerRun,
   sizes: number[],
-  fanoutOnly: boolean,
+  /** Not every phase ran (--only): no memory or connect rows. */
+  partial: boolean,
 ): BenchRow[] {
   const baselineName = 'baseline tree';
   const rows: BenchRow[] = [];
-  for (const size of fanoutOnly ? [] : sizes) {
+  for (const size of partial ? [] : sizes) {
     const n = now.mem.get(size)!;
     const b = before.mem.get(size)!;
     const note = n.note ?? b.note;
@@ -1294,7 +1369,7 @@ function againstBaselineTree(
         note,
       });
   }
-  if (!fanoutOnly)
+  if (!partial)
     rows.push({
       metric: 'tree: connects per second',
       unit: 'conn/s',
@@ -1302,13 +1377,14 @@ function againstBaselineTree(
       baseline: before.connectsPerSecond,
       baselineName,
     });
-  rows.push({
-    metric: 'tree: fan-out deliveries per second',
-    unit: 'msg/s',
-    value: now.fanoutPerSecond,
-    baseline: before.fanoutPerSecond,
-    baselineName,
-  });
+  if (now.fanoutCpu && before.fanoutCpu)
+    rows.push({
+      metric: 'tree: fan-out deliveries per second',
+      unit: 'msg/s',
+      value: now.fanoutPerSecond,
+      baseline: before.fanoutPerSecond,
+      baselineName,
+    });
   if (now.fanoutCpu && before.fanoutCpu)
     rows.push({
       metric: 'tree: fan-out CPU, gateway + redis-server',
