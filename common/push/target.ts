@@ -113,8 +113,8 @@ function compile(expr: TagExpr | null, tags: string[]): string[] {
 
 /**
  * A tag expression (or every device) resolved per device bucket: one script per bucket, over the
- * bucket's slot, all 1024 sent at once (ioredis auto-pipelining groups them per connection, per
- * Cluster node). Until migrateTagIndex has emptied the app's legacy one-slot sets the expression
+ * bucket's slot, all 1024 sent at once (in one socket write on a single Redis, common/redis/
+ * connection.ts; auto-pipelined per node on a Cluster). Until migrateTagIndex has emptied the app's legacy one-slot sets the expression
  * reads, resolveMigrating reads both, so no device is lost during migration.
  */
 async function resolveIndexed(

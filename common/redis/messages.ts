@@ -169,17 +169,12 @@ export async function createMessageStatus(
   keys: RedisKeys,
   s: { id: string; app: string; target: string; createdAt: number; expiresAt: number },
 ) {
-  const key = keys.messageStatus(s.id);
-  await redis
-    .multi()
-    .hsetnx(key, 'id', s.id)
-    .hsetnx(key, 'app', s.app)
-    .hsetnx(key, 'target', s.target)
-    .hsetnx(key, 'state', 'storing')
-    .hsetnx(key, 'createdAt', String(s.createdAt))
-    .hsetnx(key, 'expiresAt', String(s.expiresAt))
-    .pexpire(key, Math.max(STATUS_MIN_TTL_MS, s.expiresAt - s.createdAt + 3600_000))
-    .exec();
+  await redis.pgStatusCreate(
+    keys.messageStatus(s.id),
+    Math.max(STATUS_MIN_TTL_MS, s.expiresAt - s.createdAt + 3600_000),
+    ...['id', s.id, 'app', s.app, 'target', s.target, 'state', 'storing'],
+    ...['createdAt', String(s.createdAt), 'expiresAt', String(s.expiresAt)],
+  );
 }
 
 export async function completeMessageStatus(
@@ -188,11 +183,10 @@ export async function completeMessageStatus(
   id: string,
   counts: Partial<Record<MessageCounter, number>>,
 ) {
-  const key = keys.messageStatus(id);
-  const m = redis.multi();
-  for (const [k, v] of Object.entries(counts)) m.hset(key, k, String(v));
-  m.hset(key, 'state', 'accepted');
-  await m.exec();
+  // One HSET of every field: atomic without a MULTI.
+  const fields: string[] = [];
+  for (const [k, v] of Object.entries(counts)) fields.push(k, String(v));
+  await redis.hset(keys.messageStatus(id), ...fields, 'state', 'accepted');
 }
 
 /**

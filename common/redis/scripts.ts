@@ -450,6 +450,23 @@ end
 return 0
 `,
   },
+
+  /**
+   * Creates a message's status: each field only where the hash has none yet (a request finishing
+   * an abandoned one under the same id keeps what is there), and its lifetime. One command, not a
+   * MULTI of seven: every push makes this call.
+   * KEYS: the status hash. ARGV: lifetime (ms), then field, value pairs. Returns 1.
+   */
+  pgStatusCreate: {
+    numberOfKeys: 1,
+    lua: `
+for i = 2, #ARGV, 2 do
+  redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1
+`,
+  },
 } as const;
 
 export type ScriptName = keyof typeof scripts;

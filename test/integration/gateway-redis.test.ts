@@ -1,7 +1,9 @@
+import { createHash } from 'node:crypto';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { forgetDevice, indexDevice, TagLimitError } from '../../common/redis/app-index.js';
 import { parseTarget, resolveTarget, TooManyRecipientsError } from '../../common/push/target.js';
 import { createRedis } from '../../common/redis/connection.js';
+import { scripts } from '../../common/redis/scripts.js';
 import { deviceBucket, redisKeys } from '../../common/redis/keys.js';
 import {
   ackMessages,
@@ -51,6 +53,23 @@ describe('common/redis scripts', () => {
     const r = await storeMessage(redis, keys, 'a', 'col', msg('c2', { collapse: 'score' }), limits);
     expect(r).toMatchObject({ outcome: 'stored', seq: 2, replaced: 'c1' });
     expect(await inboxIds('col')).toEqual(['c2']);
+  });
+
+  it('runs its scripts on a Redis that forgot them (SCRIPT FLUSH, as after a restart without persistence): each call answered NOSCRIPT is sent again as EVAL, which loads the script again', async () => {
+    const sha = createHash('sha1').update(scripts.pgStore.lua).digest('hex');
+    await storeMessage(redis, keys, 'a', 'forgot-0', msg('f-first'), limits);
+    expect(await redis.script('EXISTS', sha)).toEqual([1]);
+    await redis.script('FLUSH');
+    expect(await redis.script('EXISTS', sha)).toEqual([0]);
+    // Many calls in one pipeline: every one is refused, and every one is sent again.
+    const results = await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        storeMessage(redis, keys, 'a', `forgot-${i}`, msg(`f${i}`), limits),
+      ),
+    );
+    expect(results.map((r) => r.outcome)).toEqual(Array.from({ length: 50 }, () => 'stored'));
+    expect(await inboxIds('forgot-0')).toEqual(['f-first', 'f0']);
+    expect(await redis.script('EXISTS', sha)).toEqual([1]);
   });
 
   it('stores only-if-online messages (TTL 0) only for a device some gateway holds', async () => {

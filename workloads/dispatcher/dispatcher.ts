@@ -634,7 +634,7 @@ export class Dispatcher {
     ]);
   }
 
-  /** Deletes keys of many slots: one command each (auto-pipelined; a Cluster pipeline must stay on one node). */
+  /** Deletes keys of many slots: one command each (sent together; a Cluster pipeline must stay on one node). */
   private async del(keys: string[]): Promise<void> {
     await Promise.all(keys.map((k) => this.redis.del(k)));
   }
