@@ -113,9 +113,10 @@ function compile(expr: TagExpr | null, tags: string[]): string[] {
 
 /**
  * A tag expression (or every device) resolved per device bucket: one script per bucket, over the
- * bucket's slot, all 1024 sent at once (in one socket write on a single Redis, common/redis/
- * connection.ts; auto-pipelined per node on a Cluster). Until migrateTagIndex has emptied the app's legacy one-slot sets the expression
- * reads, resolveMigrating reads both, so no device is lost during migration.
+ * bucket's slot, all 1024 sent at once (in one socket write on a single Redis, see
+ * common/redis/connection.ts; auto-pipelined per node on a Cluster). Until migrateTagIndex has
+ * emptied the app's legacy one-slot sets the expression reads, resolveMigrating reads both, so no
+ * device is lost during migration.
  */
 async function resolveIndexed(
   redis: PgRedis,

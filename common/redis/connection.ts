@@ -79,8 +79,7 @@ type AllScriptCommands = ScriptCommands & RateLimitScriptCommands & IndexScriptC
  * a restart or SCRIPT FLUSH). Not ioredis' defineCommand: it lists a defined command in the
  * client's `scriptsSet`, and every ioredis Pipeline (one per auto-pipelined flush, and one per
  * multi()) copies each listed script's two methods onto itself: with 18 scripts, 8.4 us and a
- * dictionary of 36 properties per Pipeline instead of 1.9 us. A push makes several flushes, so
- * that was most of the push path's garbage and a scavenge every 400 ms at 200 pushes a second.
+ * dictionary of 36 properties per Pipeline instead of 1.9 us, and a push made several flushes.
  */
 type ScriptArg = string | number;
 function scriptCommand(client: Redis | Cluster, spec: ScriptSpec) {
@@ -171,10 +170,10 @@ export function createRedis(url: string, opts: RedisConnectOptions = {}): PgRedi
  * corks the socket, and the check phase (setImmediate, where ioredis' auto-pipelining flushes
  * too) uncorks it. So a fan-out's 1,024 bucket stores (or acks, or tag reads), or the claims of
  * the hellos read in one poll, go out in one write, as with auto-pipelining, but without its
- * Pipeline objects: measured on a single Redis (hack/bench, 8k commands a second), about 30% of
- * what auto-pipelining allocates outlives two scavenges and is promoted (2-4 MB a scavenge,
- * 4-6 ms pauses); plain commands promote 2% (1 ms pauses). Those pauses were the push API's
- * latency tail, and part of a fan-out's GC.
+ * Pipeline objects: measured with a lone ioredis client sending 8k commands a second, about 30%
+ * of what auto-pipelining (or an explicit pipeline) allocates outlives two scavenges and is
+ * promoted (2-4 MB a scavenge, 4-6 ms pauses); plain commands promote 2% (1 ms pauses). Those
+ * pauses were most of the push API's latency tail, and part of a fan-out's GC.
  */
 function coalesceWrites(client: Redis): void {
   const send = client.sendCommand.bind(client);

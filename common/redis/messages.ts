@@ -214,8 +214,9 @@ export async function recordFates(
   await Promise.all(calls);
 }
 
+/** Adds to a message's counter while its status exists: a count after it expired makes no key (it would have no TTL). */
 export function countMessage(redis: PgRedis, keys: RedisKeys, id: string, counter: MessageCounter, by = 1) {
-  return redis.hincrby(keys.messageStatus(id), counter, by);
+  return redis.pgIncrIfExists(keys.messageStatus(id), counter, by);
 }
 
 export async function getMessageStatus(

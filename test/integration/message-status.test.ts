@@ -183,6 +183,23 @@ describe('message status: every state, and the recipients add up', () => {
     d.client.stop();
   });
 
+  it('a status that has expired is not made again by a late count: an ack after it is gone leaves no key (it would have no TTL)', async () => {
+    const d = device('late-ack-1', { autoAck: false });
+    await d.client.start();
+    const { id } = await push({ device: 'late-ack-1' });
+    await until(() => d.ids().includes(String(id)), 10_000, 'the push on the device');
+    await statusWhen(id, (s) => s.delivered === 1);
+    const key = redisKeys(prefix).messageStatus(String(id));
+    await redis.del(key); // as its lifetime running out would
+    d.client.ack([String(id)]);
+    const inbox = redisKeys(prefix).deviceInbox(APP, 'late-ack-1');
+    for (let i = 0; i < 100 && (await redis.exists(inbox)) === 1; i++) await sleep(100);
+    expect(await redis.exists(inbox), 'the ack took it out of the inbox').toBe(0);
+    await sleep(500); // counters are written every 100 ms
+    expect(await redis.exists(key)).toBe(0);
+    d.client.stop();
+  });
+
   it('delivered: a push sent again after a reconnect is counted once', async () => {
     const d = device('read-2', { autoAck: false });
     await d.client.start();
