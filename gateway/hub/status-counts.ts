@@ -2,8 +2,8 @@ import type { MessageCounter } from './store.js';
 
 /**
  * Message status counters (sent, acked) counted per message id in memory and written to the
- * store once a second: a fan-out to 10k devices on this gateway is one write per counter, not
- * 10k.
+ * store every 100 ms (the hub's timer): a fan-out to 10k devices on this gateway is a few writes
+ * per counter, not 10k.
  */
 export class StatusCounts {
   private counts = new Map<string, [MessageCounter, number][]>();

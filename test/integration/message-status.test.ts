@@ -81,7 +81,7 @@ describe('message status: every state, and the recipients add up', () => {
     expect(s.waiting.delivered, JSON.stringify(s)).toBeLessThanOrEqual(s.waiting.inbox);
     return s;
   };
-  /** The status once `done` holds (counters written a moment later: sent and acked about once a second). */
+  /** The status once `done` holds (counters written a moment later: sent and acked every 100 ms). */
   const statusWhen = async (id: unknown, done: (s: Status) => boolean, app = APP, secret?: string) => {
     let s = await status(id, app, secret);
     for (let i = 0; i < 100 && !done(s); i++) {
@@ -283,7 +283,7 @@ describe('message status: every state, and the recipients add up', () => {
     // The device's receipt mark stopped at what it was sent.
     const sentSeq = Number(c.frames.find((f) => f.t === 'push')!.seq);
     expect(Number(await redis.hget(keys.deviceMeta(APP, 'hostile-1'), 'rseq'))).toBe(sentSeq);
-    await sleep(1200); // status counts are written about once a second: a wrong one would show
+    await sleep(1200); // status counts are written every 100 ms: a wrong one would show by now
     expect(await status(unsent)).toMatchObject({ delivered: 0, waiting: { inbox: 1, delivered: 0 } });
     expect(c.ws.readyState).toBe(c.ws.OPEN);
     c.ws.close();
